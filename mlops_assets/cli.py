@@ -1,0 +1,196 @@
+"""`mlops`: the platform from a terminal (run the graph, land batches, status, UI)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+
+from mlops_assets.paths import PlatformPaths, resolve_home
+from mlops_assets.runner import BatchRun, ingest_batch, ingest_landed, open_instance, table_rows
+
+FAULT_CHOICES = ("nulls", "out_of_range", "unparseable", "duplicates")
+SCENARIOS = ("none", "covariate_shift", "market_jump")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `mlops` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    paths = PlatformPaths(resolve_home(args.home))
+    try:
+        return int(args.handler(args, paths) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        _say(f"error: {exc}")
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
+    parser.add_argument("--home", help="state folder (default: $MLOPS_HOME or ./.mlops_home)")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="materialize the platform's graph for one batch")
+    run.add_argument("--batch", default="initial", help="batch (partition) key")
+    run.add_argument(
+        "--source", choices=("synthetic", "file", "sklearn", "landing"), default="synthetic"
+    )
+    run.add_argument("--path", default="", help="file source: path, glob or http(s) URL")
+    run.add_argument("--dataset", default="breast_cancer", help="sklearn source: dataset name")
+    run.add_argument("--spec", help="dataset spec YAML; saved in the state folder for later runs")
+    _synthetic_options(run)
+    run.set_defaults(handler=_run)
+
+    land = commands.add_parser("land", help="drop a generated batch into the landing folder")
+    land.add_argument("--key", help="batch key (default: batch-<seed>-<scenario>)")
+    land.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    _synthetic_options(land)
+    land.set_defaults(handler=_land)
+
+    ingest = commands.add_parser("ingest", help="ingest every file waiting in the landing folder")
+    ingest.set_defaults(handler=_ingest)
+
+    status = commands.add_parser("status", help="show batches, tables and recent runs")
+    status.set_defaults(handler=_status)
+
+    ui = commands.add_parser("ui", help="open the Dagster UI (dagster dev) on this state folder")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=_ui)
+    return parser
+
+
+def _synthetic_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rows", type=int, default=20_000, help="synthetic: number of sales")
+    parser.add_argument("--seed", type=int, default=42, help="synthetic: random seed")
+    parser.add_argument("--scenario", choices=SCENARIOS, default="none", help="synthetic: drift")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        choices=FAULT_CHOICES,
+        default=[],
+        help="synthetic: inject a fault (repeatable)",
+    )
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.02, help="synthetic: share of rows per fault"
+    )
+
+
+def _synthetic_config(args: argparse.Namespace) -> dict:
+    return {
+        "rows": args.rows,
+        "seed": args.seed,
+        "scenario": args.scenario,
+        "faults": list(args.fault),
+        "fault_rate": args.fault_rate,
+    }
+
+
+def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    from mlops_assets.resources import resolve_spec_path
+    from mlops_assets.spec import load_spec
+
+    if args.spec:
+        load_spec(args.spec)  # fail here, naming the field, before anything is written
+        paths.root.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.spec, paths.saved_spec)
+    instance = open_instance(paths)
+    spec_path = resolve_spec_path(paths)
+    _say(f"State folder: {paths.root}\nDataset spec: {spec_path}")
+    source = {
+        "kind": args.source,
+        "path": args.path,
+        "dataset": args.dataset,
+        **_synthetic_config(args),
+    }
+    run = ingest_batch(instance, args.batch, source)
+    _report(run, paths)
+    if not run.success:
+        return 1
+    _say(
+        "\nResults:\n"
+        f"  cleaned tables     {paths.cleaned_dir()}\n"
+        f"  quarantined rows   {paths.data / 'quarantine'}\n"
+        f"  Dagster instance   {paths.dagster_home}\n"
+        "Open the UI with `uv run mlops ui` and browse http://127.0.0.1:3000"
+    )
+    return 0
+
+
+def _land(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    from mlops_assets.sources import SyntheticConfig, drop_batch, generate_house_sales
+
+    key = args.key or f"batch-{args.seed}-{args.scenario}"
+    config = SyntheticConfig(
+        rows=args.rows,
+        seed=args.seed,
+        scenario=args.scenario,
+        faults=tuple(args.fault),
+        fault_rate=args.fault_rate,
+        first_house_id=args.seed * 10_000_000 + 1,
+    )
+    path = drop_batch(generate_house_sales(config), paths.landing, key, args.format)
+    _say(f"Landed {config.rows} rows as batch {key!r}: {path}")
+    return 0
+
+
+def _ingest(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    runs = ingest_landed(open_instance(paths), paths)
+    if not runs:
+        _say(f"Nothing waiting in {paths.landing}")
+    for run in runs:
+        _report(run, paths)
+    return 0 if all(r.success for r in runs) else 1
+
+
+def _status(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    instance = open_instance(paths)
+    batches = instance.get_dynamic_partitions("batches")
+    _say(f"State folder: {paths.root}\nBatches: {len(batches)}")
+    _say(f"  {'batch':<28} {'raw':>10} {'cleaned':>10} {'quarantined':>12}")
+    for batch in batches:
+        raw, cleaned = table_rows(paths.raw(batch)), table_rows(paths.cleaned(batch))
+        quarantined = table_rows(paths.quarantine(batch))
+        _say(f"  {batch:<28} {_n(raw):>10} {_n(cleaned):>10} {_n(quarantined):>12}")
+    waiting = [
+        p.name for p in paths.landing.glob("*") if p.is_file() and not p.name.startswith(".")
+    ]
+    _say(f"Waiting in landing: {len(waiting)} {waiting[:5]}")
+    _say("Recent runs:")
+    for record in instance.get_run_records(limit=5):
+        run = record.dagster_run
+        batch = run.tags.get("dagster/partition", "")
+        _say(f"  {run.run_id[:8]} {run.job_name:<20} {run.status.value:<10} {batch}")
+    return 0
+
+
+def _ui(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    open_instance(paths)
+    workspace = os.path.join(os.path.dirname(os.path.dirname(__file__)), "workspace.yaml")
+    command = ["dagster", "dev", "-w", workspace, "-p", str(args.port)]
+    _say(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
+    os.execvp(command[0], command)
+    return 0  # pragma: no cover - exec does not return
+
+
+def _report(run: BatchRun, paths: PlatformPaths) -> None:
+    if not run.success:
+        _say(f"Batch {run.batch!r} FAILED (run {run.run_id[:8]}):\n{run.error}")
+        return
+    raw, cleaned = table_rows(paths.raw(run.batch)), table_rows(paths.cleaned(run.batch))
+    quarantined = table_rows(paths.quarantine(run.batch))
+    counts = f"{_n(raw)} raw rows -> {_n(cleaned)} cleaned, {_n(quarantined)} quarantined"
+    _say(f"Batch {run.batch!r}: {counts}")
+
+
+def _n(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _say(message: str) -> None:
+    sys.stdout.write(message + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The functional core: plain functions on DataFrames, tested without Dagster."""

@@ -1,0 +1,1 @@
+"""Stage `ingestion`: raw and cleaned data per batch, with their checks."""

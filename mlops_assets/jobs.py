@@ -1,0 +1,16 @@
+"""Jobs of the platform.
+
+Each runs in process (see `definitions.py`): spawning a process per step costs 2-5 s, far more
+than the steps themselves on laptop-sized data.
+"""
+
+import dagster as dg
+
+from mlops_assets.ingestion.partitions import batches
+
+ingestion_job = dg.define_asset_job(
+    name="ingestion_job",
+    selection=dg.AssetSelection.groups("ingestion"),
+    partitions_def=batches,
+    description="Ingest one batch: raw data as delivered, then cleaned with its checks.",
+)

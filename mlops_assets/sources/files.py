@@ -1,0 +1,104 @@
+"""CSV and Parquet from a path, a glob or an http(s) URL."""
+
+from __future__ import annotations
+
+import glob
+import io
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from mlops_assets.sources.base import SourceError
+
+FileFormat = Literal["auto", "csv", "parquet"]
+SUFFIX_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".csv.gz": "csv"}
+URL_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """Rows from one file, every file of a glob (concatenated in name order) or a URL."""
+
+    location: str
+    file_format: FileFormat = "auto"
+
+    def describe(self) -> str:
+        """Name the location so metadata and errors point at it."""
+        return f"file:{self.location}"
+
+    def load(self) -> pd.DataFrame:
+        """Read every matching file; a missing, empty or unreadable one names itself."""
+        if self.location.startswith(("http://", "https://")):
+            return _read_bytes(_download(self.location), self.location, self._format(self.location))
+        paths = self._paths()
+        frames = [_read_path(p, self._format(str(p))) for p in paths]
+        if len(frames) == 1:
+            return frames[0]
+        _require_same_columns(frames, paths)
+        return pd.concat(frames, ignore_index=True)
+
+    def _paths(self) -> list[Path]:
+        if glob.has_magic(self.location):
+            paths = sorted(Path(p) for p in glob.glob(self.location) if Path(p).is_file())
+            if not paths:
+                raise SourceError(f"no file matches {self.location}")
+            return paths
+        path = Path(self.location)
+        if not path.exists():
+            raise SourceError(f"source file {path} does not exist")
+        if not path.is_file():
+            raise SourceError(f"source {path} is not a file")
+        return [path]
+
+    def _format(self, name: str) -> str:
+        if self.file_format != "auto":
+            return self.file_format
+        lowered = name.lower().split("?", 1)[0]
+        for suffix, fmt in SUFFIX_FORMATS.items():
+            if lowered.endswith(suffix):
+                return fmt
+        raise SourceError(f"{name}: unsupported file type (expected .csv or .parquet)")
+
+
+def _download(url: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        raise SourceError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise SourceError(f"{url}: cannot be downloaded ({exc})") from exc
+
+
+def _read_path(path: Path, fmt: str) -> pd.DataFrame:
+    if path.stat().st_size == 0:
+        raise SourceError(f"source file {path} is empty")
+    return _read_bytes(path, str(path), fmt)
+
+
+def _read_bytes(content: bytes | Path, name: str, fmt: str) -> pd.DataFrame:
+    handle = io.BytesIO(content) if isinstance(content, bytes) else content
+    if isinstance(content, bytes) and not content:
+        raise SourceError(f"source {name} is empty")
+    try:
+        frame = pd.read_csv(handle) if fmt == "csv" else pd.read_parquet(handle)
+    except pd.errors.EmptyDataError as exc:
+        raise SourceError(f"source {name} is empty") from exc
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise SourceError(f"source {name} cannot be read as {fmt.upper()}: {exc}") from exc
+    if frame.empty:
+        raise SourceError(f"source {name} has no rows")
+    return frame
+
+
+def _require_same_columns(frames: list[pd.DataFrame], paths: list[Path]) -> None:
+    first = list(frames[0].columns)
+    for frame, path in zip(frames[1:], paths[1:], strict=True):
+        if list(frame.columns) != first:
+            raise SourceError(
+                f"source file {path} has columns {list(frame.columns)}, but {paths[0]} has {first}"
+            )

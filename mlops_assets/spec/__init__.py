@@ -1,0 +1,35 @@
+"""The dataset spec and its loaders; see `model.py`."""
+
+from pathlib import Path
+
+from mlops_assets.spec.model import (
+    DERIVED_ENTITY_KEY,
+    DERIVED_EVENT_TIMESTAMP,
+    ColumnSpec,
+    DatasetSpec,
+    DType,
+    Imputation,
+    Role,
+    SpecError,
+    TaskType,
+    load_spec,
+)
+
+SPECS_DIR = Path(__file__).parent
+HOUSE_PRICES_SPEC = SPECS_DIR / "house_prices.yaml"
+BREAST_CANCER_SPEC = SPECS_DIR / "breast_cancer.yaml"
+
+__all__ = [
+    "BREAST_CANCER_SPEC",
+    "DERIVED_ENTITY_KEY",
+    "DERIVED_EVENT_TIMESTAMP",
+    "HOUSE_PRICES_SPEC",
+    "ColumnSpec",
+    "DType",
+    "DatasetSpec",
+    "Imputation",
+    "Role",
+    "SpecError",
+    "TaskType",
+    "load_spec",
+]

@@ -1,0 +1,274 @@
+"""The dataset spec: the one contract that cleaning, features, training and serving all read.
+
+A spec is a small YAML document validated with pydantic, so a typo fails at load time with the
+offending field named instead of surfacing later as a confusing KeyError deep in a pipeline.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlops_assets.spec.derived import DerivedExpression, ExpressionError
+
+DERIVED_ENTITY_KEY = "row_id"
+DERIVED_EVENT_TIMESTAMP = "ingested_at"
+FORBIDDEN_NAME_CHARS = ("<", "[", "]")  # XGBoost rejects these in feature names
+
+
+class SpecError(ValueError):
+    """A dataset spec that cannot be used; the message names the file and the field."""
+
+
+class Role(StrEnum):
+    """What a column is for; drives Feast schema, training columns and the request model."""
+
+    ENTITY_KEY = "entity_key"
+    EVENT_TIMESTAMP = "event_timestamp"
+    FEATURE = "feature"
+    TARGET = "target"
+
+
+class DType(StrEnum):
+    """Logical column types; kept few so every stage maps them the same way."""
+
+    INT = "int"
+    FLOAT = "float"
+    CATEGORY = "category"
+    STRING = "string"
+    DATETIME = "datetime"
+    BOOL = "bool"
+
+
+class Imputation(StrEnum):
+    """How a null may be filled; `none` means the row is quarantined instead."""
+
+    NONE = "none"
+    MEDIAN = "median"
+    MEAN = "mean"
+    MODE = "mode"
+    CONSTANT = "constant"
+
+
+class TaskType(StrEnum):
+    """The learning task, which decides the model family and the report's metrics."""
+
+    REGRESSION = "regression"
+    BINARY_CLASSIFICATION = "binary_classification"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(_Strict):
+    """One delivered column: its type, role and the rules its values must keep."""
+
+    name: str = Field(min_length=1)
+    dtype: DType
+    role: Role = Role.FEATURE
+    description: str = ""
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] | None = None
+    impute: Imputation = Imputation.NONE
+    impute_value: float | str | None = None
+    max_null_rate: float | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_usable(cls, name: str) -> str:
+        bad = [c for c in FORBIDDEN_NAME_CHARS if c in name]
+        if bad:
+            raise ValueError(f"column name {name!r} contains {''.join(bad)!r}")
+        return name
+
+    @model_validator(mode="after")
+    def _rules_fit_dtype(self) -> ColumnSpec:
+        numeric = self.dtype in (DType.INT, DType.FLOAT)
+        if (self.min is not None or self.max is not None) and not numeric:
+            raise ValueError(f"column {self.name!r}: min/max need a numeric dtype")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"column {self.name!r}: min {self.min} > max {self.max}")
+        if self.dtype == DType.CATEGORY and not self.categories:
+            raise ValueError(f"column {self.name!r}: a category column must list categories")
+        if self.categories is not None and self.dtype != DType.CATEGORY:
+            raise ValueError(f"column {self.name!r}: categories need dtype 'category'")
+        if self.impute == Imputation.CONSTANT and self.impute_value is None:
+            raise ValueError(f"column {self.name!r}: impute 'constant' needs impute_value")
+        if self.impute in (Imputation.MEDIAN, Imputation.MEAN) and not numeric:
+            raise ValueError(f"column {self.name!r}: impute {self.impute} needs a numeric dtype")
+        if self.role in (Role.ENTITY_KEY, Role.EVENT_TIMESTAMP, Role.TARGET) and self.nullable:
+            raise ValueError(f"column {self.name!r}: a {self.role} column cannot be nullable")
+        if self.role == Role.EVENT_TIMESTAMP and self.dtype != DType.DATETIME:
+            raise ValueError(f"column {self.name!r}: the event timestamp needs dtype 'datetime'")
+        return self
+
+    @property
+    def is_numeric(self) -> bool:
+        """Whether ranges, quantiles and PSI bins apply to this column."""
+        return self.dtype in (DType.INT, DType.FLOAT, DType.BOOL)
+
+
+class DerivedColumn(_Strict):
+    """A column computed from others by a safe arithmetic expression (no arbitrary code)."""
+
+    name: str = Field(min_length=1)
+    expr: str = Field(min_length=1)
+    description: str = ""
+
+
+class QualityRules(_Strict):
+    """Dataset-wide thresholds for the asset checks (ERROR blocks, WARN informs)."""
+
+    min_rows: int = Field(default=100, ge=1)
+    warn_rows: int | None = Field(default=None, ge=1)
+    max_null_rate: float = Field(default=0.05, ge=0, le=1)
+    max_quarantine_share: float = Field(default=0.10, ge=0, le=1)
+    warn_quarantine_share: float = Field(default=0.02, ge=0, le=1)
+
+
+class Gate(_Strict):
+    """One promotion gate on a test-split metric: at least `min` and/or at most `max`."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> Gate:
+        if self.min is None and self.max is None:
+            raise ValueError(f"gate on {self.metric!r} needs min or max")
+        return self
+
+
+class Gates(_Strict):
+    """Promotion policy: absolute gates plus how much worse than the champion is tolerated."""
+
+    rules: tuple[Gate, ...] = ()
+    primary_metric: str = "rmse"
+    champion_tolerance: float = Field(default=0.02, ge=0)
+
+
+class DatasetSpec(_Strict):
+    """The whole data contract of one dataset."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    version: int = Field(default=1, ge=1)
+    description: str = ""
+    task: TaskType
+    columns: tuple[ColumnSpec, ...] = Field(min_length=1)
+    derived: tuple[DerivedColumn, ...] = ()
+    quality: QualityRules = QualityRules()
+    gates: Gates = Gates()
+    positive_class: str | int | None = None
+
+    @model_validator(mode="after")
+    def _roles_are_consistent(self) -> DatasetSpec:
+        names = [c.name for c in self.columns] + [d.name for d in self.derived]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate column names: {dupes}")
+        for role in (Role.ENTITY_KEY, Role.EVENT_TIMESTAMP, Role.TARGET):
+            found = [c.name for c in self.columns if c.role == role]
+            if len(found) > 1:
+                raise ValueError(f"more than one {role} column: {found}")
+        if not any(c.role == Role.TARGET for c in self.columns):
+            raise ValueError("no column has role 'target'")
+        if not self.feature_columns:
+            raise ValueError("no column has role 'feature'")
+        reserved = sorted({DERIVED_ENTITY_KEY, DERIVED_EVENT_TIMESTAMP} & set(names))
+        if reserved:
+            raise ValueError(f"column names {reserved} are reserved for derived keys")
+        known = {c.name for c in self.columns}
+        for derived in self.derived:
+            try:
+                expression = DerivedExpression.parse(derived.expr)
+            except ExpressionError as exc:
+                raise ValueError(f"derived column {derived.name!r}: {exc}") from exc
+            unknown = sorted(expression.columns - known)
+            if unknown:
+                raise ValueError(f"derived column {derived.name!r} uses unknown columns {unknown}")
+            known.add(derived.name)
+        return self
+
+    def column(self, name: str) -> ColumnSpec:
+        """The column named `name`; a KeyError names it if the spec has none."""
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(f"column {name!r} is not in dataset spec {self.name!r}")
+
+    def _role(self, role: Role) -> ColumnSpec | None:
+        return next((c for c in self.columns if c.role == role), None)
+
+    @property
+    def entity_key_column(self) -> str | None:
+        """The delivered entity key, or None when the platform derives one."""
+        column = self._role(Role.ENTITY_KEY)
+        return column.name if column else None
+
+    @property
+    def event_timestamp_column(self) -> str | None:
+        """The delivered event timestamp, or None when the platform derives one."""
+        column = self._role(Role.EVENT_TIMESTAMP)
+        return column.name if column else None
+
+    @property
+    def entity_key(self) -> str:
+        """The entity key as stored after ingestion (delivered or derived)."""
+        return self.entity_key_column or DERIVED_ENTITY_KEY
+
+    @property
+    def event_timestamp(self) -> str:
+        """The event timestamp as stored after ingestion (delivered or derived)."""
+        return self.event_timestamp_column or DERIVED_EVENT_TIMESTAMP
+
+    @property
+    def target(self) -> str:
+        """The label column."""
+        column = self._role(Role.TARGET)
+        assert column is not None  # guaranteed by validation
+        return column.name
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Delivered feature columns in spec order (derived ones excluded)."""
+        return [c.name for c in self.columns if c.role == Role.FEATURE]
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        """Feature columns whose values come from a fixed category list."""
+        return [
+            c.name for c in self.columns if c.role == Role.FEATURE and c.dtype == DType.CATEGORY
+        ]
+
+    @property
+    def required_columns(self) -> list[str]:
+        """Columns a source must deliver."""
+        return [c.name for c in self.columns]
+
+
+def load_spec(path: str | Path) -> DatasetSpec:
+    """Read and validate a spec file, naming the file and the field on any error."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise SpecError(f"dataset spec {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"dataset spec {path} is not valid YAML: {exc}") from exc
+    if not isinstance(document, dict):
+        raise SpecError(f"dataset spec {path} must be a mapping at the top level")
+    try:
+        return DatasetSpec.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SpecError(f"dataset spec {path} is invalid: {problems}") from exc
