@@ -1,0 +1,54 @@
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from mlops_assets.ingestion.assets import cleaned_data, raw_data
+from mlops_assets.resources import DatasetSpecResource, MlopsHome
+
+
+@pytest.fixture
+def instance(mlops_home) -> Iterator[dg.DagsterInstance]:
+    dagster_home = mlops_home / "dagster"
+    dagster_home.mkdir(parents=True)
+    with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
+        yield instance
+
+
+@pytest.fixture
+def ingest(instance):
+    """Materialize raw and cleaned data for one batch; returns the result (never raises)."""
+
+    def run(batch: str, source: dict[str, Any] | None = None, spec_path: str = ""):
+        instance.add_dynamic_partitions("batches", [batch])
+        home = MlopsHome()
+        return dg.materialize(
+            [raw_data, cleaned_data],
+            instance=instance,
+            partition_key=batch,
+            resources={
+                "home": home,
+                "dataset": DatasetSpecResource(home=home, spec_path=spec_path),
+            },
+            run_config={"ops": {"raw_data": {"config": source or {"rows": 2_000}}}},
+            raise_on_error=False,
+        )
+
+    return run
+
+
+def check_evaluations(result) -> dict[tuple[str, str], Any]:
+    """(asset, check) -> evaluation, for every check the run evaluated."""
+    evaluations = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            evaluations[(data.asset_key.to_user_string(), data.check_name)] = data
+    return evaluations
+
+
+def failure_text(result) -> str:
+    from mlops_assets.runner import failure_message
+
+    return failure_message(result)

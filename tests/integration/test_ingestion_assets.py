@@ -1,0 +1,125 @@
+import pandas as pd
+import pytest
+
+from mlops_assets.core.storage import read_json
+from mlops_assets.sources import SyntheticConfig, generate_house_sales
+from mlops_assets.spec import BREAST_CANCER_SPEC
+from tests.integration.conftest import check_evaluations, failure_text
+
+
+def _metadata(result, asset: str) -> dict:
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == asset
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_batch_is_ingested_with_metadata_and_passing_checks(ingest, paths):
+    result = ingest("b1", {"rows": 3_000, "seed": 4})
+    assert result.success
+    raw_meta, cleaned_meta = _metadata(result, "raw_data"), _metadata(result, "cleaned_data")
+    assert raw_meta["dagster/row_count"] == 3_000
+    assert raw_meta["source"].startswith("synthetic:rows=3000,seed=4")
+    assert len(raw_meta["content_hash"]) == 64
+    assert raw_meta["time_range"].startswith("2015-01-")
+    assert cleaned_meta["dagster/row_count"] == 3_000 and cleaned_meta["quarantined_rows"] == 0
+    evaluations = check_evaluations(result)
+    assert len(evaluations) == 4 + 7
+    assert all(e.passed for e in evaluations.values())
+    assert len(pd.read_parquet(paths.cleaned("b1"))) == 3_000
+    assert read_json(paths.manifest("b1"))["rows"] == 3_000
+
+
+def test_failed_check_keeps_the_previous_good_cleaned_table(ingest, paths):
+    assert ingest("b1", {"rows": 2_000, "seed": 1}).success
+    good_bytes = paths.cleaned("b1").read_bytes()
+    result = ingest("b1", {"rows": 2_000, "seed": 1, "faults": ["nulls"], "fault_rate": 0.2})
+    assert not result.success
+    assert "quarantine_share: 20.00% of rows quarantined > limit 10.00%" in failure_text(result)
+    assert paths.cleaned("b1").read_bytes() == good_bytes, "the good table is untouched"
+    rejected = pd.read_parquet(paths.quarantine("b1", rejected=True))
+    assert (rejected["quarantine_reason"] == "null:sqft").sum() == 400
+    evaluation = check_evaluations(result)[("cleaned_data", "quarantine_share")]
+    assert not evaluation.passed and evaluation.severity.value == "ERROR"
+
+
+def test_rows_breaking_rules_are_quarantined_not_dropped(ingest, paths):
+    source = {
+        "rows": 2_000,
+        "faults": ["out_of_range", "unparseable", "duplicates"],
+        "fault_rate": 0.01,
+    }
+    result = ingest("b1", source)
+    assert result.success, failure_text(result)
+    meta = _metadata(result, "cleaned_data")
+    assert (
+        meta["raw_rows"]
+        == meta["dagster/row_count"] + meta["quarantined_rows"] + meta["duplicates_removed"]
+    )
+    assert meta["duplicates_removed"] == 20
+    assert set(meta["rows_per_rule"]) == {"out_of_range:bedrooms", "unparseable:year_built"}
+    raw_check = check_evaluations(result)[("raw_data", "values_valid")]
+    assert not raw_check.passed and raw_check.severity.value == "WARN"
+
+
+def test_missing_source_file_names_it(ingest, tmp_path):
+    missing = tmp_path / "nowhere" / "sales.csv"
+    result = ingest("b1", {"kind": "file", "path": str(missing)})
+    assert not result.success
+    assert f"source file {missing} does not exist" in failure_text(result)
+
+
+def test_missing_column_names_the_file_and_the_column(ingest, tmp_path):
+    path = tmp_path / "sales.csv"
+    generate_house_sales(SyntheticConfig(rows=500)).drop(columns=["condition"]).to_csv(
+        path, index=False
+    )
+    result = ingest("b1", {"kind": "file", "path": str(path)})
+    assert not result.success
+    message = failure_text(result)
+    assert str(path) in message and "condition" in message
+    assert not check_evaluations(result)[("raw_data", "required_columns")].passed
+
+
+def test_too_few_rows_block_raw_data(ingest, paths):
+    result = ingest("tiny", {"rows": 20})
+    assert not result.success
+    assert "row_count: 20 rows < minimum 100" in failure_text(result)
+    assert not paths.raw("tiny").exists()
+
+
+def test_new_batch_does_not_rewrite_history(ingest, paths):
+    assert ingest("b1", {"rows": 1_000, "seed": 1}).success
+    before = {p: p.stat().st_mtime_ns for p in (paths.raw("b1"), paths.cleaned("b1"))}
+    assert ingest("b2", {"rows": 1_000, "seed": 2, "first_house_id": 10_000_000}).success
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert sorted(p.name for p in paths.cleaned_dir().glob("*.parquet")) == [
+        "b1.parquet",
+        "b2.parquet",
+    ]
+
+
+def test_second_spec_runs_through_the_same_assets(ingest, paths):
+    source = {"kind": "sklearn", "dataset": "breast_cancer"}
+    first = ingest("cancer", source, spec_path=str(BREAST_CANCER_SPEC))
+    assert first.success, failure_text(first)
+    meta = _metadata(first, "raw_data")
+    assert meta["derived_entity_key"] is True and meta["derived_event_timestamp"] is True
+    cleaned = pd.read_parquet(paths.cleaned("cancer"))
+    assert len(cleaned) == 569 and {"row_id", "ingested_at", "target"} <= set(cleaned.columns)
+    again = ingest("cancer", source, spec_path=str(BREAST_CANCER_SPEC))
+    assert again.success
+    rerun = pd.read_parquet(paths.cleaned("cancer"))
+    pd.testing.assert_frame_equal(cleaned, rerun), "a rerun reproduces the same table"
+
+
+@pytest.mark.parametrize("kind", ["landing"])
+def test_landing_source_reads_the_batch_file(ingest, paths, kind):
+    from mlops_assets.sources import drop_batch
+
+    drop_batch(generate_house_sales(SyntheticConfig(rows=700)), paths.landing, "landed-1", "csv")
+    result = ingest("landed-1", {"kind": kind})
+    assert result.success, failure_text(result)
+    assert _metadata(result, "raw_data")["source"].endswith("landing/landed-1")

@@ -1,0 +1,32 @@
+"""Smoke test: the code location loads and every job and check resolves."""
+
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from mlops_assets.definitions import defs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_job_resolves():
+    for job in defs.jobs or []:
+        assert defs.resolve_job_def(job.name) is not None
+
+
+def test_assets_groups_and_checks():
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert {"raw_data", "cleaned_data"} <= keys
+    for key in ("raw_data", "cleaned_data"):
+        assert graph.get(dg.AssetKey(key)).group_name == "ingestion"
+    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
+    assert ("cleaned_data", "quarantine_share") in checks
+    assert ("raw_data", "required_columns") in checks
+
+
+def test_workspace_and_pyproject_point_at_the_code_location():
+    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())
+    assert workspace["load_from"][0]["python_module"]["module_name"] == "mlops_assets.definitions"
+    assert 'module_name = "mlops_assets.definitions"' in (ROOT / "pyproject.toml").read_text()
