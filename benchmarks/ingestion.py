@@ -114,10 +114,14 @@ def _run_child(mode: str, landed: Path, root: Path, index: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--child", nargs=3, metavar=("MODE", "LANDED", "WORK"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", nargs=3, metavar=("MODE", "LANDED", "WORK"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.child:
         _child(*args.child)
@@ -131,7 +135,8 @@ def main() -> None:
         landed = root / "landed.parquet"
         frame.to_parquet(landed, index=False)
         del frame
-        print(f"generated and landed {args.rows:,} rows in {time.perf_counter() - start:.2f} s (not timed below)")
+        elapsed = time.perf_counter() - start
+        print(f"generated and landed {args.rows:,} rows in {elapsed:.2f} s (not timed below)")
         for mode in ("core", "dagster"):
             runs = [_run_child(mode, landed, root, i) for i in range(args.repeats)]
             seconds = statistics.median(r["seconds"] for r in runs)

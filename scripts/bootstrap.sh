@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UV_VERSION="0.13.9"
+# Trust the machine's certificate store (needed behind TLS-intercepting proxies).
+export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}" UV_NATIVE_TLS="${UV_NATIVE_TLS:-1}"
 
 if command -v uv >/dev/null 2>&1; then
   UV="uv"
