@@ -168,7 +168,7 @@ def _status(args: argparse.Namespace, paths: PlatformPaths) -> int:
 def _ui(args: argparse.Namespace, paths: PlatformPaths) -> int:
     open_instance(paths)
     workspace = os.path.join(os.path.dirname(os.path.dirname(__file__)), "workspace.yaml")
-    command = ["dagster", "dev", "-w", workspace, "-p", str(args.port)]
+    command = [sys.executable, "-m", "dagster", "dev", "-w", workspace, "-p", str(args.port)]
     _say(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
     os.execvp(command[0], command)
     return 0  # pragma: no cover - exec does not return
