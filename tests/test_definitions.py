@@ -30,3 +30,16 @@ def test_workspace_and_pyproject_point_at_the_code_location():
     workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())
     assert workspace["load_from"][0]["python_module"]["module_name"] == "mlops_assets.definitions"
     assert 'module_name = "mlops_assets.definitions"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_only_correctness_checks_block():
+    graph = defs.resolve_asset_graph()
+    blocking = {
+        (key.asset_key.to_user_string(), key.name)
+        for key in graph.asset_check_keys
+        if graph.get_check_spec(key).blocking
+    }
+    assert ("raw_data", "values_valid") not in blocking, "raw values are quarantined, not blocked"
+    assert ("raw_data", "null_rates") not in blocking
+    assert ("cleaned_data", "values_valid") in blocking
+    assert ("cleaned_data", "quarantine_share") in blocking

@@ -57,8 +57,8 @@ CLEANED_CHECKS = {
     "quarantine_share": "The share of quarantined rows stays under the spec's limit "
     "(WARN above the warning level).",
 }
-BLOCKING = {
-    "required_columns",
+RAW_BLOCKING = {"required_columns", "row_count"}
+CLEANED_BLOCKING = {
     "row_count",
     "schema_matches_spec",
     "no_forbidden_nulls",
@@ -84,7 +84,7 @@ def check_raw(raw: pd.DataFrame, spec: DatasetSpec) -> list[CheckOutcome]:
     if missing:
         return outcomes
     outcomes.append(_null_rates(raw, spec, nullable_only=False, severity=Severity.WARN))
-    outcomes.append(_raw_values_valid(raw, spec))
+    outcomes.append(_values_valid(raw, spec, raw=True))
     return outcomes
 
 
@@ -95,7 +95,7 @@ def check_cleaned(result: CleaningResult, spec: DatasetSpec) -> list[CheckOutcom
         _schema_matches(cleaned, spec),
         _forbidden_nulls(cleaned, spec),
         _null_rates(cleaned, spec, nullable_only=True, severity=Severity.WARN),
-        _cleaned_values_valid(cleaned, spec),
+        _values_valid(cleaned, spec, raw=False),
         _unique_keys(cleaned, spec),
         row_count_check(len(cleaned), spec),
         _quarantine_share(result, spec),
@@ -165,23 +165,17 @@ def _invalid_counts(frame: pd.DataFrame, spec: DatasetSpec, *, parse: bool) -> d
     return counts
 
 
-def _raw_values_valid(raw: pd.DataFrame, spec: DatasetSpec) -> CheckOutcome:
-    counts = _invalid_counts(raw, spec, parse=True)
-    description = (
-        f"invalid values (quarantined when cleaned): {counts}" if counts else "all values valid"
-    )
-    return CheckOutcome(
-        "values_valid", not counts, Severity.WARN, description, {"invalid_values": counts}
-    )
+def _values_valid(frame: pd.DataFrame, spec: DatasetSpec, *, raw: bool) -> CheckOutcome:
+    """Count invalid values per column.
 
-
-def _cleaned_values_valid(cleaned: pd.DataFrame, spec: DatasetSpec) -> CheckOutcome:
-    counts = _invalid_counts(cleaned, spec, parse=False)
-    description = (
-        f"invalid values: {counts}" if counts else "all values within ranges and categories"
-    )
+    On raw data they only warn (cleaning quarantines them); on cleaned data they mean cleaning
+    let something through, so they block.
+    """
+    counts = _invalid_counts(frame, spec, parse=raw)
+    severity, note = (Severity.WARN, " (quarantined when cleaned)") if raw else (Severity.ERROR, "")
+    description = f"invalid values{note}: {counts}" if counts else "all values valid"
     return CheckOutcome(
-        "values_valid", not counts, Severity.ERROR, description, {"invalid_values": counts}
+        "values_valid", not counts, severity, description, {"invalid_values": counts}
     )
 
 

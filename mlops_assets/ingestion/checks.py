@@ -10,19 +10,26 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from mlops_assets.core.quality import BLOCKING, CLEANED_CHECKS, RAW_CHECKS, CheckOutcome, Severity
+from mlops_assets.core.quality import (
+    CLEANED_BLOCKING,
+    CLEANED_CHECKS,
+    RAW_BLOCKING,
+    RAW_CHECKS,
+    CheckOutcome,
+    Severity,
+)
 
 
-def check_specs(asset: str, checks: dict[str, str]) -> list[dg.AssetCheckSpec]:
+def check_specs(asset: str, checks: dict[str, str], blocking: set[str]) -> list[dg.AssetCheckSpec]:
     """Declare the checks an asset evaluates, blocking the ones that guard correctness."""
     return [
-        dg.AssetCheckSpec(name, asset=asset, description=text, blocking=name in BLOCKING)
+        dg.AssetCheckSpec(name, asset=asset, description=text, blocking=name in blocking)
         for name, text in checks.items()
     ]
 
 
-RAW_CHECK_SPECS = check_specs("raw_data", RAW_CHECKS)
-CLEANED_CHECK_SPECS = check_specs("cleaned_data", CLEANED_CHECKS)
+RAW_CHECK_SPECS = check_specs("raw_data", RAW_CHECKS, RAW_BLOCKING)
+CLEANED_CHECK_SPECS = check_specs("cleaned_data", CLEANED_CHECKS, CLEANED_BLOCKING)
 
 
 def to_check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
