@@ -9,7 +9,15 @@ import sys
 from collections.abc import Sequence
 
 from mlops_assets.paths import PlatformPaths, resolve_home
-from mlops_assets.runner import BatchRun, ingest_batch, ingest_landed, open_instance, table_rows
+from mlops_assets.runner import (
+    BatchRun,
+    PipelineRun,
+    ingest_batch,
+    ingest_landed,
+    open_instance,
+    run_pipeline,
+    table_rows,
+)
 
 FAULT_CHOICES = ("nulls", "out_of_range", "unparseable", "duplicates")
 SCENARIOS = ("none", "covariate_shift", "market_jump")
@@ -54,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="show batches, tables and recent runs")
     status.set_defaults(handler=_status)
+
+    feast = commands.add_parser(
+        "feast", help="run the feast CLI in feature_repo/ on this state folder", add_help=False
+    )
+    feast.add_argument("feast_args", nargs=argparse.REMAINDER)
+    feast.set_defaults(handler=_feast)
 
     ui = commands.add_parser("ui", help="open the Dagster UI (dagster dev) on this state folder")
     ui.add_argument("--port", type=int, default=3000)
@@ -108,10 +122,16 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
     _report(run, paths)
     if not run.success:
         return 1
+    pipeline = run_pipeline(instance)
+    _report_pipeline(pipeline)
+    if not pipeline.success:
+        return 1
     _say(
         "\nResults:\n"
         f"  cleaned tables     {paths.cleaned_dir()}\n"
         f"  quarantined rows   {paths.data / 'quarantine'}\n"
+        f"  feature store      {paths.root / 'feast'}  (uv run mlops feast feature-views list)\n"
+        f"  training set       {paths.root / 'training'}\n"
         f"  Dagster instance   {paths.dagster_home}\n"
         "Open the UI with `uv run mlops ui` and browse http://127.0.0.1:3000"
     )
@@ -165,6 +185,22 @@ def _status(args: argparse.Namespace, paths: PlatformPaths) -> int:
     return 0
 
 
+def _feast(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    from mlops_assets.features.feast_repo import FEATURE_REPO
+
+    open_instance(paths)  # exports MLOPS_HOME for feature_store.yaml and definitions.py
+    command = [
+        sys.executable,
+        "-m",
+        "feast.cli.cli",
+        "--chdir",
+        str(FEATURE_REPO),
+        *args.feast_args,
+    ]
+    os.execvp(command[0], command)
+    return 0  # pragma: no cover - exec does not return
+
+
 def _ui(args: argparse.Namespace, paths: PlatformPaths) -> int:
     open_instance(paths)
     workspace = os.path.join(os.path.dirname(os.path.dirname(__file__)), "workspace.yaml")
@@ -172,6 +208,21 @@ def _ui(args: argparse.Namespace, paths: PlatformPaths) -> int:
     _say(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
     os.execvp(command[0], command)
     return 0  # pragma: no cover - exec does not return
+
+
+def _report_pipeline(run: PipelineRun) -> None:
+    if not run.success:
+        _say(f"Pipeline FAILED (run {run.run_id[:8]}):\n{run.error}")
+        return
+    features = run.metadata.get("house_features", {})
+    online = run.metadata.get("online_features", {})
+    training = run.metadata.get("training_set", {})
+    _say(
+        f"Features: {_n(features.get('dagster/row_count'))} rows; online store: "
+        f"{_n(online.get('rows_written'))} entities in {online.get('seconds', '-')} s; "
+        f"training set: {_n(training.get('train_rows'))} train / "
+        f"{_n(training.get('validation_rows'))} validation / {_n(training.get('test_rows'))} test"
+    )
 
 
 def _report(run: BatchRun, paths: PlatformPaths) -> None:

@@ -2,15 +2,25 @@
 
 import dagster as dg
 
+from mlops_assets.features.assets import (
+    feast_registry,
+    house_features,
+    online_features,
+    training_set,
+)
 from mlops_assets.ingestion.assets import cleaned_data, raw_data
-from mlops_assets.jobs import ingestion_job
-from mlops_assets.resources import DatasetSpecResource, MlopsHome
+from mlops_assets.jobs import ingestion_job, pipeline_job
+from mlops_assets.resources import DatasetSpecResource, FeatureStoreResource, MlopsHome
 
 home = MlopsHome()
 
 defs = dg.Definitions(
-    assets=[raw_data, cleaned_data],
-    jobs=[ingestion_job],
-    resources={"home": home, "dataset": DatasetSpecResource(home=home)},
+    assets=[raw_data, cleaned_data, house_features, feast_registry, online_features, training_set],
+    jobs=[ingestion_job, pipeline_job],
+    resources={
+        "home": home,
+        "dataset": DatasetSpecResource(home=home),
+        "feature_store": FeatureStoreResource(home=home),
+    },
     executor=dg.in_process_executor,
 )

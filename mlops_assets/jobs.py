@@ -14,3 +14,10 @@ ingestion_job = dg.define_asset_job(
     partitions_def=batches,
     description="Ingest one batch: raw data as delivered, then cleaned with its checks.",
 )
+
+pipeline_job = dg.define_asset_job(
+    name="pipeline_job",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("ingestion"),
+    description="Everything after ingestion, over all cleaned batches: features, online store "
+    "and training set.",
+)

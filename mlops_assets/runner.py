@@ -27,6 +27,16 @@ class BatchRun:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class PipelineRun:
+    """The outcome of the pipeline job, with each asset's metadata for reporting."""
+
+    success: bool
+    run_id: str
+    metadata: dict[str, dict[str, Any]]
+    error: str = ""
+
+
 def open_instance(paths: PlatformPaths) -> dg.DagsterInstance:
     """Open the platform's Dagster instance under `MLOPS_HOME`.
 
@@ -62,6 +72,25 @@ def ingest_batch(
     return BatchRun(
         batch, result.success, result.run_id, "" if result.success else failure_message(result)
     )
+
+
+def run_pipeline(instance: dg.DagsterInstance, log_level: str = "WARNING") -> PipelineRun:
+    """Run everything after ingestion (features, training, ...) over all cleaned batches."""
+    from mlops_assets.definitions import defs
+
+    result = defs.resolve_job_def("pipeline_job").execute_in_process(
+        instance=instance,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        raise_on_error=False,
+    )
+    metadata = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        metadata[materialization.asset_key.to_user_string()] = {
+            key: value.value for key, value in materialization.metadata.items()
+        }
+    error = "" if result.success else failure_message(result)
+    return PipelineRun(result.success, result.run_id, metadata, error)
 
 
 def ingest_landed(instance: dg.DagsterInstance, paths: PlatformPaths) -> list[BatchRun]:

@@ -273,3 +273,32 @@ def _quarantine_share(result: CleaningResult, spec: DatasetSpec) -> CheckOutcome
     return CheckOutcome(
         "quarantine_share", True, Severity.ERROR, f"{share:.2%} of rows quarantined", meta
     )
+
+
+FEATURE_CHECKS = {
+    "features_finite": "Feature columns the spec marks non-nullable hold only finite values.",
+}
+TRAINING_SET_CHECKS = {
+    "one_row_per_label": "The point-in-time join returned exactly one row per label.",
+    "point_in_time_correct": "Every row's features are the newest ones at or before its label "
+    "time (recomputed independently with an as-of join).",
+}
+
+
+def check_features(features: pd.DataFrame, spec: DatasetSpec) -> list[CheckOutcome]:
+    """NaN or infinite values where the spec forbids them block the feature table."""
+    required = [c.name for c in spec.columns if c.name in spec.feature_columns and not c.nullable]
+    required += [d.name for d in spec.derived if not d.nullable]
+    bad: dict[str, int] = {}
+    for name in required:
+        values = features[name]
+        if name in spec.categorical_columns:
+            count = int(values.isna().sum())
+        else:
+            count = int((~np.isfinite(values.to_numpy(dtype="float64", na_value=np.nan))).sum())
+        if count:
+            bad[name] = count
+    description = f"non-finite values in {bad}" if bad else "all required features finite"
+    return [
+        CheckOutcome("features_finite", not bad, Severity.ERROR, description, {"non_finite": bad})
+    ]

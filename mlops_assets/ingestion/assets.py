@@ -24,6 +24,7 @@ from mlops_assets.ingestion.checks import (
     CLEANED_CHECK_SPECS,
     RAW_CHECK_SPECS,
     blocking_failures,
+    reject,
     to_check_result,
 )
 from mlops_assets.ingestion.partitions import batches
@@ -55,14 +56,14 @@ def raw_data(
     delivered = _load(source)
     delivered_hash = content_hash(delivered)
     if missing_columns(delivered, spec):
-        yield from _reject(
+        yield from reject(
             check_raw(delivered, spec), f"raw_data for batch {batch!r} ({source.describe()})"
         )
     ingested_at = _first_ingestion_time(paths, batch, delivered_hash)
     prepared = prepare_raw(delivered, spec, source.describe(), ingested_at)
     outcomes = check_raw(prepared.frame, spec)
     if blocking_failures(outcomes):
-        yield from _reject(outcomes, f"raw_data for batch {batch!r} ({source.describe()})")
+        yield from reject(outcomes, f"raw_data for batch {batch!r} ({source.describe()})")
     path = write_parquet_atomic(prepared.frame, paths.raw(batch))
     manifest = {
         "batch": batch,
@@ -98,7 +99,7 @@ def cleaned_data(
     outcomes = check_cleaned(result, spec)
     if blocking_failures(outcomes):
         rejected = write_parquet_atomic(result.quarantine, paths.quarantine(batch, rejected=True))
-        yield from _reject(
+        yield from reject(
             outcomes,
             f"cleaned_data for batch {batch!r} (quarantined rows of this attempt: {rejected}; "
             "the previous cleaned table is kept)",
@@ -132,14 +133,6 @@ def _load(source: object) -> pd.DataFrame:
         return source.load()  # type: ignore[attr-defined]
     except SourceError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
-
-
-def _reject(outcomes: list, what: str) -> Iterator[dg.AssetCheckResult]:
-    """Report every evaluated check, then fail naming the blocking ones (nothing published)."""
-    for outcome in outcomes:
-        yield to_check_result(outcome)
-    reasons = "; ".join(f"{o.name}: {o.description}" for o in blocking_failures(outcomes))
-    raise dg.Failure(description=f"{what} blocked by failed checks: {reasons}", allow_retries=False)
 
 
 def _first_ingestion_time(paths: PlatformPaths, batch: str, delivered_hash: str) -> datetime:

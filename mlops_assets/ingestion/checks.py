@@ -6,7 +6,7 @@ leaves the previous good table in place (write-audit-publish) instead of overwri
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import dagster as dg
 
@@ -46,6 +46,14 @@ def to_check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
         description=outcome.description,
         metadata={key: _metadata_value(value) for key, value in outcome.metadata.items()},
     )
+
+
+def reject(outcomes: list[CheckOutcome], what: str) -> Iterator[dg.AssetCheckResult]:
+    """Report every evaluated check, then fail naming the blocking ones (nothing published)."""
+    for outcome in outcomes:
+        yield to_check_result(outcome)
+    reasons = "; ".join(f"{o.name}: {o.description}" for o in blocking_failures(outcomes))
+    raise dg.Failure(description=f"{what} blocked by failed checks: {reasons}", allow_retries=False)
 
 
 def blocking_failures(outcomes: Iterable[CheckOutcome]) -> list[CheckOutcome]:

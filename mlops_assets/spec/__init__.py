@@ -5,6 +5,7 @@ from pathlib import Path
 from mlops_assets.spec.model import (
     DERIVED_ENTITY_KEY,
     DERIVED_EVENT_TIMESTAMP,
+    EVENT_YEAR,
     ColumnSpec,
     DatasetSpec,
     DType,
@@ -23,6 +24,7 @@ __all__ = [
     "BREAST_CANCER_SPEC",
     "DERIVED_ENTITY_KEY",
     "DERIVED_EVENT_TIMESTAMP",
+    "EVENT_YEAR",
     "HOUSE_PRICES_SPEC",
     "ColumnSpec",
     "DType",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlops_assets.spec.derived import DerivedExpression, ExpressionError
 
+EVENT_YEAR = "event_year"  # pseudo-column for derived expressions: event time as decimal year
 DERIVED_ENTITY_KEY = "row_id"
 DERIVED_EVENT_TIMESTAMP = "ingested_at"
 FORBIDDEN_NAME_CHARS = ("<", "[", "]")  # XGBoost rejects these in feature names
@@ -115,11 +116,15 @@ class ColumnSpec(_Strict):
 
 
 class DerivedColumn(_Strict):
-    """A column computed from others by a safe arithmetic expression (no arbitrary code)."""
+    """A column computed from others by a safe arithmetic expression (no arbitrary code).
+
+    `nullable: false` makes a missing or non-finite result a blocking feature-check failure.
+    """
 
     name: str = Field(min_length=1)
     expr: str = Field(min_length=1)
     description: str = ""
+    nullable: bool = True
 
 
 class QualityRules(_Strict):
@@ -181,10 +186,10 @@ class DatasetSpec(_Strict):
             raise ValueError("no column has role 'target'")
         if not self.feature_columns:
             raise ValueError("no column has role 'feature'")
-        reserved = sorted({DERIVED_ENTITY_KEY, DERIVED_EVENT_TIMESTAMP} & set(names))
+        reserved = sorted({DERIVED_ENTITY_KEY, DERIVED_EVENT_TIMESTAMP, EVENT_YEAR} & set(names))
         if reserved:
             raise ValueError(f"column names {reserved} are reserved for derived keys")
-        known = {c.name for c in self.columns}
+        known = {c.name for c in self.columns} | {EVENT_YEAR}
         for derived in self.derived:
             try:
                 expression = DerivedExpression.parse(derived.expr)
@@ -246,6 +251,11 @@ class DatasetSpec(_Strict):
         return [
             c.name for c in self.columns if c.role == Role.FEATURE and c.dtype == DType.CATEGORY
         ]
+
+    @property
+    def model_features(self) -> list[str]:
+        """The model's input columns in their fixed order: delivered features, then derived."""
+        return self.feature_columns + [d.name for d in self.derived]
 
     @property
     def required_columns(self) -> list[str]:

@@ -1,0 +1,28 @@
+"""Deterministic train/validation/test split by entity.
+
+Every row of an entity lands in the same split (a house sold twice is never in train and test
+at once), the assignment depends only on the key (so it is stable as batches arrive and
+reproducible without a seed), and the shares follow the configured fractions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SPLITS = ("train", "validation", "test")
+HASH_KEY = "mlops-split-v1.0"  # 16 characters, as pandas' hash requires; change = reshuffle
+BUCKETS = 10_000
+
+
+def entity_split(
+    keys: np.ndarray, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+) -> np.ndarray:
+    """`train` / `validation` / `test` for each key, by a salted hash of the key."""
+    if not np.isclose(sum(fractions), 1.0) or min(fractions) < 0:
+        raise ValueError(f"split fractions must be non-negative and sum to 1, got {fractions}")
+    hashed = pd.util.hash_array(np.asarray(keys, dtype=np.int64), hash_key=HASH_KEY)
+    position = (hashed % BUCKETS) / BUCKETS
+    train_end, validation_end = fractions[0], fractions[0] + fractions[1]
+    labels = np.where(position < train_end, 0, np.where(position < validation_end, 1, 2))
+    return np.asarray(SPLITS, dtype=object)[labels]

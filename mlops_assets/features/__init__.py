@@ -1,0 +1,1 @@
+"""Stage `features`: engineered features in Feast, online store and training set."""

@@ -1,0 +1,246 @@
+"""Assets of the `features` group.
+
+Engineered features in Feast, the online store, and the point-in-time-correct training set.
+"""
+
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+import pandas as pd
+
+from mlops_assets.core.features import engineer
+from mlops_assets.core.point_in_time import as_of_join, mismatched_rows
+from mlops_assets.core.quality import (
+    FEATURE_CHECKS,
+    TRAINING_SET_CHECKS,
+    CheckOutcome,
+    Severity,
+    check_features,
+)
+from mlops_assets.core.splits import SPLITS, entity_split
+from mlops_assets.core.statistics import feature_statistics
+from mlops_assets.core.storage import content_hash, write_json_atomic, write_parquet_atomic
+from mlops_assets.features.feast_repo import FeastNames, build_definitions, offline_path
+from mlops_assets.features.inputs import NoCleanedDataError, load_cleaned
+from mlops_assets.ingestion.assets import cleaned_data
+from mlops_assets.ingestion.checks import blocking_failures, check_specs, reject, to_check_result
+from mlops_assets.resources import DatasetSpecResource, FeatureStoreResource, MlopsHome
+from mlops_assets.spec import DatasetSpec
+
+SPLIT_COLUMN = "split"
+SPLIT_METHOD = "entity hash (salted, 70/15/15): all rows of an entity in one split"
+
+
+class TrainingSetConfig(dg.Config):
+    """How the labelled rows are split."""
+
+    train_fraction: float = 0.70
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+
+@dg.asset(
+    group_name="features",
+    deps=[cleaned_data],
+    kinds={"pandas", "parquet"},
+    check_specs=check_specs("house_features", FEATURE_CHECKS, set(FEATURE_CHECKS)),
+)
+def house_features(
+    home: MlopsHome, dataset: DatasetSpecResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Engineered features of every cleaned batch, keyed by entity and event time, for Feast."""
+    spec, paths = dataset.load(), home.paths()
+    cleaned, superseded = _load_cleaned(paths, spec)
+    features = engineer(cleaned, spec)
+    outcomes = check_features(features, spec)
+    if blocking_failures(outcomes):
+        yield from reject(outcomes, "house_features")
+    stored = _strings_for_feast(features, spec)
+    path = write_parquet_atomic(stored, offline_path(paths, spec))
+    yield dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "dagster/row_count": len(stored),
+            "entities": int(stored[spec.entity_key].nunique()),
+            "superseded_rows": superseded,
+            "features": dg.MetadataValue.json(spec.model_features),
+            "content_hash": content_hash(stored),
+        },
+        check_results=[to_check_result(o) for o in outcomes],
+    )
+
+
+@dg.asset(group_name="features", deps=[house_features], kinds={"feast"})
+def feast_registry(
+    feature_store: FeatureStoreResource, dataset: DatasetSpecResource, home: MlopsHome
+) -> dg.MaterializeResult:
+    """The Feast registry with the entity, source, feature view and feature service applied."""
+    spec = dataset.load()
+    store = feature_store.store()
+    definitions = build_definitions(spec, home.paths())
+    for obj in definitions.in_apply_order():
+        try:
+            store.apply(obj)
+        except Exception as exc:  # Feast raises many types; name the object that failed
+            kind = type(obj).__name__
+            raise dg.Failure(
+                description=f"feast apply failed for {kind} {obj.name!r}: {exc}",
+                allow_retries=False,
+            ) from exc
+    names = FeastNames.for_spec(spec)
+    return dg.MaterializeResult(
+        metadata={
+            "project": store.project,
+            "entity": names.entity,
+            "feature_view": names.view,
+            "feature_service": names.service,
+            "registry": dg.MetadataValue.path(str(store.config.registry.path)),
+        }
+    )
+
+
+@dg.asset(group_name="features", deps=[feast_registry], kinds={"feast", "sqlite"})
+def online_features(
+    feature_store: FeatureStoreResource, dataset: DatasetSpecResource, home: MlopsHome
+) -> dg.MaterializeResult:
+    """Each entity's newest features in the online store, with the window in the registry."""
+    from mlops_assets.features.online_write import materialize_newest
+
+    spec = dataset.load()
+    store = feature_store.store()
+    features = _read_features(home, spec)
+    view = store.get_feature_view(FeastNames.for_spec(spec).view)
+    written = materialize_newest(store, view, features, spec.entity_key, spec.event_timestamp)
+    return dg.MaterializeResult(
+        metadata={
+            "rows_written": written.entities,
+            "input_rows": written.input_rows,
+            "window_start": written.start.isoformat(),
+            "window_end": written.end.isoformat(),
+            "seconds": round(written.seconds, 3),
+            "input_rows_per_second": round(written.input_rows / max(written.seconds, 1e-9)),
+            "online_store": written.path,
+        }
+    )
+
+
+@dg.asset(
+    group_name="features",
+    deps=[feast_registry, cleaned_data],
+    kinds={"feast", "parquet"},
+    check_specs=check_specs("training_set", TRAINING_SET_CHECKS, set(TRAINING_SET_CHECKS)),
+)
+def training_set(
+    config: TrainingSetConfig,
+    feature_store: FeatureStoreResource,
+    dataset: DatasetSpecResource,
+    home: MlopsHome,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Labels joined point-in-time-correctly to their features by Feast, split and described."""
+    spec, paths = dataset.load(), home.paths()
+    cleaned, _ = _load_cleaned(paths, spec)
+    labels = cleaned[[spec.entity_key, spec.event_timestamp, spec.target]]
+    store = feature_store.store()
+    service = store.get_feature_service(FeastNames.for_spec(spec).service)
+    started = time.perf_counter()
+    joined = store.get_historical_features(entity_df=labels, features=service).to_df()
+    join_seconds = time.perf_counter() - started
+    table = _align_to_labels(labels, joined, spec)
+    outcomes = _training_set_checks(labels, joined, table, _read_features(home, spec), spec)
+    if blocking_failures(outcomes):
+        yield from reject(outcomes, "training_set")
+    fractions = (config.train_fraction, config.validation_fraction, config.test_fraction)
+    table[SPLIT_COLUMN] = entity_split(table[spec.entity_key].to_numpy(), fractions)
+    statistics = feature_statistics(table.loc[table[SPLIT_COLUMN] == "train"], spec)
+    path = write_parquet_atomic(table, paths.root / "training" / "training_set.parquet")
+    digest = content_hash(table)
+    write_json_atomic(
+        {"content_hash": digest, "feature_service": service.name, **statistics},
+        paths.root / "training" / "feature_statistics.json",
+    )
+    counts = table[SPLIT_COLUMN].value_counts()
+    yield dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "dagster/row_count": len(table),
+            **{f"{name}_rows": int(counts.get(name, 0)) for name in SPLITS},
+            "split_method": SPLIT_METHOD,
+            "split_fractions": dg.MetadataValue.json(list(fractions)),
+            "feature_service": service.name,
+            "label": spec.target,
+            "content_hash": digest,
+            "point_in_time_join_seconds": round(join_seconds, 3),
+        },
+        check_results=[to_check_result(o) for o in outcomes],
+    )
+
+
+def _load_cleaned(paths, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:
+    try:
+        return load_cleaned(paths, spec)
+    except NoCleanedDataError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+
+def _read_features(home: MlopsHome, spec: DatasetSpec) -> pd.DataFrame:
+    path = offline_path(home.paths(), spec)
+    if not path.exists():
+        raise dg.Failure(
+            description=f"no feature table at {path}: materialize house_features first"
+        )
+    features = pd.read_parquet(path)
+    if features.empty:
+        raise dg.Failure(description=f"feature table {path} is empty: nothing to materialize")
+    return features
+
+
+def _strings_for_feast(features: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """Categories as plain strings: Feast's String type, readable in `feast ui`."""
+    stored = features.copy()
+    for name in spec.categorical_columns:
+        stored[name] = stored[name].astype("string")
+    return stored
+
+
+def _align_to_labels(labels: pd.DataFrame, joined: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """Feast may reorder rows: join its answer back onto the labels by key and timestamp."""
+    keys = [spec.entity_key, spec.event_timestamp]
+    joined = joined.copy()
+    joined[spec.event_timestamp] = pd.to_datetime(joined[spec.event_timestamp], utc=True)
+    features = joined[keys + spec.model_features].drop_duplicates(keys)
+    table = labels.merge(features, on=keys, how="left", validate="one_to_one")
+    for name in spec.categorical_columns:
+        table[name] = pd.Categorical(
+            table[name], categories=list(spec.column(name).categories or ())
+        )
+    return table[keys + spec.model_features + [spec.target]]
+
+
+def _training_set_checks(
+    labels: pd.DataFrame,
+    joined: pd.DataFrame,
+    table: pd.DataFrame,
+    features: pd.DataFrame,
+    spec: DatasetSpec,
+) -> list[CheckOutcome]:
+    rows_ok = len(joined) == len(labels)
+    rows = CheckOutcome(
+        "one_row_per_label",
+        rows_ok,
+        Severity.ERROR,
+        f"{len(joined)} joined rows for {len(labels)} labels",
+        {"labels": len(labels), "joined": len(joined)},
+    )
+    expected = as_of_join(labels, features, spec.entity_key, spec.event_timestamp)
+    differences = mismatched_rows(table, expected, spec.model_features)
+    pit = CheckOutcome(
+        "point_in_time_correct",
+        not differences,
+        Severity.ERROR,
+        f"rows differing from the as-of join: {differences}"
+        if differences
+        else "every row as of its label time",
+        {"differing_rows": differences},
+    )
+    return [rows, pit]
