@@ -5,7 +5,7 @@ import dagster as dg
 import pytest
 
 from mlops_assets.ingestion.assets import cleaned_data, raw_data
-from mlops_assets.resources import DatasetSpecResource, MlopsHome
+from mlops_assets.resources import DatasetSpecResource, FeatureStoreResource, MlopsHome
 
 
 @pytest.fixture
@@ -52,3 +52,30 @@ def failure_text(result) -> str:
     from mlops_assets.runner import failure_message
 
     return failure_message(result)
+
+
+FEATURE_ASSETS = ("house_features", "feast_registry", "online_features", "training_set")
+
+
+@pytest.fixture
+def materialize_features(instance):
+    """Materialize the feature stage (all four assets, or a selection) with real Feast."""
+    from mlops_assets.definitions import defs
+
+    def run(selection=FEATURE_ASSETS, spec_path: str = ""):
+        home = MlopsHome()
+        resources = {
+            "home": home,
+            "dataset": DatasetSpecResource(home=home, spec_path=spec_path),
+            "feature_store": FeatureStoreResource(home=home),
+        }
+        assets = [a for a in defs.assets if not isinstance(a, dg.AssetSpec)]
+        return dg.materialize(
+            assets,
+            selection=list(selection),
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+        )
+
+    return run
