@@ -1,0 +1,124 @@
+"""Benchmark: the feature stage on N synthetic rows (default 1,000,000).
+
+Prints, from one run on one machine:
+  - materialization into the SQLite online store: the platform's path (newest row per entity,
+    batched upserts) on all N rows, and Feast's shipped `materialize` on a subset (it would
+    take minutes on all of them), as input rows per second and their ratio;
+  - online lookup of one entity in process: p50/p99 of the platform's lookup helper and of
+    Feast's `get_online_features`, over the same keys;
+  - the point-in-time join (`get_historical_features`, file offline store) for N label rows.
+Targets: >= 20,000 rows/s (1M rows < 60 s); lookup p99 <= 1 ms; join of 1M labels < 60 s.
+
+    uv run python benchmarks/features.py [--rows 1000000] [--feast-rows 50000] [--lookups 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+
+def _store(root: Path, spec, features):
+    from mlops_assets.features.feast_repo import build_definitions, feature_store, offline_path
+    from mlops_assets.paths import PlatformPaths
+
+    paths = PlatformPaths(root)
+    store = feature_store(paths)
+    stored = features.astype({name: "string" for name in spec.categorical_columns})
+    stored.to_parquet(offline_path(paths, spec), index=False)
+    definitions = build_definitions(spec, paths)
+    store.apply(definitions.in_apply_order())
+    return store, definitions
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    values = np.asarray(samples) * 1e3
+    return float(np.percentile(values, 50)), float(np.percentile(values, 99))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--feast-rows", type=int, default=50_000)
+    parser.add_argument("--lookups", type=int, default=5_000)
+    args = parser.parse_args()
+
+    from mlops_assets.core.features import engineer
+    from mlops_assets.features.online_lookup import OnlineFeatureLookup
+    from mlops_assets.features.online_write import materialize_newest
+    from mlops_assets.sources import SyntheticConfig, generate_house_sales
+    from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
+
+    spec = load_spec(HOUSE_PRICES_SPEC)
+    sales = generate_house_sales(SyntheticConfig(rows=args.rows, seed=42))
+    features = engineer(sales, spec)
+    key, ts = spec.entity_key, spec.event_timestamp
+    with tempfile.TemporaryDirectory(prefix="mlops-bench-") as tmp:
+        root = Path(tmp)
+        store, definitions = _store(root / "platform", spec, features)
+        written = materialize_newest(store, definitions.view, features, key, ts)
+        ours = written.input_rows / written.seconds
+        print(
+            f"materialize (platform) {written.input_rows:>9,} rows -> {written.entities:,} entities "
+            f"in {written.seconds:6.2f} s = {ours:>8,.0f} rows/s"
+        )
+
+        subset = features.sort_values(ts).head(args.feast_rows)
+        feast_store, feast_definitions = _store(root / "feast", spec, subset)
+        start, end = subset[ts].min().to_pydatetime(), subset[ts].max().to_pydatetime()
+        began = time.perf_counter()
+        feast_store.materialize(start, end + timedelta(seconds=1), [feast_definitions.view.name])
+        feast_seconds = time.perf_counter() - began
+        theirs = len(subset) / feast_seconds
+        print(
+            f"materialize (Feast)    {len(subset):>9,} rows in {feast_seconds:6.2f} s = "
+            f"{theirs:>8,.0f} rows/s   -> platform/Feast {ours / theirs:.1f}x"
+        )
+
+        keys = np.random.default_rng(0).choice(features[key].to_numpy(), args.lookups).tolist()
+        lookup = OnlineFeatureLookup(store, spec)
+        lookup.lookup(keys[:10])
+        samples = []
+        for k in keys:
+            began = time.perf_counter()
+            lookup.lookup([k])
+            samples.append(time.perf_counter() - began)
+        p50, p99 = _percentiles(samples)
+        service = store.get_feature_service(definitions.service.name)
+        feast_samples = []
+        for k in keys[: min(len(keys), 1_000)]:
+            began = time.perf_counter()
+            store.get_online_features(features=service, entity_rows=[{key: k}])
+            feast_samples.append(time.perf_counter() - began)
+        f50, f99 = _percentiles(feast_samples)
+        print(
+            f"online lookup (platform)   p50 {p50:.3f} ms  p99 {p99:.3f} ms  over {len(samples):,} keys"
+        )
+        print(
+            f"online lookup (Feast API)  p50 {f50:.3f} ms  p99 {f99:.3f} ms  over {len(feast_samples):,} keys"
+        )
+
+        labels = sales[[key, ts, spec.target]]
+        runs = []
+        for _ in range(1):
+            began = time.perf_counter()
+            joined = store.get_historical_features(entity_df=labels, features=service).to_df()
+            runs.append(time.perf_counter() - began)
+        join_seconds = statistics.median(runs)
+        print(
+            f"point-in-time join       {len(labels):>9,} labels -> {len(joined):,} rows "
+            f"in {join_seconds:6.2f} s = {len(labels) / join_seconds:,.0f} rows/s"
+        )
+    print("targets: >= 20,000 rows/s materialized; lookup p99 <= 1 ms; join of 1M labels < 60 s")
+
+
+if __name__ == "__main__":
+    main()
