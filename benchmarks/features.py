@@ -67,8 +67,8 @@ def main() -> None:
         written = materialize_newest(store, definitions.view, features, key, ts)
         ours = written.input_rows / written.seconds
         print(
-            f"materialize (platform) {written.input_rows:>9,} rows -> {written.entities:,} entities "
-            f"in {written.seconds:6.2f} s = {ours:>8,.0f} rows/s"
+            f"materialize (platform) {written.input_rows:>9,} rows -> "
+            f"{written.entities:,} entities in {written.seconds:6.2f} s = {ours:>8,.0f} rows/s"
         )
 
         subset = features.sort_values(ts).head(args.feast_rows)
@@ -100,10 +100,12 @@ def main() -> None:
             feast_samples.append(time.perf_counter() - began)
         f50, f99 = _percentiles(feast_samples)
         print(
-            f"online lookup (platform)   p50 {p50:.3f} ms  p99 {p99:.3f} ms  over {len(samples):,} keys"
+            f"online lookup (platform)   p50 {p50:.3f} ms  p99 {p99:.3f} ms  "
+            f"over {len(samples):,} keys"
         )
         print(
-            f"online lookup (Feast API)  p50 {f50:.3f} ms  p99 {f99:.3f} ms  over {len(feast_samples):,} keys"
+            f"online lookup (Feast API)  p50 {f50:.3f} ms  p99 {f99:.3f} ms  "
+            f"over {len(feast_samples):,} keys"
         )
 
         labels = sales[[key, ts, spec.target]]

@@ -69,6 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     feast.add_argument("feast_args", nargs=argparse.REMAINDER)
     feast.set_defaults(handler=_feast)
 
+    mlflow = commands.add_parser("mlflow", help="open the MLflow UI on this state folder's store")
+    mlflow.add_argument("--port", type=int, default=5000)
+    mlflow.set_defaults(handler=_mlflow)
+
+    history = commands.add_parser("history", help="promotion history of the champion")
+    history.set_defaults(handler=_history)
+
+    rollback = commands.add_parser("rollback", help="restore the previous champion")
+    rollback.add_argument("--reason", default="manual rollback")
+    rollback.set_defaults(handler=_rollback)
+
     ui = commands.add_parser("ui", help="open the Dagster UI (dagster dev) on this state folder")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui)
@@ -89,6 +100,9 @@ def _synthetic_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fault-rate", type=float, default=0.02, help="synthetic: share of rows per fault"
     )
+    parser.add_argument(
+        "--first-house-id", type=int, help="synthetic: first house id (default: from the seed)"
+    )
 
 
 def _synthetic_config(args: argparse.Namespace) -> dict:
@@ -98,7 +112,15 @@ def _synthetic_config(args: argparse.Namespace) -> dict:
         "scenario": args.scenario,
         "faults": list(args.fault),
         "fault_rate": args.fault_rate,
+        "first_house_id": _first_house_id(args),
     }
+
+
+def _first_house_id(args: argparse.Namespace) -> int:
+    """Different seeds describe different houses unless told otherwise."""
+    if args.first_house_id is not None:
+        return args.first_house_id
+    return 1 if args.seed == 42 else args.seed * 10_000_000 + 1
 
 
 def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
@@ -132,6 +154,8 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
         f"  quarantined rows   {paths.data / 'quarantine'}\n"
         f"  feature store      {paths.root / 'feast'}  (uv run mlops feast feature-views list)\n"
         f"  training set       {paths.root / 'training'}\n"
+        f"  models and reports {paths.root / 'models'}\n"
+        f"  MLflow             {paths.root / 'mlflow'}  (uv run mlops mlflow)\n"
         f"  Dagster instance   {paths.dagster_home}\n"
         "Open the UI with `uv run mlops ui` and browse http://127.0.0.1:3000"
     )
@@ -148,7 +172,7 @@ def _land(args: argparse.Namespace, paths: PlatformPaths) -> int:
         scenario=args.scenario,
         faults=tuple(args.fault),
         fault_rate=args.fault_rate,
-        first_house_id=args.seed * 10_000_000 + 1,
+        first_house_id=_first_house_id(args),
     )
     path = drop_batch(generate_house_sales(config), paths.landing, key, args.format)
     _say(f"Landed {config.rows} rows as batch {key!r}: {path}")
@@ -201,6 +225,66 @@ def _feast(args: argparse.Namespace, paths: PlatformPaths) -> int:
     return 0  # pragma: no cover - exec does not return
 
 
+def _registry(paths: PlatformPaths):
+    from mlops_assets.deployment.registry import ChampionRegistry
+    from mlops_assets.resources import MlopsHome, resolve_spec_path
+    from mlops_assets.spec import load_spec
+    from mlops_assets.training.tracking import MlflowTracking
+
+    spec = load_spec(resolve_spec_path(paths))
+    tracking = MlflowTracking(home=MlopsHome(path=str(paths.root)))
+    return ChampionRegistry(tracking.client(), spec.name, paths)
+
+
+def _history(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    registry = _registry(paths)
+    entries = registry.history()
+    if not entries:
+        _say("No promotion yet.")
+    for entry in entries:
+        metrics = entry.get("metrics") or {}
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        _say(
+            f"{entry['at']}  {entry['action']:<8} v{entry['version']:<4} "
+            f"(previous v{entry.get('previous') or '-'})  {entry.get('reason', '')}  {shown}"
+        )
+    champion = registry.champion()
+    _say(f"Champion: v{champion.version} (run {champion.run_id})" if champion else "Champion: none")
+    return 0
+
+
+def _rollback(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    from mlops_assets.deployment.registry import NothingToRollBack
+
+    try:
+        entry = _registry(paths).rollback(args.reason)
+    except NothingToRollBack as exc:
+        _say(f"error: {exc}")
+        return 1
+    _say(f"Rolled back: champion is v{entry['version']} again (was v{entry['previous']})")
+    return 0
+
+
+def _mlflow(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    from mlops_assets.resources import MlopsHome
+    from mlops_assets.training.tracking import MlflowTracking
+
+    uri = MlflowTracking(home=MlopsHome(path=str(paths.root))).resolved_uri()
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--port",
+        str(args.port),
+    ]
+    _say(" ".join(command))
+    os.execvp(command[0], command)
+    return 0  # pragma: no cover - exec does not return
+
+
 def _ui(args: argparse.Namespace, paths: PlatformPaths) -> int:
     open_instance(paths)
     workspace = os.path.join(os.path.dirname(os.path.dirname(__file__)), "workspace.yaml")
@@ -214,6 +298,8 @@ def _report_pipeline(run: PipelineRun) -> None:
     if not run.success:
         _say(f"Pipeline FAILED (run {run.run_id[:8]}):\n{run.error}")
         return
+    report = run.metadata.get("validation_report", {})
+    promotion = run.metadata.get("promoted_model", {})
     features = run.metadata.get("house_features", {})
     online = run.metadata.get("online_features", {})
     training = run.metadata.get("training_set", {})
@@ -223,6 +309,16 @@ def _report_pipeline(run: PipelineRun) -> None:
         f"training set: {_n(training.get('train_rows'))} train / "
         f"{_n(training.get('validation_rows'))} validation / {_n(training.get('test_rows'))} test"
     )
+    if report:
+        metrics = report.get("test_metrics", {})
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        _say(f"Model {report.get('model_id', '')[:12]}: test {shown}")
+        verdict = "promoted" if promotion.get("promoted") else "not promoted"
+        _say(
+            f"Promotion: {verdict} ({report.get('reason', '')}); champion is "
+            f"v{promotion.get('champion_version', '-')} "
+            f"of '{promotion.get('registered_model', '')}'"
+        )
 
 
 def _report(run: BatchRun, paths: PlatformPaths) -> None:

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from mlops_assets.deployment.assets import promoted_model
 from mlops_assets.features.assets import (
     feast_registry,
     house_features,
@@ -11,16 +12,29 @@ from mlops_assets.features.assets import (
 from mlops_assets.ingestion.assets import cleaned_data, raw_data
 from mlops_assets.jobs import ingestion_job, pipeline_job
 from mlops_assets.resources import DatasetSpecResource, FeatureStoreResource, MlopsHome
+from mlops_assets.training.assets import model, validation_report
+from mlops_assets.training.tracking import MlflowTracking
 
 home = MlopsHome()
 
 defs = dg.Definitions(
-    assets=[raw_data, cleaned_data, house_features, feast_registry, online_features, training_set],
+    assets=[
+        raw_data,
+        cleaned_data,
+        house_features,
+        feast_registry,
+        online_features,
+        training_set,
+        model,
+        validation_report,
+        promoted_model,
+    ],
     jobs=[ingestion_job, pipeline_job],
     resources={
         "home": home,
         "dataset": DatasetSpecResource(home=home),
         "feature_store": FeatureStoreResource(home=home),
+        "mlflow_tracking": MlflowTracking(home=home),
     },
     executor=dg.in_process_executor,
 )

@@ -48,13 +48,17 @@ def engineer(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     return result
 
 
-def to_matrix(features: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
+def to_matrix(
+    features: pd.DataFrame, spec: DatasetSpec, columns: list[str] | None = None
+) -> np.ndarray:
     """The model matrix: float columns in `spec.model_features` order, categories as codes.
 
     Unknown or missing categories become NaN, which XGBoost routes as missing values.
+    `columns` overrides the order for a model trained on an earlier version of the spec.
     """
-    matrix = np.empty((len(features), len(spec.model_features)), dtype=np.float32)
-    for position, name in enumerate(spec.model_features):
+    columns = list(spec.model_features) if columns is None else columns
+    matrix = np.empty((len(features), len(columns)), dtype=np.float32)
+    for position, name in enumerate(columns):
         matrix[:, position] = _column_as_float(features[name], spec, name)
     return matrix
 

@@ -6,6 +6,7 @@ import pytest
 
 from mlops_assets.ingestion.assets import cleaned_data, raw_data
 from mlops_assets.resources import DatasetSpecResource, FeatureStoreResource, MlopsHome
+from mlops_assets.training.tracking import MlflowTracking
 
 
 @pytest.fixture
@@ -62,12 +63,13 @@ def materialize_features(instance):
     """Materialize the feature stage (all four assets, or a selection) with real Feast."""
     from mlops_assets.definitions import defs
 
-    def run(selection=FEATURE_ASSETS, spec_path: str = ""):
+    def run(selection=FEATURE_ASSETS, spec_path: str = "", run_config=None, tracking_uri: str = ""):
         home = MlopsHome()
         resources = {
             "home": home,
             "dataset": DatasetSpecResource(home=home, spec_path=spec_path),
             "feature_store": FeatureStoreResource(home=home),
+            "mlflow_tracking": MlflowTracking(home=home, tracking_uri=tracking_uri),
         }
         assets = [a for a in defs.assets if not isinstance(a, dg.AssetSpec)]
         return dg.materialize(
@@ -75,6 +77,7 @@ def materialize_features(instance):
             selection=list(selection),
             instance=instance,
             resources=resources,
+            run_config=run_config or {},
             raise_on_error=False,
         )
 

@@ -1,0 +1,179 @@
+"""The validation report: Markdown for the Dagster UI and MLflow, and its plots as PNG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlops_assets.core.evaluation import Decision
+from mlops_assets.spec import DatasetSpec, TaskType
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything the report shows."""
+
+    spec: DatasetSpec
+    model_id: str
+    mlflow_run_id: str
+    data_hash: str
+    test_rows: int
+    metrics: dict[str, dict[str, float]]  # model name -> metric -> value
+    decision: Decision
+    slices: dict[str, dict[str, dict[str, float]]]
+    plots: list[str] = field(default_factory=list)
+
+
+def render_markdown(inputs: ReportInputs) -> str:
+    """A readable report: metrics against baselines and champion, gates, decision, slices."""
+    spec, decision = inputs.spec, inputs.decision
+    lines = [
+        f"# Validation report: {spec.name} model `{inputs.model_id}`",
+        "",
+        f"- MLflow run: `{inputs.mlflow_run_id}`",
+        f"- Training data hash: `{inputs.data_hash[:16]}…`",
+        f"- Test rows: {inputs.test_rows:,} (entity-hash split, the same rows for every model)",
+        "",
+        f"## Decision: {'PROMOTE' if decision.promote else 'KEEP CHAMPION'}",
+        "",
+        decision.reason,
+        "",
+        "## Test metrics",
+        "",
+        _metrics_table(inputs.metrics),
+        "",
+        "## Gates",
+        "",
+        "| metric | value | needs | result |",
+        "|---|---|---|---|",
+    ]
+    for gate in decision.gates:
+        needs = " and ".join(
+            part
+            for part in (
+                f">= {gate.min:g}" if gate.min is not None else "",
+                f"<= {gate.max:g}" if gate.max is not None else "",
+            )
+            if part
+        )
+        lines.append(
+            f"| {gate.metric} | {gate.value:.6g} | {needs} | {'pass' if gate.passed else 'FAIL'} |"
+        )
+    lines += [
+        "",
+        f"Champion tolerance on `{decision.primary_metric}`: {spec.gates.champion_tolerance:.1%}.",
+        "",
+    ]
+    for column, per_value in inputs.slices.items():
+        lines += [f"## Slices by `{column}`", "", _slice_table(per_value), ""]
+    if inputs.plots:
+        lines += ["## Plots", ""] + [f"- `{Path(p).name}`" for p in inputs.plots]
+    return "\n".join(lines) + "\n"
+
+
+def _metrics_table(metrics: dict[str, dict[str, float]]) -> str:
+    names = list(next(iter(metrics.values())))
+    header = "| model | " + " | ".join(names) + " |"
+    rule = "|---|" + "---|" * len(names)
+    rows = [
+        f"| {model} | " + " | ".join(_fmt(values.get(n)) for n in names) + " |"
+        for model, values in metrics.items()
+    ]
+    return "\n".join([header, rule, *rows])
+
+
+def _slice_table(per_value: dict[str, dict[str, float]]) -> str:
+    if not per_value:
+        return "(no slice with enough rows)"
+    names = list(next(iter(per_value.values())))
+    header = "| value | " + " | ".join(names) + " |"
+    rule = "|---|" + "---|" * len(names)
+    rows = [
+        f"| {value} | " + " | ".join(_fmt(m.get(n)) for n in names) + " |"
+        for value, m in per_value.items()
+    ]
+    return "\n".join([header, rule, *rows])
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def render_plots(
+    folder: Path,
+    y: np.ndarray,
+    predicted: np.ndarray,
+    importance: dict[str, float],
+    task: TaskType,
+) -> list[Path]:
+    """Predicted-vs-actual and residuals (or ROC and calibration), and feature importance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    if task == TaskType.REGRESSION:
+        _predicted_vs_actual(axes[0], y, predicted)
+        _residuals(axes[1], y, predicted)
+        name = "predicted_vs_actual.png"
+    else:
+        _roc(axes[0], y, predicted)
+        _calibration(axes[1], y, predicted)
+        name = "roc_and_calibration.png"
+    figure.tight_layout()
+    written.append(_save(figure, folder / name, plt))
+    figure, axis = plt.subplots(figsize=(7, 0.35 * max(len(importance), 4) + 1))
+    ordered = sorted(importance.items(), key=lambda item: item[1])
+    axis.barh([k for k, _ in ordered], [v for _, v in ordered], color="#4c72b0")
+    axis.set_title("Feature importance (total gain)")
+    figure.tight_layout()
+    written.append(_save(figure, folder / "feature_importance.png", plt))
+    return written
+
+
+def _save(figure: Any, path: Path, plt: Any) -> Path:
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def _predicted_vs_actual(axis: Any, y: np.ndarray, predicted: np.ndarray) -> None:
+    axis.scatter(y, predicted, s=3, alpha=0.3)
+    low, high = float(min(y.min(), predicted.min())), float(max(y.max(), predicted.max()))
+    axis.plot([low, high], [low, high], color="black", linewidth=1)
+    axis.set(title="Predicted vs actual (test)", xlabel="actual", ylabel="predicted")
+
+
+def _residuals(axis: Any, y: np.ndarray, predicted: np.ndarray) -> None:
+    axis.scatter(predicted, y - predicted, s=3, alpha=0.3)
+    axis.axhline(0, color="black", linewidth=1)
+    axis.set(title="Residuals (test)", xlabel="predicted", ylabel="actual - predicted")
+
+
+def _roc(axis: Any, y: np.ndarray, predicted: np.ndarray) -> None:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, predicted)
+    axis.plot(fpr, tpr)
+    axis.plot([0, 1], [0, 1], color="black", linewidth=1, linestyle="--")
+    axis.set(title="ROC (test)", xlabel="false positive rate", ylabel="true positive rate")
+
+
+def _calibration(axis: Any, y: np.ndarray, predicted: np.ndarray) -> None:
+    bins = np.linspace(0, 1, 11)
+    index = np.clip(np.digitize(predicted, bins) - 1, 0, 9)
+    mean_predicted = [predicted[index == b].mean() for b in range(10) if (index == b).any()]
+    observed = [y[index == b].mean() for b in range(10) if (index == b).any()]
+    axis.plot(mean_predicted, observed, marker="o")
+    axis.plot([0, 1], [0, 1], color="black", linewidth=1, linestyle="--")
+    axis.set(title="Calibration (test)", xlabel="mean predicted", ylabel="observed share")

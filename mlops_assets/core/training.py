@@ -1,0 +1,181 @@
+"""Training: XGBoost on the model matrix, with baselines and an optional bounded search.
+
+Everything here is a plain function of arrays, so the same data, seed and code give the same
+booster (byte for byte: XGBoost's `hist` method is deterministic for a fixed thread count).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from mlops_assets.core.features import feature_types
+from mlops_assets.spec import DatasetSpec, TaskType
+
+
+class TrainingDataError(ValueError):
+    """The training data cannot produce a meaningful model; the message says why."""
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """XGBoost hyperparameters with sound defaults for tabular data of this size."""
+
+    learning_rate: float = 0.05
+    max_depth: int = 6
+    min_child_weight: float = 5.0
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    reg_lambda: float = 1.0
+    max_rounds: int = 3_000
+    early_stopping_rounds: int = 100
+    seed: int = 42
+    threads: int = 2
+
+    def booster_params(self, task: TaskType) -> dict[str, Any]:
+        """The parameter dict `xgb.train` takes."""
+        objective = "reg:squarederror" if task == TaskType.REGRESSION else "binary:logistic"
+        metric = "rmse" if task == TaskType.REGRESSION else "logloss"
+        return {
+            "objective": objective,
+            "eval_metric": metric,
+            "eta": self.learning_rate,
+            "max_depth": self.max_depth,
+            "min_child_weight": self.min_child_weight,
+            "subsample": self.subsample,
+            "colsample_bytree": self.colsample_bytree,
+            "lambda": self.reg_lambda,
+            "tree_method": "hist",
+            "seed": self.seed,
+            "nthread": self.threads,
+        }
+
+
+# The bounded search: a small grid, sampled without replacement in a seeded order.
+SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
+    "learning_rate": (0.03, 0.05, 0.1),
+    "max_depth": (4, 6, 8),
+    "min_child_weight": (1.0, 5.0, 20.0),
+    "subsample": (0.7, 0.9),
+    "colsample_bytree": (0.7, 0.9),
+}
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A booster cut to its best iteration, and how it got there."""
+
+    booster: xgb.Booster
+    params: TrainParams
+    best_iteration: int
+    validation_score: float
+    search: list[dict[str, Any]]
+
+
+def validate_training_data(
+    y_train: np.ndarray, y_validation: np.ndarray, spec: DatasetSpec, min_rows: int
+) -> None:
+    """Refuse data that cannot train a meaningful model, before any time is spent."""
+    for name, y in (("train", y_train), ("validation", y_validation)):
+        if len(y) < min_rows:
+            raise TrainingDataError(
+                f"{name} split has {len(y)} rows; at least {min_rows} are needed"
+            )
+        missing = int(np.isnan(y).sum())
+        if missing:
+            raise TrainingDataError(
+                f"label column {spec.target!r} has {missing} nulls in the {name} split"
+            )
+    if np.unique(y_train).size < 2:
+        raise TrainingDataError(
+            f"label column {spec.target!r} is constant ({y_train[0]!r}) in the train split"
+        )
+    if spec.task == TaskType.BINARY_CLASSIFICATION:
+        unexpected = sorted(set(np.unique(np.concatenate([y_train, y_validation]))) - {0.0, 1.0})
+        if unexpected:
+            raise TrainingDataError(
+                f"label column {spec.target!r} must be 0/1, found {unexpected[:5]}"
+            )
+
+
+def train(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_validation: np.ndarray,
+    y_validation: np.ndarray,
+    spec: DatasetSpec,
+    params: TrainParams,
+    search_trials: int = 0,
+) -> TrainedModel:
+    """Train with early stopping on the validation split; optionally search first."""
+    candidates = [params, *_search_candidates(params, search_trials)]
+    search: list[dict[str, Any]] = []
+    best: TrainedModel | None = None
+    for candidate in candidates:
+        model = _fit(x_train, y_train, x_validation, y_validation, spec, candidate)
+        search.append(
+            {
+                **asdict(candidate),
+                "validation_score": model.validation_score,
+                "best_iteration": model.best_iteration,
+            }
+        )
+        if best is None or model.validation_score < best.validation_score:
+            best = model
+    assert best is not None
+    return replace(best, search=search if search_trials else [])
+
+
+def predict(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
+    """Predictions (regression values or positive-class probabilities) as float64."""
+    return np.asarray(booster.inplace_predict(matrix), dtype=np.float64)
+
+
+def booster_bytes(booster: xgb.Booster) -> bytes:
+    """The booster in XGBoost's own binary JSON format (no pickle)."""
+    return bytes(booster.save_raw(raw_format="ubj"))
+
+
+def _fit(
+    x_train, y_train, x_validation, y_validation, spec: DatasetSpec, params: TrainParams
+) -> TrainedModel:
+    types = feature_types(spec)
+    names = list(spec.model_features)
+    train_matrix = xgb.DMatrix(
+        x_train, y_train, feature_names=names, feature_types=types, enable_categorical=True
+    )
+    valid_matrix = xgb.DMatrix(
+        x_validation,
+        y_validation,
+        feature_names=names,
+        feature_types=types,
+        enable_categorical=True,
+    )
+    evals_result: dict[str, Any] = {}
+    booster = xgb.train(
+        params.booster_params(spec.task),
+        train_matrix,
+        num_boost_round=params.max_rounds,
+        evals=[(valid_matrix, "validation")],
+        early_stopping_rounds=params.early_stopping_rounds,
+        evals_result=evals_result,
+        verbose_eval=False,
+    )
+    best_iteration = int(booster.best_iteration)
+    # Early stopping keeps the trees after the best one: cut them so what is saved is what won.
+    trimmed = booster[: best_iteration + 1]
+    scores = next(iter(evals_result["validation"].values()))
+    return TrainedModel(trimmed, params, best_iteration, float(scores[best_iteration]), [])
+
+
+def _search_candidates(base: TrainParams, trials: int) -> list[TrainParams]:
+    if trials <= 0:
+        return []
+    grid = list(itertools.product(*SEARCH_SPACE.values()))
+    order = np.random.default_rng(base.seed).permutation(len(grid))[:trials]
+    keys = list(SEARCH_SPACE)
+    return [replace(base, **dict(zip(keys, grid[i], strict=True))) for i in order]

@@ -1,0 +1,1 @@
+"""Stage `deployment`: promotion to champion, history and rollback."""

@@ -1,0 +1,88 @@
+"""Assets of the `deployment` group: the gated promotion of the candidate model."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from mlops_assets.core.quality import CheckOutcome, Severity
+from mlops_assets.deployment.registry import ChampionRegistry, PromotionConflict
+from mlops_assets.ingestion.checks import check_specs, to_check_result
+from mlops_assets.resources import DatasetSpecResource, MlopsHome
+from mlops_assets.training.assets import read_decision, validation_report
+from mlops_assets.training.model_store import candidate_id, load_manifest
+from mlops_assets.training.tracking import MlflowTracking
+
+PROMOTION_CHECKS = {
+    "champion_passed_gates": "The model serving as champion passed every gate when it was "
+    "promoted; blocks deployment when there is no such model.",
+    "candidate_promoted": "Whether this candidate became champion "
+    "(WARN when the champion was kept).",
+}
+
+
+@dg.asset(
+    group_name="deployment",
+    deps=[validation_report],
+    kinds={"mlflow"},
+    check_specs=check_specs("promoted_model", PROMOTION_CHECKS, {"champion_passed_gates"}),
+)
+def promoted_model(
+    mlflow_tracking: MlflowTracking, dataset: DatasetSpecResource, home: MlopsHome
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """The champion: the candidate if it passed its gates and the champion comparison."""
+    spec, paths = dataset.load(), home.paths()
+    model_id = candidate_id(paths)
+    manifest = load_manifest(paths, model_id)
+    report = read_decision(paths, model_id)
+    decision = report["decision"]
+    registry = ChampionRegistry(mlflow_tracking.client(), spec.name, paths)
+    tags = {
+        "data_hash": manifest.data_hash,
+        "feature_service": manifest.feature_service,
+        "code_version": manifest.code_version,
+        "gates_passed": str(decision["gates_passed"]).lower(),
+        "decision": decision["reason"][:500],
+    }
+    version = registry.register(manifest.mlflow_model_uri, manifest.mlflow_run_id, tags)
+    registry.set_challenger(version)
+    if decision["promote"]:
+        record = {
+            "model_id": model_id,
+            "reason": decision["reason"],
+            "metrics": report["metrics"]["model"],
+        }
+        try:
+            registry.promote(version, decision["champion_version"], record)
+        except PromotionConflict as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    champion = registry.champion()
+    promoted = champion is not None and champion.version == version
+    outcomes = [
+        CheckOutcome(
+            "champion_passed_gates",
+            champion is not None and champion.tags.get("gates_passed") == "true",
+            Severity.ERROR,
+            f"champion v{champion.version} passed its gates"
+            if champion
+            else "no model has passed the gates yet",
+        ),
+        CheckOutcome(
+            "candidate_promoted",
+            promoted,
+            Severity.WARN,
+            f"v{version} is champion"
+            if promoted
+            else f"champion kept; v{version}: {decision['reason']}",
+        ),
+    ]
+    yield dg.MaterializeResult(
+        metadata={
+            "promoted": promoted,
+            "candidate_version": version,
+            "champion_version": champion.version if champion else "none",
+            "reason": decision["reason"],
+            "model_id": model_id,
+            "registered_model": spec.name,
+        },
+        check_results=[to_check_result(o) for o in outcomes],
+    )

@@ -1,0 +1,1 @@
+"""Stage `training`: the model and its validation report, tracked in MLflow."""

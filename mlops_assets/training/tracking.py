@@ -1,0 +1,111 @@
+"""MLflow tracking and registry under `MLOPS_HOME`, through dagster-mlflow.
+
+Why a wrapper around dagster-mlflow's `mlflow_tracking` resource rather than the resource
+itself: (1) the tracking URI and artifact folder are resolved from the state folder when a run
+starts, not from static config, and the experiment is created with an explicit artifact
+location (MLflow otherwise writes to `./mlruns` of whatever the working directory is);
+(2) dagster-mlflow never ends its MLflow run unless the job carries its hook, which asset
+materializations launched from the UI do not, so the next run in the same process reuses the
+open run; `run()` here ends it, FINISHED or FAILED, when the asset is done; (3) an unreachable
+or failing tracking server becomes one clear `Failure` before any work is done. Inside `run()`
+it is dagster-mlflow's `MlFlow` that starts or resumes the MLflow run tagged with the Dagster
+run id, exactly as its resource would.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from mlops_assets.resources import MlopsHome
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    """MLflow tracking server and model registry of the platform."""
+
+    home: MlopsHome
+    tracking_uri: str = Field(
+        default="", description="Empty: SQLite under $MLOPS_HOME/mlflow (MLflow 3 refuses file:)."
+    )
+    artifact_root: str = Field(default="", description="Empty: $MLOPS_HOME/mlflow/artifacts.")
+
+    def resolved_uri(self) -> str:
+        """The tracking (and registry) URI in force."""
+        if self.tracking_uri:
+            return self.tracking_uri
+        folder = self.home.paths().root / "mlflow"
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{folder / 'mlflow.db'}"
+
+    def resolved_artifact_root(self) -> str:
+        """Where new experiments keep their artifacts."""
+        return self.artifact_root or str(self.home.paths().root / "mlflow" / "artifacts")
+
+    def client(self) -> Any:
+        """An `MlflowClient` on the platform's server; fails clearly if it cannot be reached."""
+        import mlflow
+
+        uri = self.resolved_uri()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        try:
+            client.search_experiments(max_results=1)
+        except Exception as exc:  # MLflow raises transport and store errors of many types
+            raise dg.Failure(
+                description=f"MLflow tracking at {uri} is unreachable or failing: {exc}",
+                allow_retries=True,
+            ) from exc
+        return client
+
+    def ensure_experiment(self, name: str) -> str:
+        """The experiment's id, creating it with an explicit artifact location if missing."""
+        client = self.client()
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = Path(self.resolved_artifact_root()) / name
+        return client.create_experiment(name, artifact_location=location.as_uri())
+
+    @contextmanager
+    def run(
+        self, context: dg.AssetExecutionContext, experiment: str, tags: dict[str, str]
+    ) -> Iterator[Any]:
+        """An MLflow run for this Dagster run (dagster-mlflow's), ended when the block ends."""
+        from dagster_mlflow.resources import MlFlow
+        from mlflow.entities import RunStatus
+
+        for noisy in ("mlflow.utils.environment", "mlflow.utils.uv_utils"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)  # environment capture chatter
+        self.ensure_experiment(experiment)
+        config = {
+            "experiment_name": experiment,
+            "mlflow_tracking_uri": self.resolved_uri(),
+            "extra_tags": tags,
+        }
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # dagster-mlflow is marked beta; noted above
+            tracker = MlFlow(_InitContext(context, config))
+        try:
+            yield tracker
+        except BaseException:
+            tracker.end_run(status=RunStatus.to_string(RunStatus.FAILED))
+            raise
+        tracker.end_run(status=RunStatus.to_string(RunStatus.FINISHED))
+
+
+class _InitContext:
+    """The parts of a resource init context that dagster-mlflow's `MlFlow` reads."""
+
+    def __init__(self, context: dg.AssetExecutionContext, config: dict[str, Any]) -> None:
+        self.log = context.log
+        self.dagster_run = context.run
+        self.run_id = context.run_id
+        self.resource_config = config
