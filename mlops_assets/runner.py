@@ -113,8 +113,15 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
         if data.user_failure_data and data.user_failure_data.description:
             messages.append(f"{event.step_key}: {data.user_failure_data.description}")
         elif data.error:
-            messages.append(f"{event.step_key}: {data.error.message.strip()}")
+            messages.append(f"{event.step_key}: {_root_cause(data.error)}")
     return "\n".join(messages) or "run failed"
+
+
+def _root_cause(error: Any) -> str:
+    """The innermost error's message: Dagster wraps user exceptions in its own."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def table_rows(path: os.PathLike[str] | str) -> int | None:

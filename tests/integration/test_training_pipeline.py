@@ -1,0 +1,173 @@
+"""Training, report and promotion against a real MLflow store (SQLite) and Feast features."""
+
+import json
+import threading
+
+import mlflow
+import pytest
+
+from mlops_assets.deployment.registry import ChampionRegistry, PromotionConflict
+from mlops_assets.resources import MlopsHome
+from mlops_assets.training.tracking import MlflowTracking
+from tests.integration.conftest import FEATURE_ASSETS, check_evaluations, failure_text
+
+TRAINING = ("model", "validation_report", "promoted_model")
+WEAK = {"ops": {"model": {"config": {"max_depth": 1, "max_rounds": 3, "learning_rate": 0.01}}}}
+
+
+def _metadata(result, asset):
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == asset
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+@pytest.fixture
+def trained(ingest, materialize_features):
+    assert ingest("b1", {"rows": 3_000, "seed": 3}).success
+    result = materialize_features(FEATURE_ASSETS + TRAINING)
+    assert result.success, failure_text(result)
+    return result
+
+
+@pytest.fixture
+def registry(paths):
+    client = MlflowTracking(home=MlopsHome()).client()
+    return ChampionRegistry(client, "house_prices", paths)
+
+
+def test_first_model_is_tracked_reported_and_promoted(trained, registry, paths):
+    model_meta = _metadata(trained, "model")
+    run = mlflow.MlflowClient().get_run(model_meta["mlflow_run_id"])
+    assert run.data.params["data_hash"] == model_meta["data_hash"]
+    assert run.data.params["feature_service"] == "house_prices_v1"
+    assert run.data.params["code_version"]
+    assert run.info.status == "FINISHED", "the MLflow run is ended, not left open"
+    assert run.data.metrics["test_r2"] > 0.9
+    artifacts = {
+        a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "validation_report")
+    }
+    assert "validation_report/validation_report.md" in artifacts
+    assert (paths.root / "mlflow" / "artifacts").is_dir(), "artifacts stay under MLOPS_HOME"
+    report = _metadata(trained, "validation_report")
+    assert report["promote"] is True and "## Gates" in report["report"]
+    promotion = _metadata(trained, "promoted_model")
+    assert promotion["promoted"] is True and promotion["champion_version"] == "1"
+    assert registry.champion().version == "1" and registry.alias("challenger").version == "1"
+    [entry] = registry.history()
+    assert entry["action"] == "promote" and entry["previous"] is None
+    assert json.loads((paths.root / "deployment" / "champion.json").read_text())["version"] == "1"
+    loaded = mlflow.xgboost.load_model("models:/house_prices@champion")
+    assert loaded.num_boosted_rounds() == model_meta["best_iteration"] + 1
+
+
+def test_worse_challenger_leaves_the_champion(trained, materialize_features, registry):
+    result = materialize_features(TRAINING, run_config=WEAK)
+    assert result.success, failure_text(result)
+    promotion = _metadata(result, "promoted_model")
+    assert promotion["promoted"] is False
+    assert promotion["reason"].startswith("failed gates")
+    assert registry.champion().version == "1"
+    assert registry.alias("challenger").version == "2", "challenger follows the latest candidate"
+    checks = check_evaluations(result)
+    assert checks[("promoted_model", "champion_passed_gates")].passed
+    kept = checks[("promoted_model", "candidate_promoted")]
+    assert not kept.passed and kept.severity.value == "WARN"
+    assert len(registry.history()) == 1
+
+
+def test_better_or_equal_challenger_is_promoted_and_rollback_restores(
+    trained, materialize_features, registry
+):
+    other_seed = {"ops": {"model": {"config": {"seed": 11}}}}
+    result = materialize_features(TRAINING, run_config=other_seed)
+    assert result.success, failure_text(result)
+    report = _metadata(result, "validation_report")
+    assert "champion v1" in report["report"], "the report compares with the champion"
+    if not report["promote"]:
+        pytest.skip(f"seed 11 happened to be worse: {report['reason']}")
+    assert registry.champion().version == "2"
+    entry = registry.rollback("test")
+    assert entry["version"] == "1" and entry["previous"] == "2"
+    assert registry.champion().version == "1"
+    assert [e["action"] for e in registry.history()] == ["promote", "promote", "rollback"]
+
+
+def test_fault_between_register_and_alias_keeps_the_champion_and_rerun_converges(
+    trained, materialize_features, registry, monkeypatch
+):
+    def fail(self, version):
+        raise RuntimeError("injected fault before moving the alias")
+
+    original = ChampionRegistry._move_champion_alias
+    monkeypatch.setattr(ChampionRegistry, "_move_champion_alias", fail)
+    model_result = materialize_features(
+        ["model", "validation_report"], run_config={"ops": {"model": {"config": {"seed": 11}}}}
+    )
+    assert model_result.success
+    decision = _metadata(model_result, "validation_report")
+    if not decision["promote"]:
+        pytest.skip("the retrained model was not promotable")
+    broken = materialize_features(["promoted_model"])
+    assert not broken.success and "injected fault" in failure_text(broken)
+    assert registry.champion().version == "1", "previous champion still in force"
+    monkeypatch.setattr(ChampionRegistry, "_move_champion_alias", original)
+    rerun = materialize_features(["promoted_model"])
+    assert rerun.success, failure_text(rerun)
+    assert registry.champion().version == "2"
+    versions = mlflow.MlflowClient().search_model_versions("name='house_prices'")
+    assert len(versions) == 2, "the rerun reused the version registered before the fault"
+    assert [e["version"] for e in registry.history()] == ["1", "2"]
+
+
+def test_two_promotions_at_once_cannot_both_win(trained, registry, paths):
+    client = registry.client
+    source = client.get_model_version_by_alias("house_prices", "champion")
+    experiment = client.get_experiment_by_name("house_prices").experiment_id
+    versions = []
+    for _ in range(2):
+        run = client.create_run(experiment)
+        client.set_terminated(run.info.run_id)
+        versions.append(registry.register(source.source, run.info.run_id, {"gates_passed": "true"}))
+    outcomes: dict[str, str] = {}
+
+    def promote(version):
+        try:
+            ChampionRegistry(
+                MlflowTracking(home=MlopsHome()).client(), "house_prices", paths
+            ).promote(version, "1", {})
+            outcomes[version] = "won"
+        except PromotionConflict:
+            outcomes[version] = "refused"
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in versions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes.values()) == ["refused", "won"]
+    winner = next(v for v, o in outcomes.items() if o == "won")
+    assert registry.champion().version == winner
+
+
+def test_unreachable_mlflow_fails_clearly_and_keeps_the_champion(
+    trained, materialize_features, registry, paths, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    pointer = (paths.root / "deployment" / "champion.json").read_text()
+    result = materialize_features(["model"], tracking_uri="http://127.0.0.1:9")
+    assert not result.success
+    assert "MLflow tracking at http://127.0.0.1:9 is unreachable or failing" in failure_text(result)
+    assert (paths.root / "deployment" / "champion.json").read_text() == pointer
+    assert registry.champion().version == "1"
+
+
+def test_too_small_training_set_is_refused(trained, materialize_features):
+    result = materialize_features(
+        ["model"], run_config={"ops": {"model": {"config": {"min_train_rows": 100_000}}}}
+    )
+    assert not result.success
+    assert "training refused: train split has" in failure_text(result)
