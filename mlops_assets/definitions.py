@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from mlops_assets.deployment.assets import promoted_model
+from mlops_assets.deployment.assets import bento, bento_model, promoted_model
 from mlops_assets.features.assets import (
     feast_registry,
     house_features,
@@ -28,6 +28,8 @@ defs = dg.Definitions(
         model,
         validation_report,
         promoted_model,
+        bento_model,
+        bento,
     ],
     jobs=[ingestion_job, pipeline_job],
     resources={

@@ -8,6 +8,10 @@ fixed order, so no encoder needs to be pickled and stored.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -15,37 +19,93 @@ from mlops_assets.spec import EVENT_YEAR, DatasetSpec, DType
 from mlops_assets.spec.derived import DerivedExpression
 
 SECONDS_PER_YEAR = 365.2425 * 24 * 3600
+SMALL_INPUT = 64  # below this many values a dict lookup beats pandas' categorical machinery
 EPOCH_YEAR = 1970.0
 
 
-def event_year(timestamps: pd.Series) -> np.ndarray:
-    """Timestamps as decimal years (Gregorian mean year), vectorised."""
-    seconds = timestamps.to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9
+def event_year(timestamps: Any) -> np.ndarray:
+    """Timestamps as decimal years (Gregorian mean year), vectorised.
+
+    Takes a tz-aware Series (offline) or an array of UTC `datetime64` values (a request).
+    """
+    if isinstance(timestamps, pd.Series):
+        if isinstance(timestamps.dtype, pd.DatetimeTZDtype):
+            timestamps = timestamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        timestamps = timestamps.to_numpy()
+    seconds = np.asarray(timestamps).astype("datetime64[ns]").astype("int64") / 1e9
     return EPOCH_YEAR + seconds / SECONDS_PER_YEAR
+
+
+def engineer_arrays(
+    columns: Mapping[str, Any], timestamps: Any, spec: DatasetSpec
+) -> dict[str, np.ndarray]:
+    """Every model feature as a float64 array, categories as their spec codes (NaN: unknown).
+
+    The single implementation of feature engineering. `engineer` (offline, DataFrames) and the
+    service (online, plain arrays from a request) both call it, so the same row gets the same
+    features, bit for bit, on either path.
+    """
+    inputs: dict[str, np.ndarray] = {EVENT_YEAR: event_year(timestamps)}
+    result: dict[str, np.ndarray] = {}
+    for name in spec.feature_columns:
+        column = spec.column(name)
+        if column.dtype == DType.CATEGORY:
+            result[name] = category_codes(columns[name], list(column.categories or ()))
+            continue
+        values = columns[name]
+        if isinstance(values, pd.Series):
+            values = values.to_numpy(dtype="float64", na_value=np.nan)
+        values = np.asarray(values, dtype="float64")
+        result[name] = values
+        inputs[name] = values
+    for derived in spec.derived:
+        values = parsed_expression(derived.expr).evaluate(inputs)
+        result[derived.name] = values
+        inputs[derived.name] = values
+    return result
+
+
+@functools.lru_cache(maxsize=256)
+def parsed_expression(source: str) -> DerivedExpression:
+    """Parse each derived expression once per process (the serving hot path calls this)."""
+    return DerivedExpression.parse(source)
+
+
+def category_codes(values: Any, categories: list[str]) -> np.ndarray:
+    """Positions in the spec's category list as floats; unknown or missing values are NaN."""
+    if not isinstance(values, pd.Series | pd.Categorical) and len(values) <= SMALL_INPUT:
+        lookup = {c: float(i) for i, c in enumerate(categories)}
+        return np.array([lookup.get(v, np.nan) for v in values], dtype="float64")
+    codes = pd.Categorical(np.asarray(values, dtype=object), categories=categories).codes
+    result = codes.astype("float64")
+    result[codes < 0] = np.nan
+    return result
 
 
 def engineer(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     """Entity key, event timestamp and every model feature, in the spec's fixed order."""
+    arrays = engineer_arrays(
+        {name: frame[name] for name in spec.feature_columns}, frame[spec.event_timestamp], spec
+    )
     columns: dict[str, object] = {
         spec.entity_key: frame[spec.entity_key].to_numpy(),
         spec.event_timestamp: frame[spec.event_timestamp],
     }
-    inputs: dict[str, object] = {EVENT_YEAR: event_year(frame[spec.event_timestamp])}
-    for name in spec.feature_columns:
-        column = spec.column(name)
-        if column.dtype == DType.CATEGORY:
-            columns[name] = pd.Categorical(frame[name], categories=list(column.categories or ()))
+    for name in spec.model_features:
+        if name in spec.categorical_columns:
+            codes = np.nan_to_num(arrays[name], nan=-1).astype(np.int64)
+            categories = list(spec.column(name).categories or ())
+            columns[name] = pd.Categorical.from_codes(codes, categories=categories)
         else:
-            values = frame[name].to_numpy(dtype="float64", na_value=np.nan)
-            columns[name] = values
-            inputs[name] = values
-    for derived in spec.derived:
-        values = DerivedExpression.parse(derived.expr).evaluate(inputs)
-        columns[derived.name] = values
-        inputs[derived.name] = values
+            columns[name] = arrays[name]
     result = pd.DataFrame(columns)
     result.index = frame.index
     return result
+
+
+def arrays_to_matrix(arrays: Mapping[str, np.ndarray], spec: DatasetSpec) -> np.ndarray:
+    """The model matrix from `engineer_arrays` output, without a DataFrame in between."""
+    return np.column_stack([arrays[name] for name in spec.model_features]).astype(np.float32)
 
 
 def to_matrix(

@@ -1,15 +1,20 @@
 """Assets of the `deployment` group: the gated promotion of the candidate model."""
 
+import subprocess
 from collections.abc import Iterator
+from dataclasses import asdict
 
 import dagster as dg
 
 from mlops_assets.core.quality import CheckOutcome, Severity
+from mlops_assets.core.storage import read_json
+from mlops_assets.deployment.bento_export import build_bento, export_model, model_tag
 from mlops_assets.deployment.registry import ChampionRegistry, PromotionConflict
 from mlops_assets.ingestion.checks import check_specs, to_check_result
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
+from mlops_assets.serving.runtime import bentoml_home, export_pointer
 from mlops_assets.training.assets import read_decision, validation_report
-from mlops_assets.training.model_store import candidate_id, load_manifest
+from mlops_assets.training.model_store import BOOSTER_FILE, candidate_id, load_manifest, models_dir
 from mlops_assets.training.tracking import MlflowTracking
 
 PROMOTION_CHECKS = {
@@ -86,3 +91,72 @@ def promoted_model(
         },
         check_results=[to_check_result(o) for o in outcomes],
     )
+
+
+@dg.asset(group_name="deployment", deps=[promoted_model], kinds={"bentoml"})
+def bento_model(
+    mlflow_tracking: MlflowTracking, dataset: DatasetSpecResource, home: MlopsHome
+) -> dg.MaterializeResult:
+    """The champion exported into BentoML's model store, labelled with its lineage."""
+    spec, paths = dataset.load(), home.paths()
+    registry = ChampionRegistry(mlflow_tracking.client(), spec.name, paths)
+    champion = registry.champion()
+    if champion is None:
+        raise dg.Failure(description="no champion to export: no model has passed the gates yet")
+    manifest = load_manifest(paths, champion.run_id)
+    promoted = _promotion_of(registry, champion.version)
+    info = {
+        "model_name": spec.name,
+        "model_version": champion.version,
+        "mlflow_run_id": champion.run_id,
+        "data_hash": manifest.data_hash,
+        "feature_service": manifest.feature_service,
+        "code_version": manifest.code_version,
+        "promoted_at": promoted.get("at", ""),
+        "metrics": promoted.get("metrics", {}),
+    }
+    tag = model_tag(spec.name, champion.version, champion.run_id)
+    labels = {
+        "mlflow_version": champion.version,
+        "data_hash": manifest.data_hash[:16],
+        "feature_service": manifest.feature_service,
+    }
+    folder = models_dir(paths) / champion.run_id
+    exported = export_model(
+        paths, tag, folder / BOOSTER_FILE, dataset.resolved_path(), asdict(manifest), info, labels
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "model_tag": exported.tag,
+            "created": exported.created,
+            "path": dg.MetadataValue.path(exported.path),
+            **labels,
+        }
+    )
+
+
+@dg.asset(group_name="deployment", deps=[bento_model], kinds={"bentoml"})
+def bento(home: MlopsHome) -> dg.MaterializeResult:
+    """`bentoml build` of bentos/, pinned to the exported champion."""
+    paths = home.paths()
+    pointer = read_json(export_pointer(paths))
+    try:
+        tag = build_bento(paths, pointer["model_tag"])
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    return dg.MaterializeResult(
+        metadata={
+            "bento_tag": tag,
+            "model_tag": pointer["model_tag"],
+            "model_version": pointer["model_version"],
+            "bentoml_home": dg.MetadataValue.path(str(bentoml_home(paths))),
+            "serve": f"BENTOML_HOME={bentoml_home(paths)} bentoml serve {tag}",
+        }
+    )
+
+
+def _promotion_of(registry: ChampionRegistry, version: str) -> dict:
+    for entry in reversed(registry.history()):
+        if entry["version"] == version and entry["action"] == "promote":
+            return entry
+    return {}

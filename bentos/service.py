@@ -1,0 +1,55 @@
+"""The BentoML service that serves the champion model.
+
+The model is a class attribute (`bentoml.models.BentoModel`), pinned by `bentoml build --arg
+model_tag=...` (the `bento` asset does this), so `bentoml build` and `bentoml containerize`
+pack it. Predictions go through a lean FastAPI app mounted under `/v1` (see
+`mlops_assets/serving/app.py` for why); BentoML keeps `/livez`, `/readyz` (ready once the model
+is loaded) and `/metrics`.
+
+    bentoml serve bentos.service:PredictionService          # from the project root
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bentoml
+
+from mlops_assets.serving.app import build_app
+from mlops_assets.serving.prediction_log import PredictionLog
+from mlops_assets.serving.predictor import SPEC_FILE, Predictor, load_bundle
+from mlops_assets.serving.runtime import online_lookup, prediction_log_dir, resolve_model_tag
+from mlops_assets.spec import load_spec
+
+MODEL_TAG = resolve_model_tag(bentoml.use_arguments())
+CHAMPION = bentoml.models.BentoModel(MODEL_TAG)
+SPEC = load_spec(Path(CHAMPION.resolve().path) / SPEC_FILE)
+_LIVE: dict[str, PredictionService] = {}
+api = build_app(SPEC, lambda: _LIVE["service"])
+
+
+@bentoml.service(
+    name="mlops_predictions",
+    resources={"cpu": "2", "memory": "2Gi"},
+    traffic={"timeout": 30, "max_concurrency": 512},
+    workers=1,
+)
+@bentoml.asgi_app(api, path="/v1")
+class PredictionService:
+    """Predictions of the champion: single, batch and by entity key."""
+
+    model = CHAMPION
+
+    def __init__(self) -> None:
+        self.predictor = Predictor(load_bundle(Path(self.model.path)))
+        self.lookup = online_lookup(self.predictor.spec)
+        self.log = PredictionLog(prediction_log_dir())
+        _LIVE["service"] = self
+
+    def __is_ready__(self) -> bool:
+        return "service" in _LIVE
+
+    @bentoml.on_shutdown
+    def flush_log(self) -> None:
+        """Write out buffered prediction records before the worker exits."""
+        self.log.close()

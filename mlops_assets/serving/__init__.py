@@ -1,0 +1,1 @@
+"""Online serving of the champion: request models, predictor, logging and metrics."""

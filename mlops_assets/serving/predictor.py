@@ -1,0 +1,100 @@
+"""The champion as the service holds it: booster, spec and lineage, loaded from one folder.
+
+The folder is a BentoML model's directory (written by the `bento_model` asset): the booster in
+XGBoost's format, the dataset spec it was trained with, its manifest and its registry facts.
+No pickle anywhere on this path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from mlops_assets.core.features import arrays_to_matrix, engineer_arrays
+from mlops_assets.spec import DatasetSpec, load_spec
+
+BOOSTER_FILE = "model.ubj"
+SPEC_FILE = "dataset_spec.yaml"
+MANIFEST_FILE = "manifest.json"
+INFO_FILE = "model_info.json"
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """Everything needed to predict and to say which model answered."""
+
+    booster: xgb.Booster
+    spec: DatasetSpec
+    manifest: dict[str, Any]
+    info: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        """The registry version of this model (what every answer carries)."""
+        return str(self.info["model_version"])
+
+
+def load_bundle(folder: Path) -> ModelBundle:
+    """Load a bundle written by `write_bundle`."""
+    booster = xgb.Booster()
+    booster.load_model(str(folder / BOOSTER_FILE))
+    booster.set_param({"nthread": 1})  # one request, one thread: no oversubscription
+    return ModelBundle(
+        booster=booster,
+        spec=load_spec(folder / SPEC_FILE),
+        manifest=json.loads((folder / MANIFEST_FILE).read_text()),
+        info=json.loads((folder / INFO_FILE).read_text()),
+    )
+
+
+def write_bundle(
+    folder: Path, booster_path: Path, spec_path: Path, manifest: dict, info: dict
+) -> None:
+    """Lay out a bundle folder (used when exporting the champion to BentoML)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / BOOSTER_FILE).write_bytes(booster_path.read_bytes())
+    (folder / SPEC_FILE).write_text(spec_path.read_text())
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
+    (folder / INFO_FILE).write_text(json.dumps(info, indent=2, default=str))
+
+
+class Predictor:
+    """Turns validated records (or looked-up feature rows) into predictions."""
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        self.bundle = bundle
+        self.spec = bundle.spec
+        self._features = list(self.spec.feature_columns)
+        self._timestamp = self.spec.event_timestamp
+
+    def predict_records(self, records: list[dict[str, Any]]) -> np.ndarray:
+        """Predictions for validated request records, in order."""
+        columns = {name: [record[name] for record in records] for name in self._features}
+        for name in self._features:
+            if name not in self.spec.categorical_columns:
+                columns[name] = np.array(
+                    [np.nan if v is None else v for v in columns[name]], dtype="float64"
+                )
+        now = datetime.now(UTC)
+        times = np.array(
+            [_naive_utc(record.get(self._timestamp) or now) for record in records],
+            dtype="datetime64[ns]",
+        )
+        arrays = engineer_arrays(columns, times, self.spec)
+        return self.predict_matrix(arrays_to_matrix(arrays, self.spec))
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """Predictions for a model matrix already in the model's column order."""
+        return np.asarray(self.bundle.booster.inplace_predict(matrix), dtype=np.float64)
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)

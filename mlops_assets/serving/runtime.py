@@ -1,0 +1,74 @@
+"""What the BentoML service needs around the model: which model, where state lives, lookup.
+
+The service module calls these when it is imported (BentoML's convention: the model is a class
+attribute), so they read the environment then; the Dagster code location never imports them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from mlops_assets.paths import PlatformPaths, resolve_home
+
+MODEL_TAG_ENV = "MLOPS_MODEL_TAG"
+LOG_DIR_ENV = "MLOPS_PREDICTION_LOG_DIR"
+ONLINE_STORE_ENV = "MLOPS_ONLINE_FEATURES"  # "off" disables the by-key endpoint
+
+
+class NoChampionExported(RuntimeError):
+    """The service was started before any champion was exported to BentoML."""
+
+
+def bentoml_home(paths: PlatformPaths) -> Path:
+    """BentoML's model and bento store, inside the state folder."""
+    return paths.root / "bentoml"
+
+
+def export_pointer(paths: PlatformPaths) -> Path:
+    """The file naming the BentoML model tag of the exported champion."""
+    return paths.root / "deployment" / "bento.json"
+
+
+def resolve_model_tag(arguments: Any) -> str:
+    """The model to serve.
+
+    `--arg model_tag=...` (pinned in a built bento), else $MLOPS_MODEL_TAG, else the champion
+    last exported from this state folder.
+    """
+    tag = getattr(arguments, "model_tag", None) or os.environ.get(MODEL_TAG_ENV)
+    if tag:
+        return str(tag)
+    pointer = export_pointer(PlatformPaths(resolve_home()))
+    if pointer.exists():
+        return str(json.loads(pointer.read_text())["model_tag"])
+    raise NoChampionExported(
+        f"no model tag given and {pointer} does not exist: run `mlops run` first, or pass "
+        "`--arg model_tag=NAME:VERSION`"
+    )
+
+
+def prediction_log_dir() -> Path:
+    """Where the service appends its prediction log."""
+    configured = os.environ.get(LOG_DIR_ENV)
+    if configured:
+        return Path(configured)
+    return PlatformPaths(resolve_home()).root / "predictions"
+
+
+def online_lookup(spec: Any) -> Any | None:
+    """The online feature lookup, or None where no feature store is reachable.
+
+    In a container without a feature store the by-key endpoint then answers 503 and says so.
+    """
+    if os.environ.get(ONLINE_STORE_ENV, "").lower() == "off":
+        return None
+    paths = PlatformPaths(resolve_home())
+    if not (paths.root / "feast" / "registry.db").exists():
+        return None
+    from mlops_assets.features.feast_repo import feature_store
+    from mlops_assets.features.online_lookup import OnlineFeatureLookup
+
+    return OnlineFeatureLookup(feature_store(paths), spec)

@@ -1,0 +1,81 @@
+"""Request models generated from the dataset spec, so the service enforces the data contract.
+
+Ranges become `ge`/`le`, categories become a `Literal`, nullable columns become optional, NaN
+and infinity are refused, and unknown fields are an error, so a bad request gets a 400 that
+names the field instead of a prediction on nonsense.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from mlops_assets.spec import DatasetSpec, DType
+
+MAX_BATCH = 1_000
+MAX_KEYS = 1_000
+
+
+@functools.lru_cache(maxsize=8)
+def record_model(spec: DatasetSpec) -> type[BaseModel]:
+    """One prediction request: the spec's feature columns plus an optional event time."""
+    fields: dict[str, Any] = {}
+    for name in spec.feature_columns:
+        column = spec.column(name)
+        annotation, constraints = _annotation(column.dtype, column.categories)
+        if column.min is not None:
+            constraints["ge"] = column.min
+        if column.max is not None:
+            constraints["le"] = column.max
+        if column.nullable:
+            fields[name] = (
+                annotation | None,
+                Field(default=None, description=column.description, **constraints),
+            )
+        else:
+            fields[name] = (annotation, Field(description=column.description, **constraints))
+    fields[spec.event_timestamp] = (
+        datetime | None,
+        Field(default=None, description="When the prediction is for (default: now, UTC)."),
+    )
+    return create_model(
+        f"{_camel(spec.name)}Record",
+        __config__=ConfigDict(extra="forbid", allow_inf_nan=False, str_max_length=200),
+        **fields,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def batch_model(spec: DatasetSpec) -> type[BaseModel]:
+    """A batch of records, between 1 and `MAX_BATCH` of them."""
+    return create_model(
+        f"{_camel(spec.name)}Batch",
+        __config__=ConfigDict(extra="forbid"),
+        records=(list[record_model(spec)], Field(min_length=1, max_length=MAX_BATCH)),
+    )
+
+
+class KeysRequest(BaseModel):
+    """Entity keys whose features the online store holds."""
+
+    model_config = ConfigDict(extra="forbid")
+    keys: list[int] = Field(min_length=1, max_length=MAX_KEYS)
+
+
+def _annotation(dtype: DType, categories: tuple[str, ...] | None) -> tuple[Any, dict[str, Any]]:
+    if dtype == DType.CATEGORY:
+        return Literal[tuple(categories or ())], {}
+    if dtype == DType.INT:
+        return int, {}
+    if dtype == DType.BOOL:
+        return bool, {}
+    if dtype == DType.FLOAT:
+        return float, {}
+    return str, {"max_length": 200}
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
