@@ -129,9 +129,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     problems = []
     for error in exc.errors():
         location = [str(p) for p in error.get("loc", ()) if p != "body"]
-        problems.append(
-            {"field": ".".join(location) or "body", "problem": error.get("msg", "invalid")}
-        )
+        field = "body" if error.get("type") == "json_invalid" else ".".join(location) or "body"
+        problems.append({"field": field, "problem": error.get("msg", "invalid")})
     fields = ", ".join(p["field"] for p in problems[:10])
     return _error(400, f"invalid request: {fields}", problems=problems[:50])
 

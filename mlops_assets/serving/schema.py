@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -17,6 +17,7 @@ from mlops_assets.spec import DatasetSpec, DType
 
 MAX_BATCH = 1_000
 MAX_KEYS = 1_000
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # entity keys and integer features are int64
 
 
 @functools.lru_cache(maxsize=8)
@@ -62,14 +63,16 @@ class KeysRequest(BaseModel):
     """Entity keys whose features the online store holds."""
 
     model_config = ConfigDict(extra="forbid")
-    keys: list[int] = Field(min_length=1, max_length=MAX_KEYS)
+    keys: list[Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]] = Field(
+        min_length=1, max_length=MAX_KEYS
+    )
 
 
 def _annotation(dtype: DType, categories: tuple[str, ...] | None) -> tuple[Any, dict[str, Any]]:
     if dtype == DType.CATEGORY:
         return Literal[tuple(categories or ())], {}
     if dtype == DType.INT:
-        return int, {}
+        return int, {"ge": INT64_MIN, "le": INT64_MAX}
     if dtype == DType.BOOL:
         return bool, {}
     if dtype == DType.FLOAT:

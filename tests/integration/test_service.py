@@ -1,0 +1,235 @@
+"""The BentoML service over real HTTP: `bentoml serve` on a free loopback port."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+
+from mlops_assets.core.features import to_matrix
+from mlops_assets.features.online_write import newest_per_entity
+from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = load_spec(HOUSE_PRICES_SPEC)
+GOOD = {
+    "sqft": 1800.0,
+    "bedrooms": 3,
+    "bathrooms": 2.0,
+    "location": "urban",
+    "year_built": 1990,
+    "condition": "good",
+    "lot_size": 5000.0,
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[dict]:
+    home = tmp_path_factory.mktemp("served") / "mlops_home"
+    env = {**os.environ, "MLOPS_HOME": str(home), "BENTOML_HOME": str(home / "bentoml")}
+    env.pop("MLOPS_SPEC", None)
+    built = subprocess.run(
+        [sys.executable, "-m", "mlops_assets.cli", "run", "--rows", "3000"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "bentos.service:PredictionService",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None:
+                pytest.fail(f"bentoml serve exited: {server.stderr.read()[-3000:]}")
+            time.sleep(0.5)
+        else:
+            pytest.fail("service not ready within 120 s")
+        with httpx.Client(base_url=url, timeout=30) as client:
+            yield {"client": client, "url": url, "home": home, "stdout": built.stdout}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _post(served, path: str, body) -> httpx.Response:
+    content = body if isinstance(body, bytes | str) else json.dumps(body)
+    return served["client"].post(
+        path, content=content, headers={"content-type": "application/json"}
+    )
+
+
+def test_main_job_output_and_health(served):
+    assert "Promotion: promoted" in served["stdout"]
+    assert served["client"].get("/livez").status_code == 200
+    assert served["client"].get("/readyz").status_code == 200
+
+
+def test_single_batch_by_key_and_info_carry_the_model_version(served):
+    info = served["client"].get("/v1/model_info").json()
+    assert info["model_name"] == "house_prices" and info["model_version"] == "1"
+    assert len(info["data_hash"]) == 64 and info["feature_service"] == "house_prices_v1"
+    assert info["mlflow_run_id"] and info["promoted_at"] and "r2" in info["metrics"]
+    single = _post(served, "/v1/predict", GOOD).json()
+    assert single["model_version"] == "1" and single["prediction"] > 0
+    batch = _post(served, "/v1/predict_batch", {"records": [GOOD, {**GOOD, "sqft": 3600.0}]}).json()
+    assert batch["model_version"] == "1" and len(batch["predictions"]) == 2
+    assert batch["predictions"][1] > batch["predictions"][0], "a bigger house costs more"
+    by_key = _post(served, "/v1/predict_by_key", {"keys": [1, 2]}).json()
+    assert by_key["model_version"] == "1" and set(by_key["predictions"]) == {"1", "2"}
+
+
+def test_offline_http_and_by_key_predictions_agree(served):
+    """Training/serving skew: the same rows through every path, to 1e-6."""
+    home = served["home"]
+    info = served["client"].get("/v1/model_info").json()
+    booster = xgb.Booster()
+    booster.load_model(str(home / "models" / info["mlflow_run_id"] / "model.ubj"))
+    cleaned = pd.read_parquet(next((home / "data" / "cleaned").glob("*.parquet")))
+    features = pd.read_parquet(home / "feast" / "data" / "house_prices_features.parquet")
+    newest = newest_per_entity(features, "house_id", "event_timestamp").sample(150, random_state=3)
+    rows = cleaned.merge(
+        newest[["house_id", "event_timestamp"]], on=["house_id", "event_timestamp"]
+    )
+    assert len(rows) == 150
+    offline = booster.inplace_predict(
+        to_matrix(newest.set_index("house_id").loc[rows["house_id"]].reset_index(), SPEC)
+    )
+    records = [
+        {
+            **{c: (r[c].item() if hasattr(r[c], "item") else r[c]) for c in SPEC.feature_columns},
+            "event_timestamp": r["event_timestamp"].isoformat(),
+        }
+        for _, r in rows.astype({"location": "object", "condition": "object"}).iterrows()
+    ]
+    batch = _post(served, "/v1/predict_batch", {"records": records}).json()["predictions"]
+    singles = [_post(served, "/v1/predict", r).json()["prediction"] for r in records[:25]]
+    keys = rows["house_id"].tolist()
+    by_key = _post(served, "/v1/predict_by_key", {"keys": keys}).json()["predictions"]
+    np.testing.assert_allclose(batch, offline, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(singles, offline[:25], rtol=0, atol=1e-6)
+    np.testing.assert_allclose([by_key[str(k)] for k in keys], offline, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "named"),
+    [
+        ({**GOOD, "sqft": "big"}, 400, "sqft"),
+        ({k: v for k, v in GOOD.items() if k != "bedrooms"}, 400, "bedrooms"),
+        ({**GOOD, "colour": "red"}, 400, "colour"),
+        (json.dumps({**GOOD, "sqft": float("nan")}), 400, "sqft"),
+        (json.dumps({**GOOD, "sqft": float("inf")}), 400, "sqft"),
+        ({**GOOD, "sqft": -10.0}, 400, "sqft"),
+        ({**GOOD, "location": "moon"}, 400, "location"),
+        ({**GOOD, "event_timestamp": "yesterday-ish"}, 400, "event_timestamp"),
+        ("{not json", 400, "body"),
+        ([GOOD], 400, "body"),
+    ],
+)
+def test_bad_single_requests_get_a_400_naming_the_problem(served, body, status, named):
+    response = _post(served, "/v1/predict", body)
+    assert response.status_code == status, response.text
+    assert named in response.json()["error"]
+
+
+def test_bad_batches_and_keys(served):
+    empty = _post(served, "/v1/predict_batch", {"records": []})
+    assert empty.status_code == 400 and "records" in empty.json()["error"]
+    too_many = _post(served, "/v1/predict_batch", {"records": [GOOD] * 1001})
+    assert too_many.status_code == 400 and "records" in too_many.json()["error"]
+    body = b'{"records": [' + b",".join([json.dumps(GOOD).encode()] * 20_000) + b"]}"
+    assert _post(served, "/v1/predict_batch", body).status_code == 413
+    unknown = _post(served, "/v1/predict_by_key", {"keys": [1, 123456789]})
+    assert unknown.status_code == 404 and unknown.json()["keys"] == [123456789]
+    assert _post(served, "/v1/predict_by_key", {"keys": ["x"]}).status_code == 400
+    assert served["client"].get("/readyz").status_code == 200, "still serving"
+
+
+def test_prediction_log_and_metrics(served):
+    _post(served, "/v1/predict", {**GOOD, "sqft": 2222.0})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        files = list((served["home"] / "predictions").glob("*.jsonl"))
+        log = pd.concat([pd.read_json(f, lines=True) for f in files]) if files else pd.DataFrame()
+        if not log.empty and (log["inputs"].map(lambda i: i.get("sqft")) == 2222.0).any():
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("prediction not logged within 10 s")
+    assert {"request_id", "timestamp", "inputs", "output", "model_version", "latency_ms"} <= set(
+        log.columns
+    )
+    assert (log["model_version"].astype(str) == "1").all()
+    metrics = served["client"].get("/metrics").text
+    assert 'mlops_predictions_total{endpoint="predict",model_version="1"}' in metrics
+    assert "mlops_prediction_latency_seconds_bucket" in metrics
+
+
+def test_no_client_input_causes_a_server_error(served):
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"{served['url']}/v1/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "150",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--no-color",
+            "--seed",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output[-4000:]
+    generated = re.search(r"(\d+) generated", output)
+    assert generated and int(generated.group(1)) >= 500, output[-2000:]
