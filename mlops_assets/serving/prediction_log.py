@@ -1,20 +1,23 @@
 """Buffered prediction log: JSON lines under `MLOPS_HOME/predictions/`, read in bulk later.
 
-Requests only append to an in-memory list (no I/O on the hot path); a background thread
-flushes it every `flush_seconds` or once it holds `max_buffer` entries, one file per process
-and day, so several workers never interleave partial lines. The drift monitor reads the files
-with `pandas.read_json(lines=True)`.
+Requests only append one small object per request to an in-memory list (no I/O, no encoding on
+the hot path); a background thread expands it to one line per predicted row (request id, row,
+timestamp, endpoint, model version, latency, inputs, output) and writes it every
+`flush_seconds` or once `max_buffer` requests are queued, one file per process and day, so
+several workers never interleave partial lines. The drift monitor reads the files with
+`pandas.read_json(lines=True)`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 
 class PredictionLog:
@@ -30,10 +33,11 @@ class PredictionLog:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def append(self, entries: list[dict[str, Any]]) -> None:
-        """Queue records; cheap enough for the request path."""
+    def append(self, request: dict[str, Any]) -> None:
+        """Queue one request (`inputs` and `outputs` are parallel lists); cheap enough for the
+        request path."""
         with self._lock:
-            self._buffer.extend(entries)
+            self._buffer.append(request)
             full = len(self._buffer) >= self.max_buffer
         if full:
             self._wake.set()
@@ -41,16 +45,16 @@ class PredictionLog:
     def flush(self) -> int:
         """Write what is queued now; returns how many records were written."""
         with self._lock:
-            entries, self._buffer = self._buffer, []
-        if not entries:
+            requests, self._buffer = self._buffer, []
+        if not requests:
             return 0
         self.folder.mkdir(parents=True, exist_ok=True)
         day = datetime.now(UTC).strftime("%Y%m%d")
         path = self.folder / f"predictions-{day}-{os.getpid()}.jsonl"
-        payload = "".join(json.dumps(e, default=str, separators=(",", ":")) + "\n" for e in entries)
-        with path.open("a") as handle:
-            handle.write(payload)
-        return len(entries)
+        lines = [orjson.dumps(row, default=str) for request in requests for row in _rows(request)]
+        with path.open("ab") as handle:
+            handle.write(b"\n".join(lines) + b"\n")
+        return len(lines)
 
     def close(self) -> None:
         """Flush and stop the background thread."""
@@ -59,7 +63,7 @@ class PredictionLog:
         self._thread.join(timeout=5)
         self.flush()
 
-    def _run(self) -> None:
+    def _run(self) -> None:  # background thread
         while not self._stopped:
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
@@ -67,3 +71,14 @@ class PredictionLog:
                 self.flush()
             except OSError:
                 time.sleep(self.flush_seconds)  # a full disk must not kill the service
+
+
+def _rows(request: dict[str, Any]) -> list[dict[str, Any]]:
+    moment = datetime.fromtimestamp(request["timestamp"], UTC).isoformat()
+    common = {k: request[k] for k in ("request_id", "endpoint", "model_version", "latency_ms")}
+    return [
+        {**common, "row": i, "timestamp": moment, "inputs": inputs, "output": output}
+        for i, (inputs, output) in enumerate(
+            zip(request["inputs"], request["outputs"], strict=True)
+        )
+    ]
