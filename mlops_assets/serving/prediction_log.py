@@ -34,8 +34,7 @@ class PredictionLog:
         self._thread.start()
 
     def append(self, request: dict[str, Any]) -> None:
-        """Queue one request (`inputs` and `outputs` are parallel lists); cheap enough for the
-        request path."""
+        """Queue one request; `inputs` and `outputs` are parallel lists. Cheap on purpose."""
         with self._lock:
             self._buffer.append(request)
             full = len(self._buffer) >= self.max_buffer
