@@ -142,9 +142,8 @@ def _state(home: str | None) -> Path:
 
 
 def _print(name: str, figures: dict[str, float]) -> None:
-    print(
-        f"{name:44s} {figures['rps']:8.0f} req/s  p50 {figures['p50']:6.2f} ms  p99 {figures['p99']:6.2f} ms"
-    )
+    rps, p50, p99 = figures["rps"], figures["p50"], figures["p99"]
+    print(f"{name:44s} {rps:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
 
 
 def main() -> None:
