@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the serving image with podman and checks it: /readyz, then one prediction.
+# Needs a state folder with an exported champion ($MLOPS_HOME, default .mlops_home; run
+# ./scripts/quickstart.sh first). With no registry reachable, BASE_IMAGE may be a local image,
+# e.g. one made by `scripts/base_image.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HOME_DIR="${MLOPS_HOME:-$(pwd)/.mlops_home}"
+BASE_IMAGE="${BASE_IMAGE:-python:3.11-slim-bookworm}"
+IMAGE="${IMAGE:-localhost/mlops-serving:latest-build}"
+PORT="${PORT:-38080}"
+POINTER="$HOME_DIR/deployment/bento.json"
+[ -f "$POINTER" ] || { echo "no exported champion in $HOME_DIR: run ./scripts/quickstart.sh first" >&2; exit 1; }
+MODEL_TAG="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model_tag"])' "$POINTER")"
+NAME="${MODEL_TAG%%:*}"; VERSION="${MODEL_TAG#*:}"
+
+rm -rf build/container && mkdir -p "build/container/models/$NAME"
+cp -r "$HOME_DIR/bentoml/models/$NAME/$VERSION" "build/container/models/$NAME/$VERSION"
+echo "$VERSION" > "build/container/models/$NAME/latest"
+
+CERTS=()
+[ -f /etc/ssl/certs/ca-certificates.crt ] && CERTS=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
+echo "building $IMAGE from $BASE_IMAGE with $MODEL_TAG"
+podman build --isolation chroot --format docker "${CERTS[@]}" \
+  --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "MODEL_TAG=$MODEL_TAG" -t "$IMAGE" .
+
+CONTAINER="mlops-serving-check-$$"
+podman --cgroup-manager=cgroupfs run -d --rm --name "$CONTAINER" --runtime runc --network host \
+  --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 -e "PORT=$PORT" "$IMAGE" >/dev/null
+trap 'podman --cgroup-manager=cgroupfs rm -f "$CONTAINER" >/dev/null 2>&1 || true' EXIT
+for _ in $(seq 1 120); do
+  if curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; then break; fi
+  sleep 1
+done
+curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { podman logs "$CONTAINER" | tail -50; echo "container never became ready" >&2; exit 1; }
+ANSWER="$(curl -sf -X POST "http://127.0.0.1:$PORT/v1/predict" -H 'content-type: application/json' \
+  -d '{"sqft": 1800, "bedrooms": 3, "bathrooms": 2, "location": "urban", "year_built": 1990, "condition": "good", "lot_size": 5000}')"
+echo "container answered: $ANSWER"
+python3 -c 'import json,sys; a=json.loads(sys.argv[1]); assert a["prediction"] > 0 and a["model_version"], a' "$ANSWER"
+USER_IN_IMAGE="$(podman --cgroup-manager=cgroupfs exec "$CONTAINER" id -u)"
+[ "$USER_IN_IMAGE" != "0" ] || { echo "the service runs as root" >&2; exit 1; }
+echo "container check passed: ready, one prediction, non-root user (uid $USER_IN_IMAGE)"
