@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     feast.add_argument("feast_args", nargs=argparse.REMAINDER)
     feast.set_defaults(handler=_feast)
 
+    serve = commands.add_parser("serve", help="bentoml serve the champion exported by `run`")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.set_defaults(handler=_serve)
+
     mlflow = commands.add_parser("mlflow", help="open the MLflow UI on this state folder's store")
     mlflow.add_argument("--port", type=int, default=5000)
     mlflow.set_defaults(handler=_mlflow)
@@ -156,6 +160,7 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
         f"  training set       {paths.root / 'training'}\n"
         f"  models and reports {paths.root / 'models'}\n"
         f"  MLflow             {paths.root / 'mlflow'}  (uv run mlops mlflow)\n"
+        f"  bento              {paths.root / 'bentoml'}  (uv run mlops serve)\n"
         f"  Dagster instance   {paths.dagster_home}\n"
         "Open the UI with `uv run mlops ui` and browse http://127.0.0.1:3000"
     )
@@ -263,6 +268,20 @@ def _rollback(args: argparse.Namespace, paths: PlatformPaths) -> int:
         return 1
     _say(f"Rolled back: champion is v{entry['version']} again (was v{entry['previous']})")
     return 0
+
+
+def _serve(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    from mlops_assets.paths import PROJECT_ROOT
+    from mlops_assets.serving.runtime import bentoml_home
+
+    open_instance(paths)
+    os.environ["BENTOML_HOME"] = str(bentoml_home(paths))
+    os.chdir(PROJECT_ROOT)
+    service = "bentos.service:PredictionService"
+    command = [sys.executable, "-m", "bentoml", "serve", service, "--port", str(args.port)]
+    _say(f"BENTOML_HOME={os.environ['BENTOML_HOME']} {' '.join(command[1:])}")
+    os.execvp(command[0], command)
+    return 0  # pragma: no cover - exec does not return
 
 
 def _mlflow(args: argparse.Namespace, paths: PlatformPaths) -> int:
