@@ -2,6 +2,15 @@
 
 import dagster as dg
 
+from mlops_assets.automation.schedules import retrain_schedule
+from mlops_assets.automation.sensors import (
+    drift_sensor,
+    freshness_sensor,
+    ingested_sensor,
+    ingestion_failed_sensor,
+    landing_sensor,
+    run_failure_sensor,
+)
 from mlops_assets.deployment.assets import bento, bento_model, promoted_model
 from mlops_assets.features.assets import (
     feast_registry,
@@ -10,7 +19,8 @@ from mlops_assets.features.assets import (
     training_set,
 )
 from mlops_assets.ingestion.assets import cleaned_data, raw_data
-from mlops_assets.jobs import ingestion_job, pipeline_job
+from mlops_assets.jobs import ingestion_job, monitoring_job, pipeline_job
+from mlops_assets.monitoring.assets import drift_report
 from mlops_assets.resources import DatasetSpecResource, FeatureStoreResource, MlopsHome
 from mlops_assets.training.assets import model, validation_report
 from mlops_assets.training.tracking import MlflowTracking
@@ -30,8 +40,18 @@ defs = dg.Definitions(
         promoted_model,
         bento_model,
         bento,
+        drift_report,
     ],
-    jobs=[ingestion_job, pipeline_job],
+    jobs=[ingestion_job, pipeline_job, monitoring_job],
+    sensors=[
+        landing_sensor,
+        ingested_sensor,
+        ingestion_failed_sensor,
+        drift_sensor,
+        freshness_sensor,
+        run_failure_sensor,
+    ],
+    schedules=[retrain_schedule],
     resources={
         "home": home,
         "dataset": DatasetSpecResource(home=home),

@@ -17,7 +17,13 @@ ingestion_job = dg.define_asset_job(
 
 pipeline_job = dg.define_asset_job(
     name="pipeline_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("ingestion"),
-    description="Everything after ingestion, over all cleaned batches: features, online store "
-    "and training set.",
+    selection=dg.AssetSelection.groups("features", "training", "deployment"),
+    description="Everything after ingestion, over all cleaned batches: features, online store, "
+    "training set, model, report, promotion and bento. Also the retraining job.",
+)
+
+monitoring_job = dg.define_asset_job(
+    name="monitoring_job",
+    selection=dg.AssetSelection.groups("monitoring"),
+    description="Drift of the newest batch and of live traffic against the champion's data.",
 )

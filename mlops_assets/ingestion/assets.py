@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from mlops_assets.automation.freshness import freshness_policy
 from mlops_assets.core.cleaning import clean
 from mlops_assets.core.quality import check_cleaned, check_raw
 from mlops_assets.core.raw import RawBatch, missing_columns, prepare_raw
@@ -43,6 +44,7 @@ IO_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL
     kinds={"pandas", "parquet"},
     check_specs=RAW_CHECK_SPECS,
     retry_policy=IO_RETRY,
+    freshness_policy=freshness_policy("raw_data"),
 )
 def raw_data(
     context: dg.AssetExecutionContext,
@@ -88,6 +90,7 @@ def raw_data(
     deps=[raw_data],
     kinds={"pandas", "parquet"},
     check_specs=CLEANED_CHECK_SPECS,
+    freshness_policy=freshness_policy("cleaned_data"),
 )
 def cleaned_data(
     context: dg.AssetExecutionContext, home: MlopsHome, dataset: DatasetSpecResource

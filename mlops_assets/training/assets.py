@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from mlops_assets.automation.freshness import freshness_policy
 from mlops_assets.core.baselines import baseline_predictions, fit_baselines
 from mlops_assets.core.evaluation import compute_metrics, decide, slice_metrics
 from mlops_assets.core.features import feature_types, to_matrix
@@ -22,6 +23,7 @@ from mlops_assets.core.training import (
 from mlops_assets.deployment.registry import ChampionRegistry
 from mlops_assets.features.assets import SPLIT_COLUMN, training_set
 from mlops_assets.features.feast_repo import FeastNames
+from mlops_assets.monitoring.inputs import save_statistics
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.spec import DatasetSpec
@@ -58,7 +60,12 @@ class ModelConfig(dg.Config):
         return TrainParams(**{k: v for k, v in self.model_dump().items() if k in fields})
 
 
-@dg.asset(group_name="training", deps=[training_set], kinds={"xgboost", "mlflow"})
+@dg.asset(
+    group_name="training",
+    deps=[training_set],
+    kinds={"xgboost", "mlflow"},
+    freshness_policy=freshness_policy("model"),
+)
 def model(
     context: dg.AssetExecutionContext,
     config: ModelConfig,
@@ -125,6 +132,7 @@ def model(
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     folder = save_model(paths, trained.booster, manifest)
+    save_statistics(paths.root / "training" / "feature_statistics.json", folder)
     return dg.MaterializeResult(
         metadata={
             "model_id": run_id,

@@ -1,0 +1,1 @@
+"""Sensors and schedules that close the loop: landing, freshness, drift, failures."""

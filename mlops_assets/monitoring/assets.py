@@ -1,0 +1,168 @@
+"""The `drift_report` asset: the newest batch and live traffic against the champion's data."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from mlops_assets.core.drift import DriftResult, DriftThresholds, detect_drift
+from mlops_assets.core.quality import CheckOutcome, Severity
+from mlops_assets.core.storage import write_json_atomic
+from mlops_assets.ingestion.assets import cleaned_data
+from mlops_assets.ingestion.checks import check_specs, to_check_result
+from mlops_assets.monitoring.inputs import (
+    logged_inputs,
+    monitored_columns,
+    newest_batch,
+    reference_statistics,
+)
+from mlops_assets.paths import PlatformPaths
+from mlops_assets.resources import DatasetSpecResource, MlopsHome
+
+DRIFT_CHECKS = {
+    "drift_below_threshold": "The newest batch has not drifted from the champion's data."
+}
+
+
+class DriftConfig(dg.Config):
+    """Thresholds (see `mlops_assets/core/drift.py` for the conventions behind them)."""
+
+    batch: str = Field(default="", description="Batch to check (default: the newest).")
+    psi: float = Field(default=0.2, gt=0, description="PSI above which a column drifted.")
+    wasserstein: float = Field(default=0.25, gt=0, description="Normalised W1 for a column.")
+    drifted_share: float = Field(default=0.3, gt=0, le=1, description="Share of drifted columns.")
+    min_live_rows: int = Field(default=200, ge=1, description="Live traffic needed to judge it.")
+
+
+def drift_state_path(paths: PlatformPaths) -> Path:
+    """The latest drift verdict, read by the drift sensor."""
+    return paths.root / "monitoring" / "drift_state.json"
+
+
+@dg.asset(
+    group_name="monitoring",
+    deps=[cleaned_data],
+    kinds={"pandas", "markdown"},
+    check_specs=check_specs("drift_report", DRIFT_CHECKS, set()),
+)
+def drift_report(
+    config: DriftConfig, dataset: DatasetSpecResource, home: MlopsHome
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """PSI and Wasserstein drift of the newest batch and of live traffic, per column."""
+    spec, paths = dataset.load(), home.paths()
+    thresholds = DriftThresholds(config.psi, config.wasserstein, config.drifted_share)
+    try:
+        reference, source = reference_statistics(paths)
+        batch, frame = newest_batch(paths, config.batch)
+    except FileNotFoundError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    batch_drift = detect_drift(reference, monitored_columns(frame, spec), thresholds)
+    live = logged_inputs(paths, spec)
+    live_drift = (
+        detect_drift(reference, monitored_columns(live, spec), thresholds)
+        if len(live) >= config.min_live_rows
+        else None
+    )
+    folder = paths.root / "monitoring" / "reports"
+    plot = _plot(folder / f"drift-{batch}.png", batch_drift, live_drift)
+    markdown = _markdown(batch, source, batch_drift, live_drift, len(live))
+    (folder / f"drift-{batch}.md").write_text(markdown)
+    evaluated_at = datetime.now(UTC).isoformat(timespec="seconds")
+    drifted = [c.column for c in batch_drift.columns if c.drifted]
+    reason = (
+        f"batch {batch}: {len(drifted)} of {len(batch_drift.columns)} columns drifted {drifted}"
+    )
+    write_json_atomic(
+        {
+            "evaluated_at": evaluated_at,
+            "batch": batch,
+            "drifted": batch_drift.drifted,
+            "live_drifted": bool(live_drift and live_drift.drifted),
+            "drifted_share": batch_drift.drifted_share,
+            "reason": reason,
+        },
+        drift_state_path(paths),
+    )
+    outcome = CheckOutcome(
+        "drift_below_threshold",
+        not batch_drift.drifted,
+        Severity.WARN,
+        reason,
+        {"drifted_share": round(batch_drift.drifted_share, 4)},
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.md(markdown),
+            "batch": batch,
+            "drifted": batch_drift.drifted,
+            "drifted_share": round(batch_drift.drifted_share, 4),
+            "live_rows": len(live),
+            "live_drifted": bool(live_drift and live_drift.drifted),
+            "reference": source,
+            "plot": dg.MetadataValue.path(str(plot)),
+        },
+        check_results=[to_check_result(outcome)],
+    )
+
+
+def _markdown(
+    batch: str, source: str, drift: DriftResult, live: DriftResult | None, live_rows: int
+) -> str:
+    lines = [
+        f"# Drift of batch `{batch}`",
+        "",
+        f"Reference: {source}. Verdict: **{'DRIFTED' if drift.drifted else 'no drift'}** "
+        f"({drift.drifted_share:.0%} of columns drifted; "
+        f"threshold {drift.thresholds.drifted_share:.0%}).",
+        "",
+        _table(drift),
+        "",
+        "## Live traffic (prediction log)",
+        "",
+    ]
+    if live is None:
+        lines.append(f"{live_rows} logged rows: too few to judge.")
+    else:
+        lines += [
+            f"{live_rows} logged rows: **{'DRIFTED' if live.drifted else 'no drift'}**.",
+            "",
+            _table(live),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _table(drift: DriftResult) -> str:
+    rows = ["| column | kind | PSI | Wasserstein (sd) | drifted |", "|---|---|---|---|---|"]
+    for c in drift.columns:
+        distance = "-" if c.wasserstein is None else f"{c.wasserstein:.3f}"
+        rows.append(
+            f"| {c.column} | {c.kind} | {c.psi:.3f} | {distance} | {'yes' if c.drifted else 'no'} |"
+        )
+    return "\n".join(rows)
+
+
+def _plot(path: Path, drift: DriftResult, live: DriftResult | None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, axis = plt.subplots(figsize=(8, 4))
+    names = [c.column for c in drift.columns]
+    positions = range(len(names))
+    axis.bar([p - 0.2 for p in positions], [c.psi for c in drift.columns], width=0.4, label="batch")
+    if live is not None:
+        axis.bar(
+            [p + 0.2 for p in positions], [c.psi for c in live.columns], width=0.4, label="live"
+        )
+    axis.axhline(drift.thresholds.psi, color="red", linewidth=1, linestyle="--", label="threshold")
+    axis.set_xticks(list(positions), names, rotation=30, ha="right")
+    axis.set(title="PSI per column", ylabel="PSI")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path

@@ -1,0 +1,80 @@
+"""What drift is measured on.
+
+The champion's reference statistics, the newest batch, and the inputs recorded in the
+prediction log.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.core.storage import read_json
+from mlops_assets.features.inputs import cleaned_batch_paths
+from mlops_assets.paths import PlatformPaths
+from mlops_assets.spec import DatasetSpec
+
+STATISTICS_FILE = "feature_statistics.json"
+
+
+def reference_statistics(paths: PlatformPaths) -> tuple[dict[str, Any], str]:
+    """The champion's training statistics (or the latest training set's, before any champion)."""
+    pointer = paths.root / "deployment" / "champion.json"
+    if pointer.exists():
+        run_id = read_json(pointer).get("run_id")
+        candidate = paths.root / "models" / str(run_id) / STATISTICS_FILE
+        if candidate.exists():
+            return read_json(candidate), f"champion run {run_id}"
+    fallback = paths.root / "training" / STATISTICS_FILE
+    if not fallback.exists():
+        raise FileNotFoundError(f"no reference statistics yet ({fallback}): train a model first")
+    return read_json(fallback), "latest training set"
+
+
+def newest_batch(paths: PlatformPaths, batch: str = "") -> tuple[str, pd.DataFrame]:
+    """The named cleaned batch, or the one ingested last."""
+    if batch:
+        return batch, pd.read_parquet(paths.cleaned(batch))
+    files = cleaned_batch_paths(paths)
+    if not files:
+        raise FileNotFoundError(f"no cleaned batch in {paths.cleaned_dir()}")
+    return files[-1].stem, pd.read_parquet(files[-1])
+
+
+def logged_inputs(paths: PlatformPaths, spec: DatasetSpec, max_files: int = 50) -> pd.DataFrame:
+    """Inputs of logged single and batch predictions (by-key requests carry no inputs)."""
+    folder = paths.root / "predictions"
+    files = sorted(folder.glob("*.jsonl"))[-max_files:] if folder.is_dir() else []
+    records: list[dict[str, Any]] = []
+    for path in files:
+        for line in path.read_text().splitlines():
+            entry = json.loads(line)
+            inputs = entry.get("inputs") or {}
+            if all(name in inputs for name in spec.feature_columns):
+                records.append(inputs)
+    return pd.DataFrame.from_records(records, columns=spec.feature_columns)
+
+
+def monitored_columns(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, np.ndarray]:
+    """The delivered feature columns as arrays.
+
+    Time-derived features are left out on purpose: new data is always later than the training
+    data, which is not drift.
+    """
+    columns: dict[str, np.ndarray] = {}
+    for name in spec.feature_columns:
+        values = frame[name]
+        if name in spec.categorical_columns:
+            columns[name] = values.astype("object").to_numpy()
+        else:
+            columns[name] = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+    return columns
+
+
+def save_statistics(statistics_path: Path, model_folder: Path) -> None:
+    """Keep the training statistics with the model, as the reference for its drift checks."""
+    (model_folder / STATISTICS_FILE).write_text(statistics_path.read_text())
