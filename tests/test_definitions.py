@@ -43,3 +43,23 @@ def test_only_correctness_checks_block():
     assert ("raw_data", "null_rates") not in blocking
     assert ("cleaned_data", "values_valid") in blocking
     assert ("cleaned_data", "quarantine_share") in blocking
+
+
+def test_automation_is_declared():
+    sensors = {s.name for s in defs.sensors or []}
+    assert sensors == {
+        "landing_sensor",
+        "ingested_sensor",
+        "ingestion_failed_sensor",
+        "drift_sensor",
+        "freshness_sensor",
+        "run_failure_sensor",
+    }
+    [schedule] = defs.schedules or []
+    assert schedule.name == "retrain_schedule"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    graph = defs.resolve_asset_graph()
+    for name in ("raw_data", "cleaned_data", "model"):
+        assert graph.get(dg.AssetKey(name)).freshness_policy is not None, name
+    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert groups == {"ingestion", "features", "training", "deployment", "monitoring"}
