@@ -6,6 +6,7 @@ import argparse
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 from mlops_assets.paths import PlatformPaths, resolve_home
@@ -25,6 +26,8 @@ SCENARIOS = ("none", "covariate_shift", "market_jump")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mlops` command."""
+    # pathspec (used by bentoml build) warns about its own API on every build; not ours to fix.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="pathspec")
     parser = _parser()
     args = parser.parse_args(argv)
     paths = PlatformPaths(resolve_home(args.home))
