@@ -11,6 +11,7 @@ is loaded) and `/metrics`.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import bentoml
@@ -48,6 +49,10 @@ class PredictionService:
         self.predictor = Predictor(load_bundle(Path(self.model.path)))
         self.lookup = online_lookup(self.predictor.spec)
         self.log = PredictionLog(prediction_log_dir())
+        # Everything loaded so far (Feast, pandas, the model) lives as long as the worker:
+        # freezing it keeps full garbage collections, and their pauses, short under load.
+        gc.collect()
+        gc.freeze()
         _LIVE["service"] = self
 
     def __is_ready__(self) -> bool:
