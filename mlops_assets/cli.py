@@ -270,6 +270,11 @@ def _rollback(args: argparse.Namespace, paths: PlatformPaths) -> int:
         _say(f"error: {exc}")
         return 1
     _say(f"Rolled back: champion is v{entry['version']} again (was v{entry['previous']})")
+    deployed = run_pipeline(open_instance(paths), job="deploy_job")
+    if not deployed.success:
+        _say(f"Packaging the restored champion FAILED:\n{deployed.error}")
+        return 1
+    _say(f"Serving package: {deployed.metadata.get('bento', {}).get('bento_tag', '-')}")
     return 0
 
 

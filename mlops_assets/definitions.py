@@ -19,7 +19,7 @@ from mlops_assets.features.assets import (
     training_set,
 )
 from mlops_assets.ingestion.assets import cleaned_data, raw_data
-from mlops_assets.jobs import ingestion_job, monitoring_job, pipeline_job
+from mlops_assets.jobs import deploy_job, ingestion_job, monitoring_job, pipeline_job
 from mlops_assets.monitoring.assets import drift_report
 from mlops_assets.resources import DatasetSpecResource, FeatureStoreResource, MlopsHome
 from mlops_assets.training.assets import model, validation_report
@@ -42,7 +42,7 @@ defs = dg.Definitions(
         bento,
         drift_report,
     ],
-    jobs=[ingestion_job, pipeline_job, monitoring_job],
+    jobs=[ingestion_job, pipeline_job, deploy_job, monitoring_job],
     sensors=[
         landing_sensor,
         ingested_sensor,

@@ -22,6 +22,12 @@ pipeline_job = dg.define_asset_job(
     "training set, model, report, promotion and bento. Also the retraining job.",
 )
 
+deploy_job = dg.define_asset_job(
+    name="deploy_job",
+    selection=dg.AssetSelection.assets("bento_model", "bento"),
+    description="Package the current champion (after a rollback, for instance) as the bento.",
+)
+
 monitoring_job = dg.define_asset_job(
     name="monitoring_job",
     selection=dg.AssetSelection.groups("monitoring"),

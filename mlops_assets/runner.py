@@ -74,11 +74,13 @@ def ingest_batch(
     )
 
 
-def run_pipeline(instance: dg.DagsterInstance, log_level: str = "WARNING") -> PipelineRun:
-    """Run everything after ingestion (features, training, ...) over all cleaned batches."""
+def run_pipeline(
+    instance: dg.DagsterInstance, log_level: str = "WARNING", job: str = "pipeline_job"
+) -> PipelineRun:
+    """Run an unpartitioned job; by default everything after ingestion, over all batches."""
     from mlops_assets.definitions import defs
 
-    result = defs.resolve_job_def("pipeline_job").execute_in_process(
+    result = defs.resolve_job_def(job).execute_in_process(
         instance=instance,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=False,

@@ -61,5 +61,11 @@ def test_automation_is_declared():
     graph = defs.resolve_asset_graph()
     for name in ("raw_data", "cleaned_data", "model"):
         assert graph.get(dg.AssetKey(name)).freshness_policy is not None, name
+    assert {j.name for j in defs.jobs or []} == {
+        "ingestion_job",
+        "pipeline_job",
+        "deploy_job",
+        "monitoring_job",
+    }
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {"ingestion", "features", "training", "deployment", "monitoring"}

@@ -9,6 +9,7 @@ import json
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -16,7 +17,6 @@ from mlops_assets.automation.settings import load_settings
 from mlops_assets.core.storage import read_json
 from mlops_assets.ingestion.partitions import batches
 from mlops_assets.jobs import ingestion_job, monitoring_job, pipeline_job
-from mlops_assets.monitoring.assets import drift_state_path
 from mlops_assets.paths import PlatformPaths, resolve_home
 from mlops_assets.sources import archive_landed, batch_key_for, ready_files
 
@@ -92,23 +92,45 @@ def ingestion_failed_sensor(context: dg.RunFailureSensorContext) -> None:
     job=pipeline_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
 )
 def drift_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    """Retrain when the newest batch drifted, at most once per cooldown and N times a day."""
-    settings, paths = load_settings(), _paths()
-    state_path = drift_state_path(paths)
-    if not state_path.exists():
-        return dg.SkipReason("no drift report yet")
-    state = read_json(state_path)
-    cursor = json.loads(context.cursor) if context.cursor else {"handled": "", "retrains": []}
-    if state["evaluated_at"] == cursor["handled"]:
-        return dg.SkipReason(f"drift report of {state['evaluated_at']} already handled")
-    cursor["handled"] = state["evaluated_at"]
-    decision = _retrain_decision(state, cursor, settings)
-    if isinstance(decision, dg.SkipReason):
+    """Retrain when a drift report says drifted, at most once per cooldown and N times a day.
+
+    Reads every `drift_report` materialization since the last tick (by storage id), so no
+    verdict is lost when several batches land between two ticks, and none is acted on twice.
+    """
+    settings = load_settings()
+    cursor = json.loads(context.cursor) if context.cursor else {"after": 0, "retrains": []}
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("drift_report"), after_storage_id=cursor["after"]
+        ),
+        limit=1_000,
+        ascending=True,
+    ).records
+    if not records:
+        return dg.SkipReason("no new drift report")
+    cursor["after"] = records[-1].storage_id
+    drifted = [r for r in records if _metadata(r).get("drifted")]
+    if not drifted:
         context.update_cursor(json.dumps(cursor))
-        return decision
-    cursor["retrains"].append(datetime.now(UTC).isoformat())
+        return dg.SkipReason(f"no drift: {_metadata(records[-1]).get('reason', '')}")
+    newest = drifted[-1]
+    state = {
+        "drifted": True,
+        "reason": _metadata(newest).get("reason", ""),
+        "evaluated_at": str(newest.storage_id),
+    }
+    decision = _retrain_decision(state, cursor, settings)
+    if isinstance(decision, dg.RunRequest):
+        cursor["retrains"].append(datetime.now(UTC).isoformat())
     context.update_cursor(json.dumps(cursor))
     return decision
+
+
+def _metadata(record: Any) -> dict[str, Any]:
+    materialization = record.asset_materialization
+    if materialization is None:
+        return {}
+    return {key: value.value for key, value in materialization.metadata.items()}
 
 
 def _retrain_decision(state: dict, cursor: dict, settings) -> dg.RunRequest | dg.SkipReason:
@@ -125,51 +147,68 @@ def _retrain_decision(state: dict, cursor: dict, settings) -> dg.RunRequest | dg
             f"drift ({state['reason']}) but {settings.max_retrains_per_day} retrains today already"
         )
     return dg.RunRequest(
-        run_key=f"retrain:{state['evaluated_at']}",
+        run_key=f"retrain:drift-report-{state['evaluated_at']}",
         tags={REASON_TAG: f"drift: {state['reason']}"[:200]},
     )
 
 
-FRESHNESS_ASSETS = ("raw_data", "cleaned_data", "model")
+@dg.sensor(
+    job=ingestion_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING
+)
+def freshness_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """Act on staleness; open-source Dagster evaluates freshness policies but sends no alerts.
 
-
-@dg.sensor(minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)
-def freshness_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-    """Act on staleness: record it in the tick log and POST it to the configured webhook.
-
-    Open-source Dagster evaluates freshness policies but sends no alerts itself.
+    A change of freshness state is logged in the tick log and POSTed to the configured webhook
+    (once per change, not every tick). When raw data is stale and its last batch came from a
+    file source that can be read again, a refresh ingestion of that source is requested.
     """
-    settings = load_settings()
-    stale = []
-    for name in FRESHNESS_ASSETS:
-        windows = settings.freshness.get(name)
-        if windows is None:
-            continue
-        event = context.instance.get_latest_materialization_event(dg.AssetKey(name))
-        age = (
-            None
-            if event is None
-            else datetime.now(UTC) - datetime.fromtimestamp(event.timestamp, UTC)
-        )
-        if age is None or age > windows.fail:
-            stale.append(
-                {
-                    "asset": name,
-                    "state": "FAIL",
-                    "age_hours": None if age is None else round(age.total_seconds() / 3600, 1),
-                }
-            )
-        elif age > windows.warn:
-            stale.append(
-                {"asset": name, "state": "WARN", "age_hours": round(age.total_seconds() / 3600, 1)}
-            )
-    if not stale:
-        return dg.SkipReason("every watched asset is fresh")
-    context.log.warning(f"stale assets: {stale}")
-    if settings.webhook_url:
-        _post(settings.webhook_url, {"event": "stale_assets", "assets": stale})
-    webhook = "called" if settings.webhook_url else "not configured"
-    return dg.SkipReason(f"stale: {stale} (see the tick log; webhook {webhook})")
+    settings, paths = load_settings(), _paths()
+    states = {
+        name: _freshness_state(context, name, windows)
+        for name, windows in settings.freshness.items()
+    }
+    previous = json.loads(context.cursor) if context.cursor else {}
+    changed = {name: state for name, state in states.items() if previous.get(name) != state}
+    context.update_cursor(json.dumps(states))
+    stale = {name: state for name, state in states.items() if state != "PASS"}
+    if changed and stale:
+        context.log.warning(f"freshness changed: {changed}; stale now: {stale}")
+        if settings.webhook_url:
+            _post(settings.webhook_url, {"event": "freshness", "changed": changed, "stale": stale})
+    refresh = _refresh_request(paths) if "raw_data" in changed and stale.get("raw_data") else None
+    if refresh is None:
+        return dg.SkipReason(f"freshness: {states}")
+    key, request = refresh
+    return dg.SensorResult(
+        run_requests=[request], dynamic_partitions_requests=[batches.build_add_request([key])]
+    )
+
+
+def _freshness_state(context: dg.SensorEvaluationContext, name: str, windows: Any) -> str:
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(name))
+    if event is None:
+        return "FAIL"
+    age = datetime.now(UTC) - datetime.fromtimestamp(event.timestamp, UTC)
+    return "FAIL" if age > windows.fail else "WARN" if age > windows.warn else "PASS"
+
+
+def _refresh_request(paths: PlatformPaths) -> tuple[str, dg.RunRequest] | None:
+    """Re-read the file source of the newest batch, as a new batch."""
+    manifests = sorted((paths.data / "batches").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    if not manifests:
+        return None
+    source = str(read_json(manifests[-1]).get("source", ""))
+    if not source.startswith("file:"):
+        return None  # landing batches and generated data cannot be pulled again
+    key = f"refresh-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    config = {"kind": "file", "path": source.removeprefix("file:")}
+    request = dg.RunRequest(
+        run_key=key,
+        partition_key=key,
+        run_config={"ops": {"raw_data": {"config": config}}},
+        tags={REASON_TAG: "raw_data stale: refreshing from its file source"},
+    )
+    return key, request
 
 
 @dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING)

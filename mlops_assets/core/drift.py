@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 EPSILON = 1e-4  # floor for empty bins, so PSI stays finite
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 101)
@@ -125,6 +126,9 @@ def detect_drift(
         if name not in current:
             continue
         values = np.asarray(current[name], dtype=object)
+        values = values[~pd.isna(values)]  # reference shares exclude nulls too
+        if values.size == 0:
+            continue
         column_psi = categorical_psi(stats["shares"], values)
         columns.append(
             ColumnDrift(
@@ -137,8 +141,6 @@ def detect_drift(
 
 
 def _category_codes(values: np.ndarray, categories: list[str]) -> np.ndarray:
-    import pandas as pd
-
     codes = pd.Categorical(values, categories=categories).codes.astype(np.int64)
     codes[codes < 0] = len(categories)
     return codes

@@ -7,12 +7,15 @@ reproducible without a seed), and the shares follow the configured fractions.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
 SPLITS = ("train", "validation", "test")
 HASH_KEY = "mlops-split-v1.0"  # 16 characters, as pandas' hash requires; change = reshuffle
 BUCKETS = 10_000
+SALT = np.uint64(int.from_bytes(hashlib.sha256(HASH_KEY.encode()).digest()[:8], "little"))
 
 
 def entity_split(
@@ -21,7 +24,9 @@ def entity_split(
     """`train` / `validation` / `test` for each key, by a salted hash of the key."""
     if not np.isclose(sum(fractions), 1.0) or min(fractions) < 0:
         raise ValueError(f"split fractions must be non-negative and sum to 1, got {fractions}")
-    hashed = pd.util.hash_array(np.asarray(keys, dtype=np.int64), hash_key=HASH_KEY)
+    # pandas ignores `hash_key` for integers, so the salt is mixed into the keys themselves.
+    salted = np.asarray(keys, dtype=np.int64).view(np.uint64) ^ SALT
+    hashed = pd.util.hash_array(salted)
     position = (hashed % BUCKETS) / BUCKETS
     train_end, validation_end = fractions[0], fractions[0] + fractions[1]
     labels = np.where(position < train_end, 0, np.where(position < validation_end, 1, 2))

@@ -14,7 +14,13 @@ from mlops_assets.ingestion.checks import check_specs, to_check_result
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.serving.runtime import bentoml_home, export_pointer
 from mlops_assets.training.assets import read_decision, validation_report
-from mlops_assets.training.model_store import BOOSTER_FILE, candidate_id, load_manifest, models_dir
+from mlops_assets.training.model_store import (
+    BOOSTER_FILE,
+    SPEC_FILE,
+    candidate_id,
+    load_manifest,
+    models_dir,
+)
 from mlops_assets.training.tracking import MlflowTracking
 
 PROMOTION_CHECKS = {
@@ -122,8 +128,10 @@ def bento_model(
         "feature_service": manifest.feature_service,
     }
     folder = models_dir(paths) / champion.run_id
+    trained_with = folder / SPEC_FILE  # the spec this model was trained with, not today's
+    spec_path = trained_with if trained_with.exists() else dataset.resolved_path()
     exported = export_model(
-        paths, tag, folder / BOOSTER_FILE, dataset.resolved_path(), asdict(manifest), info, labels
+        paths, tag, folder / BOOSTER_FILE, spec_path, asdict(manifest), info, labels
     )
     return dg.MaterializeResult(
         metadata={

@@ -22,6 +22,7 @@ from mlops_assets.serving.runtime import bentoml_home, export_pointer
 
 BENTOFILE = PROJECT_ROOT / "bentos" / "bentofile.yaml"
 BUILD_TIMEOUT_S = 600
+BENTO_NAME = "mlops_predictions"  # as in bentos/bentofile.yaml
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ def build_bento(paths: PlatformPaths, tag: str) -> str:
     """`bentoml build` of `bentos/`, pinned to the model `tag`; returns the bento tag."""
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home(paths)), "BENTOML_DO_NOT_TRACK": "true"}
     version = tag.split(":", 1)[1]
+    existing = bentoml_home(paths) / "bentos" / BENTO_NAME / version
+    if (existing / "bento.yaml").exists():
+        return f"{BENTO_NAME}:{version}"  # this champion's bento is built already
     command = [
         sys.executable,
         "-m",

@@ -132,12 +132,12 @@ class ChampionRegistry:
             return self._record("rollback", previous, current.version, {"reason": reason})
 
     def history(self) -> list[dict[str, Any]]:
-        """Every promotion and rollback, oldest first."""
+        """Every promotion and rollback of this model, oldest first."""
         if not self.history_path.exists():
             return []
-        return [
-            json.loads(line) for line in self.history_path.read_text().splitlines() if line.strip()
-        ]
+        lines = self.history_path.read_text().splitlines()
+        entries = [json.loads(line) for line in lines if line.strip()]
+        return [e for e in entries if e.get("model") == self.name]
 
     def _move_champion_alias(self, version: str) -> None:
         self.client.set_registered_model_alias(self.name, CHAMPION, version)
@@ -176,7 +176,8 @@ class ChampionRegistry:
             handle.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        self.client.set_model_version_tag(self.name, version, f"{action}d_at", entry["at"])
+        tag = {"promote": "promoted_at", "rollback": "rolled_back_at"}[action]
+        self.client.set_model_version_tag(self.name, version, tag, entry["at"])
         self._write_pointer(entry)
         return entry
 

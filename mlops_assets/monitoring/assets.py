@@ -97,6 +97,7 @@ def drift_report(
             "report": dg.MetadataValue.md(markdown),
             "batch": batch,
             "drifted": batch_drift.drifted,
+            "reason": reason,
             "drifted_share": round(batch_drift.drifted_share, 4),
             "live_rows": len(live),
             "live_drifted": bool(live_drift and live_drift.drifted),
@@ -155,9 +156,9 @@ def _plot(path: Path, drift: DriftResult, live: DriftResult | None) -> Path:
     positions = range(len(names))
     axis.bar([p - 0.2 for p in positions], [c.psi for c in drift.columns], width=0.4, label="batch")
     if live is not None:
-        axis.bar(
-            [p + 0.2 for p in positions], [c.psi for c in live.columns], width=0.4, label="live"
-        )
+        by_name = {c.column: c.psi for c in live.columns}
+        heights = [by_name.get(name, 0.0) for name in names]
+        axis.bar([p + 0.2 for p in positions], heights, width=0.4, label="live")
     axis.axhline(drift.thresholds.psi, color="red", linewidth=1, linestyle="--", label="threshold")
     axis.set_xticks(list(positions), names, rotation=30, ha="right")
     axis.set(title="PSI per column", ylabel="PSI")

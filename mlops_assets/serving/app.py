@@ -16,6 +16,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops_assets.serving.metrics import prediction_metrics
@@ -35,6 +36,7 @@ def build_app(spec: DatasetSpec, state: Callable[[], Any]) -> FastAPI:
     )
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
 
     @app.post("/predict", summary="Predict one record", responses=_ERRORS)
     async def predict(payload: record) -> Response:  # type: ignore[valid-type]
@@ -129,6 +131,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return _error(400, f"invalid request: {fields}", problems=problems[:50])
 
 
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    return _error(exc.status_code, str(exc.detail))
+
+
 class BodyLimit:
     """Refuse bodies over `max_bytes` with 413, whether or not Content-Length says so."""
 
@@ -151,17 +157,11 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise _BodyTooLarge
+                # Raised inside FastAPI's body reading, so it must be an HTTP error to survive.
+                raise HTTPException(413, f"request body larger than {self.max_bytes} bytes")
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await _too_large(self.max_bytes)(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
+        await self.app(scope, limited, send)
 
 
 def _too_large(limit: int) -> JSONResponse:

@@ -8,15 +8,16 @@ names the field instead of a prediction on nonsense.
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from mlops_assets.spec import DatasetSpec, DType
 
 MAX_BATCH = 1_000
 MAX_KEYS = 1_000
+EARLIEST, LATEST = datetime(1800, 1, 1), datetime(2200, 1, 1)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # entity keys and integer features are int64
 
 
@@ -39,8 +40,11 @@ def record_model(spec: DatasetSpec) -> type[BaseModel]:
         else:
             fields[name] = (annotation, Field(description=column.description, **constraints))
     fields[spec.event_timestamp] = (
-        datetime | None,
-        Field(default=None, description="When the prediction is for (default: now, UTC)."),
+        Annotated[datetime, AfterValidator(_plausible_time)] | None,
+        Field(
+            default=None,
+            description="When the prediction is for, between 1800 and 2200 (default: now, UTC).",
+        ),
     )
     return create_model(
         f"{_camel(spec.name)}Record",
@@ -66,6 +70,17 @@ class KeysRequest(BaseModel):
     keys: list[Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]] = Field(
         min_length=1, max_length=MAX_KEYS
     )
+
+
+def _plausible_time(moment: datetime) -> datetime:
+    """Naive UTC within 1800-2200: outside it, nanosecond time arithmetic would wrap."""
+    try:
+        naive = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    except (OverflowError, ValueError) as exc:
+        raise ValueError("timestamp out of range") from exc
+    if not EARLIEST <= naive <= LATEST:
+        raise ValueError(f"timestamp must be between {EARLIEST.year} and {LATEST.year}")
+    return naive
 
 
 def _annotation(dtype: DType, categories: tuple[str, ...] | None) -> tuple[Any, dict[str, Any]]:

@@ -131,7 +131,7 @@ def model(
         baseline_test_metrics=baseline_metrics,
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    folder = save_model(paths, trained.booster, manifest)
+    folder = save_model(paths, trained.booster, manifest, dataset.resolved_path())
     save_statistics(paths.root / "training" / "feature_statistics.json", folder)
     return dg.MaterializeResult(
         metadata={

@@ -23,6 +23,7 @@ from mlops_assets.paths import PROJECT_ROOT, PlatformPaths
 
 BOOSTER_FILE = "model.ubj"
 MANIFEST_FILE = "manifest.json"
+SPEC_FILE = "dataset_spec.yaml"
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,20 @@ def models_dir(paths: PlatformPaths) -> Path:
     return paths.root / "models"
 
 
-def save_model(paths: PlatformPaths, booster: xgb.Booster, manifest: ModelManifest) -> Path:
-    """Write booster and manifest into `models/<id>/` atomically, and mark it the candidate."""
+def save_model(
+    paths: PlatformPaths, booster: xgb.Booster, manifest: ModelManifest, spec_path: Path
+) -> Path:
+    """Write a model folder atomically and mark it the candidate.
+
+    The folder holds the booster, the manifest and the dataset spec it was trained with.
+    """
     final = models_dir(paths) / manifest.model_id
     staging = models_dir(paths) / f".{manifest.model_id}.{uuid.uuid4().hex}.tmp"
     staging.mkdir(parents=True)
     try:
         booster.save_model(str(staging / BOOSTER_FILE))
         write_json_atomic(asdict(manifest), staging / MANIFEST_FILE)
+        shutil.copyfile(spec_path, staging / SPEC_FILE)
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)

@@ -105,6 +105,11 @@ def test_drift_retrains_through_the_gates_and_no_drift_does_not(paths):
         assert _metadata(retrained, "bento")["bento_tag"] != first_bento, "a new bento"
     else:
         assert promotion["champion_version"] == "1", "a worse challenger leaves the champion"
+    # Packaging the same champion again (a kept champion, a rollback) reuses its bento.
+    deployed = run_pipeline(instance, job="deploy_job")
+    assert deployed.success, deployed.error
+    assert deployed.metadata["bento"]["model_version"] == promotion["champion_version"]
+    assert deployed.metadata["bento_model"]["created"] is False
 
 
 @pytest.fixture(autouse=True)

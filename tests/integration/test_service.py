@@ -163,6 +163,8 @@ def test_offline_http_and_by_key_predictions_agree(served):
         ({**GOOD, "sqft": -10.0}, 400, "sqft"),
         ({**GOOD, "location": "moon"}, 400, "location"),
         ({**GOOD, "event_timestamp": "yesterday-ish"}, 400, "event_timestamp"),
+        ({**GOOD, "event_timestamp": "0001-01-01T00:00:00+05:00"}, 400, "event_timestamp"),
+        ({**GOOD, "event_timestamp": "9999-12-31T00:00:00"}, 400, "event_timestamp"),
         ("{not json", 400, "body"),
         ([GOOD], 400, "body"),
     ],
@@ -180,6 +182,15 @@ def test_bad_batches_and_keys(served):
     assert too_many.status_code == 400 and "records" in too_many.json()["error"]
     body = b'{"records": [' + b",".join([json.dumps(GOOD).encode()] * 20_000) + b"]}"
     assert _post(served, "/v1/predict_batch", body).status_code == 413
+
+    def chunks():  # no Content-Length: the limit must hold while the body streams in
+        for _ in range(40):
+            yield b" " * 100_000
+
+    chunked = served["client"].post(
+        "/v1/predict_batch", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert chunked.status_code == 413 and "larger than" in chunked.json()["error"]
     unknown = _post(served, "/v1/predict_by_key", {"keys": [1, 123456789]})
     assert unknown.status_code == 404 and unknown.json()["keys"] == [123456789]
     assert _post(served, "/v1/predict_by_key", {"keys": ["x"]}).status_code == 400

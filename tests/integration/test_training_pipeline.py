@@ -81,13 +81,12 @@ def test_worse_challenger_leaves_the_champion(trained, materialize_features, reg
 def test_better_or_equal_challenger_is_promoted_and_rollback_restores(
     trained, materialize_features, registry
 ):
-    other_seed = {"ops": {"model": {"config": {"seed": 11}}}}
-    result = materialize_features(TRAINING, run_config=other_seed)
+    # The same data, seed and code give the same model, so the retrained one is never worse.
+    result = materialize_features(TRAINING)
     assert result.success, failure_text(result)
     report = _metadata(result, "validation_report")
     assert "champion v1" in report["report"], "the report compares with the champion"
-    if not report["promote"]:
-        pytest.skip(f"seed 11 happened to be worse: {report['reason']}")
+    assert report["promote"], report["reason"]
     assert registry.champion().version == "2"
     entry = registry.rollback("test")
     assert entry["version"] == "1" and entry["previous"] == "2"
@@ -103,13 +102,10 @@ def test_fault_between_register_and_alias_keeps_the_champion_and_rerun_converges
 
     original = ChampionRegistry._move_champion_alias
     monkeypatch.setattr(ChampionRegistry, "_move_champion_alias", fail)
-    model_result = materialize_features(
-        ["model", "validation_report"], run_config={"ops": {"model": {"config": {"seed": 11}}}}
-    )
+    model_result = materialize_features(["model", "validation_report"])
     assert model_result.success
     decision = _metadata(model_result, "validation_report")
-    if not decision["promote"]:
-        pytest.skip("the retrained model was not promotable")
+    assert decision["promote"], decision["reason"]
     broken = materialize_features(["promoted_model"])
     assert not broken.success and "injected fault" in failure_text(broken)
     assert registry.champion().version == "1", "previous champion still in force"

@@ -90,3 +90,28 @@ def test_retrain_decision_cooldown_and_daily_cap():
     capped = _retrain_decision(state, {"retrains": spaced}, settings)
     assert isinstance(capped, dg.SkipReason) and "today" in capped.skip_message
     assert json.dumps(state)
+
+
+def test_freshness_sensor_alerts_on_change_only(paths):
+    from mlops_assets.automation.sensors import freshness_sensor
+    from mlops_assets.definitions import defs
+    from mlops_assets.runner import open_instance
+
+    instance = open_instance(paths)
+    context = dg.build_sensor_context(instance=instance, definitions=defs)
+    first = freshness_sensor(context)
+    assert isinstance(first, dg.SkipReason) and "FAIL" in first.skip_message
+    states = json.loads(context.cursor)
+    assert states == {"raw_data": "FAIL", "cleaned_data": "FAIL", "model": "FAIL"}
+    again = dg.build_sensor_context(instance=instance, definitions=defs, cursor=context.cursor)
+    assert isinstance(freshness_sensor(again), dg.SkipReason)
+    assert json.loads(again.cursor) == states
+
+
+def test_categorical_nulls_are_not_drift(reference, house_spec):
+    columns = _batch(house_spec, "none")
+    columns["location"] = columns["location"].copy()
+    columns["location"][:250] = None
+    result = detect_drift(reference, columns)
+    location = next(c for c in result.columns if c.column == "location")
+    assert location.psi < 0.05 and not location.drifted
