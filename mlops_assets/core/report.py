@@ -43,7 +43,7 @@ def render_markdown(inputs: ReportInputs) -> str:
         "",
         "## Test metrics",
         "",
-        _metrics_table(inputs.metrics),
+        _table(inputs.metrics, "model"),
         "",
         "## Gates",
         "",
@@ -68,34 +68,24 @@ def render_markdown(inputs: ReportInputs) -> str:
         "",
     ]
     for column, per_value in inputs.slices.items():
-        lines += [f"## Slices by `{column}`", "", _slice_table(per_value), ""]
+        lines += [f"## Slices by `{column}`", "", _table(per_value, "value"), ""]
     if inputs.plots:
         lines += ["## Plots", ""] + [f"- `{Path(p).name}`" for p in inputs.plots]
     return "\n".join(lines) + "\n"
 
 
-def _metrics_table(metrics: dict[str, dict[str, float]]) -> str:
-    names = list(next(iter(metrics.values())))
-    header = "| model | " + " | ".join(names) + " |"
-    rule = "|---|" + "---|" * len(names)
-    rows = [
-        f"| {model} | " + " | ".join(_fmt(values.get(n)) for n in names) + " |"
-        for model, values in metrics.items()
-    ]
-    return "\n".join([header, rule, *rows])
-
-
-def _slice_table(per_value: dict[str, dict[str, float]]) -> str:
-    if not per_value:
+def _table(rows: dict[str, dict[str, float]], first: str) -> str:
+    """A Markdown table: one row per key, one column per metric of the first row."""
+    if not rows:
         return "(no slice with enough rows)"
-    names = list(next(iter(per_value.values())))
-    header = "| value | " + " | ".join(names) + " |"
+    names = list(next(iter(rows.values())))
+    header = f"| {first} | " + " | ".join(names) + " |"
     rule = "|---|" + "---|" * len(names)
-    rows = [
-        f"| {value} | " + " | ".join(_fmt(m.get(n)) for n in names) + " |"
-        for value, m in per_value.items()
+    body = [
+        f"| {key} | " + " | ".join(_fmt(values.get(n)) for n in names) + " |"
+        for key, values in rows.items()
     ]
-    return "\n".join([header, rule, *rows])
+    return "\n".join([header, rule, *body])
 
 
 def _fmt(value: Any) -> str:
