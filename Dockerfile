@@ -52,6 +52,9 @@ ENV BENTOML_HOME=/home/mlops/bentoml \
     MLOPS_ONLINE_FEATURES=off \
     PORT=3000
 COPY --chown=mlops:mlops build/container/models /home/mlops/bentoml/models
+# BentoML creates these at start-up; made here so the root filesystem can be read-only.
+RUN mkdir -p /home/mlops/bentoml/bentos /home/mlops/bentoml/envs /home/mlops/bentoml/tmp \
+    /home/mlops/state && chown -R mlops:mlops /home/mlops
 USER mlops
 EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \

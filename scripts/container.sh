@@ -25,8 +25,11 @@ podman build --isolation chroot --format docker "${CERTS[@]}" \
   --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "MODEL_TAG=$MODEL_TAG" -t "$IMAGE" .
 
 CONTAINER="mlops-serving-check-$$"
+# Read-only root filesystem with writable scratch space, as deploy/kubernetes/serving.yaml runs it.
 podman --cgroup-manager=cgroupfs run -d --rm --name "$CONTAINER" --runtime runc --network host \
-  --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 -e "PORT=$PORT" "$IMAGE" >/dev/null
+  --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 -e "PORT=$PORT" \
+  --read-only --tmpfs /tmp --tmpfs /home/mlops/bentoml/tmp --tmpfs /var/log/mlops \
+  -e MLOPS_PREDICTION_LOG_DIR=/var/log/mlops/predictions "$IMAGE" >/dev/null
 trap 'podman --cgroup-manager=cgroupfs rm -f "$CONTAINER" >/dev/null 2>&1 || true' EXIT
 for _ in $(seq 1 120); do
   if curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; then break; fi
@@ -39,4 +42,4 @@ echo "container answered: $ANSWER"
 python3 -c 'import json,sys; a=json.loads(sys.argv[1]); assert a["prediction"] > 0 and a["model_version"], a' "$ANSWER"
 USER_IN_IMAGE="$(podman --cgroup-manager=cgroupfs exec "$CONTAINER" id -u)"
 [ "$USER_IN_IMAGE" != "0" ] || { echo "the service runs as root" >&2; exit 1; }
-echo "container check passed: ready, one prediction, non-root user (uid $USER_IN_IMAGE)"
+echo "container check passed: ready, one prediction, non-root user (uid $USER_IN_IMAGE), read-only root"
