@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from mlops_assets.features.feast_repo import FeastNames
 from mlops_assets.spec import DatasetSpec
@@ -87,17 +86,6 @@ class OnlineFeatureLookup:
             matrix_rows.append([self._as_float(name, values.get(name)) for name in self._features])
         matrix = np.asarray(matrix_rows, dtype=np.float32).reshape(len(found), len(self._features))
         return LookupResult(keys=found, matrix=matrix, unknown=unknown)
-
-    def lookup_frame(self, keys: Sequence[int]) -> tuple[pd.DataFrame, list[int]]:
-        """Readable variant: a DataFrame of raw feature values and the unknown keys."""
-        result = self.lookup(keys)
-        frame = pd.DataFrame(result.matrix, columns=self._features, index=result.keys)
-        for name, codes in self._categories.items():
-            names = np.array(list(codes), dtype=object)
-            positions = frame[name].to_numpy()
-            frame[name] = [names[int(p)] if p == p else None for p in positions]
-        frame.index.name = self._spec.entity_key
-        return frame, result.unknown
 
     def _entity_key(self, key: int) -> Any:
         return self._entity_key_proto(

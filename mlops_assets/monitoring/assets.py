@@ -1,7 +1,6 @@
 """The `drift_report` asset: the newest batch and live traffic against the champion's data."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -9,7 +8,6 @@ from pydantic import Field
 
 from mlops_assets.core.drift import DriftResult, DriftThresholds, detect_drift
 from mlops_assets.core.quality import CheckOutcome, Severity
-from mlops_assets.core.storage import write_json_atomic
 from mlops_assets.ingestion.assets import cleaned_data
 from mlops_assets.ingestion.checks import check_specs, to_check_result
 from mlops_assets.monitoring.inputs import (
@@ -18,7 +16,6 @@ from mlops_assets.monitoring.inputs import (
     newest_batch,
     reference_statistics,
 )
-from mlops_assets.paths import PlatformPaths
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 
 DRIFT_CHECKS = {
@@ -34,11 +31,6 @@ class DriftConfig(dg.Config):
     wasserstein: float = Field(default=0.25, gt=0, description="Normalised W1 for a column.")
     drifted_share: float = Field(default=0.3, gt=0, le=1, description="Share of drifted columns.")
     min_live_rows: int = Field(default=200, ge=1, description="Live traffic needed to judge it.")
-
-
-def drift_state_path(paths: PlatformPaths) -> Path:
-    """The latest drift verdict, read by the drift sensor."""
-    return paths.root / "monitoring" / "drift_state.json"
 
 
 @dg.asset(
@@ -69,21 +61,9 @@ def drift_report(
     plot = _plot(folder / f"drift-{batch}.png", batch_drift, live_drift)
     markdown = _markdown(batch, source, batch_drift, live_drift, len(live))
     (folder / f"drift-{batch}.md").write_text(markdown)
-    evaluated_at = datetime.now(UTC).isoformat(timespec="seconds")
     drifted = [c.column for c in batch_drift.columns if c.drifted]
     reason = (
         f"batch {batch}: {len(drifted)} of {len(batch_drift.columns)} columns drifted {drifted}"
-    )
-    write_json_atomic(
-        {
-            "evaluated_at": evaluated_at,
-            "batch": batch,
-            "drifted": batch_drift.drifted,
-            "live_drifted": bool(live_drift and live_drift.drifted),
-            "drifted_share": batch_drift.drifted_share,
-            "reason": reason,
-        },
-        drift_state_path(paths),
     )
     outcome = CheckOutcome(
         "drift_below_threshold",

@@ -109,11 +109,6 @@ class ColumnSpec(_Strict):
             raise ValueError(f"column {self.name!r}: the event timestamp needs dtype 'datetime'")
         return self
 
-    @property
-    def is_numeric(self) -> bool:
-        """Whether ranges, quantiles and PSI bins apply to this column."""
-        return self.dtype in (DType.INT, DType.FLOAT, DType.BOOL)
-
 
 class DerivedColumn(_Strict):
     """A column computed from others by a safe arithmetic expression (no arbitrary code).

@@ -160,7 +160,8 @@ def validation_report(
     table, _ = _training_table(paths)
     test = table.loc[table[SPLIT_COLUMN] == "test"].reset_index(drop=True)
     x_test, y_test = to_matrix(test, spec), test[spec.target].to_numpy(dtype=np.float64)
-    predicted = predict(load_booster(paths, model_id), x_test)
+    booster = load_booster(paths, model_id)
+    predicted = predict(booster, x_test)
     metrics = {
         "model": compute_metrics(y_test, predicted, spec.task),
         **manifest.baseline_test_metrics,
@@ -181,7 +182,7 @@ def validation_report(
         champion.version if champion and champion_metrics else None,
     )
     folder = models_dir(paths) / model_id / "report"
-    importance = load_booster(paths, model_id).get_score(importance_type="total_gain")
+    importance = booster.get_score(importance_type="total_gain")
     plots = render_plots(folder, y_test, predicted, importance, spec.task)
     report = ReportInputs(
         spec=spec,
