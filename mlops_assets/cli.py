@@ -218,15 +218,20 @@ def _status(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _feast(args: argparse.Namespace, paths: PlatformPaths) -> int:
-    from mlops_assets.features.feast_repo import FEATURE_REPO
+    from mlops_assets.features.feast_repo import FEATURE_REPO, config_file
+    from mlops_assets.profile import active_profile
 
     open_instance(paths)  # exports MLOPS_HOME for feature_store.yaml and definitions.py
+    profile = active_profile()
+    os.environ.update(profile.feast_substitutions(paths.root))  # the CLI expands ${VAR}s
     command = [
         sys.executable,
         "-m",
         "feast.cli.cli",
         "--chdir",
         str(FEATURE_REPO),
+        "--feature-store-yaml",
+        str(config_file(profile)),
         *args.feast_args,
     ]
     os.execvp(command[0], command)
@@ -296,18 +301,11 @@ def _mlflow(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.resources import MlopsHome
     from mlops_assets.training.tracking import MlflowTracking
 
-    uri = MlflowTracking(home=MlopsHome(path=str(paths.root))).resolved_uri()
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        uri,
-        "--port",
-        str(args.port),
-    ]
-    _say(" ".join(command))
+    tracking = MlflowTracking(home=MlopsHome(path=str(paths.root)))
+    # Passed in the environment, not argv, where other users could read its password.
+    os.environ["MLFLOW_BACKEND_STORE_URI"] = tracking.resolved_uri()
+    command = [sys.executable, "-m", "mlflow", "ui", "--port", str(args.port)]
+    _say(f"MLFLOW_BACKEND_STORE_URI={tracking.redacted_uri()} {' '.join(command)}")
     os.execvp(command[0], command)
     return 0  # pragma: no cover - exec does not return
 

@@ -1,4 +1,8 @@
-"""The code location: every asset, check, job and resource of the platform, in one place."""
+"""The code location: every asset, check, job and resource of the platform, in one place.
+
+`MLOPS_PROFILE` is read once here, when the code location loads, to pick the executor (see
+`execution.py`); everything else resolves the profile when a run asks for it.
+"""
 
 import dagster as dg
 
@@ -12,6 +16,7 @@ from mlops_assets.automation.sensors import (
     run_failure_sensor,
 )
 from mlops_assets.deployment.assets import bento, bento_model, promoted_model
+from mlops_assets.execution import executor_for
 from mlops_assets.features.assets import (
     feast_registry,
     house_features,
@@ -21,6 +26,7 @@ from mlops_assets.features.assets import (
 from mlops_assets.ingestion.assets import cleaned_data, raw_data
 from mlops_assets.jobs import deploy_job, ingestion_job, monitoring_job, pipeline_job
 from mlops_assets.monitoring.assets import drift_report
+from mlops_assets.profile import active_profile
 from mlops_assets.resources import DatasetSpecResource, FeatureStoreResource, MlopsHome
 from mlops_assets.training.assets import model, validation_report
 from mlops_assets.training.tracking import MlflowTracking
@@ -58,5 +64,5 @@ defs = dg.Definitions(
         "feature_store": FeatureStoreResource(home=home),
         "mlflow_tracking": MlflowTracking(home=home),
     },
-    executor=dg.in_process_executor,
+    executor=executor_for(active_profile()),
 )

@@ -16,12 +16,6 @@ HOME_ENV = "MLOPS_HOME"
 DEFAULT_HOME_NAME = ".mlops_home"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-DAGSTER_YAML = """\
-# Dagster instance of this platform (SQLite storage under this folder).
-telemetry:
-  enabled: false
-"""
-
 
 def resolve_home(explicit: str | Path | None = None) -> Path:
     """Explicit path, else `$MLOPS_HOME`, else `.mlops_home` in the project checkout."""
@@ -92,9 +86,9 @@ class PlatformPaths:
         return self.data / "batches" / f"{validate_batch_key(batch)}.json"
 
     def ensure_dagster_home(self) -> Path:
-        """Create the Dagster instance folder with its `dagster.yaml` if missing."""
+        """Create the Dagster instance folder with the active profile's `dagster.yaml`."""
+        from mlops_assets.profile import active_profile, write_dagster_yaml
+
         self.dagster_home.mkdir(parents=True, exist_ok=True)
-        config = self.dagster_home / "dagster.yaml"
-        if not config.exists():
-            config.write_text(DAGSTER_YAML)
+        write_dagster_yaml(self.dagster_home, active_profile())
         return self.dagster_home

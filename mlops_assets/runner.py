@@ -75,16 +75,46 @@ def ingest_batch(
 
 
 def run_pipeline(
-    instance: dg.DagsterInstance, log_level: str = "WARNING", job: str = "pipeline_job"
+    instance: dg.DagsterInstance,
+    log_level: str = "WARNING",
+    job: str = "pipeline_job",
+    *,
+    parallel: bool = False,
 ) -> PipelineRun:
-    """Run an unpartitioned job; by default everything after ingestion, over all batches."""
+    """Run an unpartitioned job; by default everything after ingestion, over all batches.
+
+    `parallel` runs independent steps in their own processes (the multiprocess executor). That
+    needs instance storage several processes can write at once: PostgreSQL, the production
+    profile. On the embedded SQLite instance it is the known "database is locked" failure.
+    """
     from mlops_assets.definitions import defs
 
-    result = defs.resolve_job_def(job).execute_in_process(
+    run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if not parallel:
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, run_config=run_config, raise_on_error=False
+        )
+        return _pipeline_outcome(result)
+    if job != "pipeline_job":
+        raise ValueError(f"parallel execution is set up for pipeline_job only, not {job!r}")
+    with dg.execute_job(
+        dg.reconstructable(parallel_pipeline_job),
         instance=instance,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config=run_config,
         raise_on_error=False,
-    )
+    ) as result:
+        return _pipeline_outcome(result)
+
+
+def parallel_pipeline_job() -> dg.JobDefinition:
+    """`pipeline_job` on the multiprocess executor (module level, so steps can rebuild it)."""
+    from mlops_assets.definitions import defs
+    from mlops_assets.execution import parallel_executor
+
+    return defs.resolve_job_def("pipeline_job").with_executor_def(parallel_executor)
+
+
+def _pipeline_outcome(result: Any) -> PipelineRun:
     metadata = {}
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
@@ -105,7 +135,7 @@ def ingest_landed(instance: dg.DagsterInstance, paths: PlatformPaths) -> list[Ba
     return runs
 
 
-def failure_message(result: dg.ExecuteInProcessResult) -> str:
+def failure_message(result: Any) -> str:
     """The user-facing reason of a failed run (the `Failure` description, else the error)."""
     messages = []
     for event in result.all_events:

@@ -4,8 +4,9 @@ The aliases `champion` and `challenger` on the registered model are the truth ab
 version serves. Every move of `champion` (promotion or rollback) is a compare-and-set under an
 exclusive lock: it names the champion it expects to replace, and refuses if another promotion
 moved it first, so two promotions at once cannot both win. The lock is a file lock in the
-state folder, which covers every process on the machine; the history is an append-only JSON
-lines file beside it (and the same facts are written as tags on the model version).
+state folder on one machine, and a PostgreSQL advisory lock in the production profile, where
+runs are pods on many machines (see `locks.py`). The history is an append-only JSON lines file
+in the state folder (and the same facts are written as tags on the model version).
 
 Each step is idempotent, so a promotion that dies half-way converges when it is run again:
 registering finds the version already created for the run, and moving an alias to where it
@@ -14,19 +15,18 @@ already points records the history entry if it is missing.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mlops_assets.core.storage import write_json_atomic
+from mlops_assets.deployment.locks import advisory_lock, file_lock
 from mlops_assets.paths import PlatformPaths
+from mlops_assets.profile import active_profile
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -186,19 +186,9 @@ class ChampionRegistry:
         run_id = info.run_id if info else None
         write_json_atomic({**entry, "run_id": run_id}, self.pointer_path)
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        with self.lock_path.open("a+") as handle:
-            deadline = time.monotonic() + LOCK_TIMEOUT_S
-            while True:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"another promotion holds {self.lock_path}") from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    def _locked(self) -> AbstractContextManager[None]:
+        profile = active_profile()
+        if profile.is_production:
+            lock_name = f"mlops-promotion:{self.name}"
+            return advisory_lock(profile.require_postgres(), lock_name, LOCK_TIMEOUT_S)
+        return file_lock(self.lock_path, LOCK_TIMEOUT_S)

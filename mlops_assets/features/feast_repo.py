@@ -9,6 +9,7 @@ it takes seconds to import, and the Dagster code location should load fast.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -17,13 +18,17 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from mlops_assets.paths import PROJECT_ROOT, PlatformPaths
+from mlops_assets.profile import EMBEDDED, PRODUCTION, Profile, active_profile
 from mlops_assets.spec import DatasetSpec, DType
 
 if TYPE_CHECKING:
     from feast import Entity, FeatureService, FeatureStore, FeatureView, FileSource
 
 FEATURE_REPO = PROJECT_ROOT / "feature_repo"
-HOME_PLACEHOLDER = "${MLOPS_HOME}"
+CONFIG_FILES = {
+    EMBEDDED: FEATURE_REPO / "feature_store.yaml",
+    PRODUCTION: FEATURE_REPO / "feature_store.production.yaml",
+}
 
 
 @dataclass(frozen=True)
@@ -103,10 +108,38 @@ def build_definitions(spec: DatasetSpec, paths: PlatformPaths) -> FeastDefinitio
     return FeastDefinitions(entity=entity, source=source, view=view, service=service)
 
 
-def repo_config_dict(paths: PlatformPaths) -> dict[str, Any]:
-    """`feature_store.yaml` with the state folder filled in."""
-    text = (FEATURE_REPO / "feature_store.yaml").read_text()
-    return yaml.safe_load(text.replace(HOME_PLACEHOLDER, str(paths.root)))
+def config_file(profile: Profile) -> Path:
+    """The Feast configuration file of the profile."""
+    return CONFIG_FILES[profile.name]
+
+
+def repo_config_dict(paths: PlatformPaths, profile: Profile | None = None) -> dict[str, Any]:
+    """The profile's Feast configuration with its `${VAR}` placeholders filled in.
+
+    Filled from the profile rather than `os.path.expandvars`, so defaults apply and credentials
+    are escaped for the URL they sit in; an unknown placeholder is an error, not a literal.
+    """
+    profile = profile or active_profile()
+    values = profile.feast_substitutions(paths.root)
+    config = yaml.safe_load(config_file(profile).read_text())
+    missing = sorted(set(_placeholders(config)) - values.keys())
+    if missing:
+        raise ValueError(f"{config_file(profile)} uses unset placeholders: {missing}")
+    return _fill(config, values)
+
+
+def _placeholders(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [name for value in node.values() for name in _placeholders(value)]
+    return _PLACEHOLDER.findall(node) if isinstance(node, str) else []
+
+
+def _fill(node: Any, values: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {key: _fill(value, values) for key, value in node.items()}
+    if isinstance(node, str):
+        return _PLACEHOLDER.sub(lambda match: values[match.group(1)], node)
+    return node
 
 
 class _KnownAdvice(logging.Filter):
@@ -119,19 +152,21 @@ class _KnownAdvice(logging.Filter):
         return "serve_features_while_materializing" not in record.getMessage()
 
 
-def feature_store(paths: PlatformPaths) -> FeatureStore:
-    """A FeatureStore on this state folder, configured by `feature_repo/feature_store.yaml`."""
+def feature_store(paths: PlatformPaths, profile: Profile | None = None) -> FeatureStore:
+    """A FeatureStore on this state folder, configured by the profile's file in feature_repo/."""
     from feast import FeatureStore, RepoConfig
 
     logging.getLogger("feast.repo_config").addFilter(_KNOWN_ADVICE)
-
-    (paths.root / "feast" / "data").mkdir(parents=True, exist_ok=True)
-    config = RepoConfig(**repo_config_dict(paths))
+    profile = profile or active_profile()
+    if not profile.is_production:  # the SQLite online store and file registry live here
+        (paths.root / "feast" / "data").mkdir(parents=True, exist_ok=True)
+    config = RepoConfig(**repo_config_dict(paths, profile))
     config.repo_path = FEATURE_REPO
     return FeatureStore(config=config)
 
 
 _KNOWN_ADVICE = _KnownAdvice()
+_PLACEHOLDER = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 
 
 def _feast_type(spec: DatasetSpec, name: str) -> Any:

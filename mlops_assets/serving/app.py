@@ -62,7 +62,11 @@ def build_app(spec: DatasetSpec, state: Callable[[], Any]) -> FastAPI:
         service = state()
         if service.lookup is None:
             return _error(503, "the online feature store is not configured for this service")
-        found = service.lookup.lookup(payload.keys)
+        try:
+            found = service.lookup.lookup(payload.keys)
+        except Exception as exc:  # Redis and SQLite raise their own connection errors
+            reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            return _error(503, f"the online feature store is unavailable ({reason})")
         if found.unknown:
             return _error(404, "unknown entity keys", keys=found.unknown)
         predictions = service.predictor.predict_matrix(found.matrix)

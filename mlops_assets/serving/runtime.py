@@ -7,15 +7,18 @@ attribute), so they read the environment then; the Dagster code location never i
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from mlops_assets.paths import PlatformPaths, resolve_home
+from mlops_assets.profile import active_profile
 
 MODEL_TAG_ENV = "MLOPS_MODEL_TAG"
 LOG_DIR_ENV = "MLOPS_PREDICTION_LOG_DIR"
 ONLINE_STORE_ENV = "MLOPS_ONLINE_FEATURES"  # "off" disables the by-key endpoint
+LOG = logging.getLogger(__name__)
 
 
 class NoChampionExported(RuntimeError):
@@ -61,14 +64,21 @@ def prediction_log_dir() -> Path:
 def online_lookup(spec: Any) -> Any | None:
     """The online feature lookup, or None where no feature store is reachable.
 
-    In a container without a feature store the by-key endpoint then answers 503 and says so.
+    Embedded: the SQLite store of the state folder, if one was materialized. Production: Redis,
+    found through the SQL registry. Without one the by-key endpoint answers 503 and says so,
+    while predictions from request features keep working.
     """
     if os.environ.get(ONLINE_STORE_ENV, "").lower() == "off":
         return None
     paths = PlatformPaths(resolve_home())
-    if not (paths.root / "feast" / "registry.db").exists():
+    profile = active_profile()
+    if not profile.is_production and not (paths.root / "feast" / "registry.db").exists():
         return None
     from mlops_assets.features.feast_repo import feature_store
     from mlops_assets.features.online_lookup import OnlineFeatureLookup
 
-    return OnlineFeatureLookup(feature_store(paths), spec)
+    try:
+        return OnlineFeatureLookup(feature_store(paths, profile), spec)
+    except Exception as exc:  # registry unreachable or the view not applied yet
+        LOG.warning("by-key predictions are off: the feature store cannot be read (%s)", exc)
+        return None

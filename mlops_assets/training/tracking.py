@@ -15,6 +15,7 @@ run id, exactly as its resource would.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.profile import active_profile
 from mlops_assets.resources import MlopsHome
 
 
@@ -32,21 +34,40 @@ class MlflowTracking(dg.ConfigurableResource):
 
     home: MlopsHome
     tracking_uri: str = Field(
-        default="", description="Empty: SQLite under $MLOPS_HOME/mlflow (MLflow 3 refuses file:)."
+        default="",
+        description=(
+            "Empty: the profile's store (SQLite under $MLOPS_HOME/mlflow, or the `mlflow` "
+            "database on PostgreSQL in production)."
+        ),
     )
-    artifact_root: str = Field(default="", description="Empty: $MLOPS_HOME/mlflow/artifacts.")
+    artifact_root: str = Field(
+        default="",
+        description="Empty: $MLOPS_MLFLOW_ARTIFACTS, else $MLOPS_HOME/mlflow/artifacts.",
+    )
 
     def resolved_uri(self) -> str:
         """The tracking (and registry) URI in force."""
         if self.tracking_uri:
             return self.tracking_uri
+        profile = active_profile()
+        if profile.is_production:
+            pg = profile.require_postgres()
+            return pg.url(pg.mlflow_db)
         folder = self.home.paths().root / "mlflow"
         folder.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{folder / 'mlflow.db'}"
 
+    def redacted_uri(self) -> str:
+        """The URI with any password masked, for messages and logs."""
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.resolved_uri())
+
     def resolved_artifact_root(self) -> str:
-        """Where new experiments keep their artifacts."""
-        return self.artifact_root or str(self.home.paths().root / "mlflow" / "artifacts")
+        """Where new experiments keep their artifacts (a path or a URI such as s3://)."""
+        return (
+            self.artifact_root
+            or active_profile().mlflow_artifacts
+            or str(self.home.paths().root / "mlflow" / "artifacts")
+        )
 
     def client(self) -> Any:
         """An `MlflowClient` on the platform's server; fails clearly if it cannot be reached."""
@@ -59,8 +80,11 @@ class MlflowTracking(dg.ConfigurableResource):
         try:
             client.search_experiments(max_results=1)
         except Exception as exc:  # MLflow raises transport and store errors of many types
+            reason = str(exc).replace(uri, self.redacted_uri()).splitlines()[0][:300]
             raise dg.Failure(
-                description=f"MLflow tracking at {uri} is unreachable or failing: {exc}",
+                description=(
+                    f"MLflow tracking at {self.redacted_uri()} is unreachable or failing: {reason}"
+                ),
                 allow_retries=True,
             ) from exc
         return client
@@ -71,8 +95,12 @@ class MlflowTracking(dg.ConfigurableResource):
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
-        location = Path(self.resolved_artifact_root()) / name
-        return client.create_experiment(name, artifact_location=location.as_uri())
+        root = self.resolved_artifact_root()
+        if "://" in root:
+            location = f"{root.rstrip('/')}/{name}"
+        else:
+            location = (Path(root) / name).resolve().as_uri()
+        return client.create_experiment(name, artifact_location=location)
 
     @contextmanager
     def run(

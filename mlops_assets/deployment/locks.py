@@ -1,0 +1,82 @@
+"""Exclusive locks around a champion move: a file lock on one machine, PostgreSQL across many.
+
+The embedded profile runs every job on one host, where `flock` on a file in the state folder
+excludes every process. In production, runs are pods on different nodes, and `flock` over a
+network volume is not to be trusted; a PostgreSQL advisory lock on the MLflow database is
+held by exactly one session cluster-wide and is released by the server if its holder dies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mlops_assets.profile import PostgresSettings
+
+POLL_S = 0.05
+
+
+class LockTimeout(TimeoutError):
+    """Another promotion held the lock for longer than the timeout."""
+
+
+@contextmanager
+def file_lock(path: Path, timeout_s: float) -> Iterator[None]:
+    """Hold an exclusive `flock` on `path`."""
+    with path.open("a+") as handle:
+        _wait_for(lambda: _try_flock(handle.fileno()), timeout_s, f"another promotion holds {path}")
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextmanager
+def advisory_lock(settings: PostgresSettings, name: str, timeout_s: float) -> Iterator[None]:
+    """Hold a session-level PostgreSQL advisory lock keyed by `name`."""
+    import psycopg2
+
+    key = zlib.crc32(name.encode())  # stable across processes, unlike hash()
+    connection = psycopg2.connect(
+        host=settings.host,
+        port=settings.port,
+        user=settings.user,
+        password=settings.password,
+        dbname=settings.mlflow_db,
+        connect_timeout=10,
+    )
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+
+            def attempt() -> bool:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                return bool(cursor.fetchone()[0])
+
+            _wait_for(attempt, timeout_s, f"another promotion holds the lock {name!r}")
+            try:
+                yield
+            finally:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    finally:
+        connection.close()
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _wait_for(attempt: Callable[[], bool], timeout_s: float, message: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not attempt():
+        if time.monotonic() > deadline:
+            raise LockTimeout(message)
+        time.sleep(POLL_S)

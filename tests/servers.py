@@ -1,0 +1,194 @@
+"""Real PostgreSQL and Redis servers for the production-profile tests and benchmark.
+
+Started from Debian's installed binaries (`postgresql`, `redis-server`) on loopback with
+throwaway data folders, and stopped and removed afterwards. PostgreSQL refuses to run as root,
+so under root its commands run as the `postgres` system user the Debian package creates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ServerUnavailable(RuntimeError):
+    """The server binaries are not installed here."""
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_bindir() -> Path:
+    """Debian's versioned PostgreSQL binaries, newest version first."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
+    if candidates:
+        return Path(candidates[0]).parent
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    raise ServerUnavailable("PostgreSQL is not installed (apt-get install postgresql)")
+
+
+@dataclass
+class PostgresServer:
+    """One throwaway PostgreSQL cluster listening on 127.0.0.1."""
+
+    port: int = field(default_factory=free_port)
+    user: str = "mlops"
+    password: str = field(default_factory=lambda: "pw-" + secrets.token_hex(8))
+    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mlops-pg-")))
+
+    @property
+    def data(self) -> Path:
+        return self.folder / "data"
+
+    def start(self) -> PostgresServer:
+        """Create the cluster (first time only) and start it."""
+        bindir = postgres_bindir()
+        if not self.data.exists():
+            self._hand_over(self.folder)
+            (self.folder / "pwfile").write_text(self.password + "\n")
+            self._hand_over(self.folder / "pwfile")
+            self._run(
+                bindir / "initdb",
+                "-D", self.data, "-U", self.user, "--pwfile", self.folder / "pwfile",
+                "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8",
+            )  # fmt: skip
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=300"
+        )
+        self._run(
+            bindir / "pg_ctl", "-D", self.data, "-o", options,
+            "-l", self.folder / "server.log", "-w", "-t", "60", "start",
+        )  # fmt: skip
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; `immediate` is a crash without a clean shutdown."""
+        self._run(postgres_bindir() / "pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
+
+    def create_databases(self, *names: str) -> None:
+        """Create empty databases (dropping any of the same name)."""
+        import psycopg2
+
+        connection = psycopg2.connect(**self.connect_args("postgres"))
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            for name in names:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                cursor.execute(f'CREATE DATABASE "{name}"')
+        connection.close()
+
+    def connect_args(self, database: str) -> dict[str, object]:
+        """Keyword arguments for `psycopg2.connect` to one database."""
+        return {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": database,
+        }
+
+    def remove(self) -> None:
+        """Stop if running and delete the data folder."""
+        with contextlib.suppress(subprocess.CalledProcessError, ServerUnavailable):
+            self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _hand_over(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            account = pwd.getpwnam("postgres")
+            os.chown(path, account.pw_uid, account.pw_gid)
+
+    def _run(self, *command: object) -> None:
+        argv = [str(part) for part in command]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        subprocess.run(argv, check=True, capture_output=True, text=True, cwd="/")
+
+
+@dataclass
+class RedisServer:
+    """One throwaway Redis server on 127.0.0.1 with a password and no persistence."""
+
+    port: int = field(default_factory=free_port)
+    password: str = field(default_factory=lambda: "rd-" + secrets.token_hex(8))
+    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mlops-redis-")))
+    process: subprocess.Popen | None = None
+
+    def start(self) -> RedisServer:
+        """Start the server and wait until it answers."""
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(binary).exists():
+            raise ServerUnavailable("Redis is not installed (apt-get install redis-server)")
+        self.process = subprocess.Popen(
+            [
+                binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--requirepass", self.password, "--save", "", "--appendonly", "no",
+                "--dir", str(self.folder), "--logfile", str(self.folder / "server.log"),
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not self._answers():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server (its data is gone: no persistence)."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
+
+    def client(self):  # noqa: ANN201 - redis is imported lazily
+        """A redis-py client on this server."""
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
+
+    def remove(self) -> None:
+        """Stop and delete the folder."""
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _answers(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except Exception:
+            return False
+
+
+def production_environment(pg: PostgresServer, redis: RedisServer, tag: str) -> dict[str, str]:
+    """The environment of the production profile on these servers, with per-`tag` databases."""
+    return {
+        "MLOPS_PROFILE": "production",
+        "MLOPS_POSTGRES_HOST": "127.0.0.1",
+        "MLOPS_POSTGRES_PORT": str(pg.port),
+        "MLOPS_POSTGRES_USER": pg.user,
+        "MLOPS_POSTGRES_PASSWORD": pg.password,
+        "MLOPS_POSTGRES_DAGSTER_DB": f"dagster_{tag}",
+        "MLOPS_POSTGRES_MLFLOW_DB": f"mlflow_{tag}",
+        "MLOPS_POSTGRES_FEAST_DB": f"feast_{tag}",
+        "MLOPS_REDIS_HOST": "127.0.0.1",
+        "MLOPS_REDIS_PORT": str(redis.port),
+        "MLOPS_REDIS_PASSWORD": redis.password,
+    }
