@@ -13,6 +13,7 @@ the platform writes name the password variable, not its value.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ EMBEDDED = "embedded"
 PRODUCTION = "production"
 PASSWORD_ENV = "MLOPS_POSTGRES_PASSWORD"
 DAGSTER_YAML_MARKER = "# Dagster instance of this platform"
+_URL_PASSWORD = re.compile(r"://([^:/@\s]+):[^@\s]*@")
 
 
 class ProfileError(ValueError):
@@ -105,6 +107,11 @@ class Profile:
                 "MLOPS_REDIS_PASSWORD": redis.password,
             }
         return values
+
+
+def redact_url(text: str) -> str:
+    """`text` with the password of any `scheme://user:password@host` URL in it masked."""
+    return _URL_PASSWORD.sub(r"://\1:***@", text)
 
 
 def active_profile(environ: Mapping[str, str] | None = None) -> Profile:

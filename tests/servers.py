@@ -15,8 +15,10 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,7 +161,7 @@ class RedisServer:
             self.process.wait(timeout=30)
             self.process = None
 
-    def client(self):  # noqa: ANN201 - redis is imported lazily
+    def client(self):
         """A redis-py client on this server."""
         import redis
 
@@ -192,3 +194,34 @@ def production_environment(pg: PostgresServer, redis: RedisServer, tag: str) -> 
         "MLOPS_REDIS_PORT": str(redis.port),
         "MLOPS_REDIS_PASSWORD": redis.password,
     }
+
+
+@contextlib.contextmanager
+def bento_service(env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """`bentoml serve` of the platform's service on a free loopback port; yields its URL."""
+    import httpx
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "bentoml", "serve", "bentos.service:PredictionService",
+            "--host", "127.0.0.1", "--port", str(port),
+        ],
+        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            if server.poll() is not None:
+                raise RuntimeError(f"bentoml serve exited: {server.stderr.read()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the service was not ready within 120 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -10,6 +10,7 @@ from mlops_assets.core.quality import CheckOutcome, Severity
 from mlops_assets.core.storage import read_json
 from mlops_assets.deployment.bento_export import build_bento, export_model, model_tag
 from mlops_assets.deployment.registry import ChampionRegistry, PromotionConflict
+from mlops_assets.features.assets import online_features
 from mlops_assets.ingestion.checks import check_specs, to_check_result
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.serving.runtime import bentoml_home, export_pointer
@@ -33,7 +34,8 @@ PROMOTION_CHECKS = {
 
 @dg.asset(
     group_name="deployment",
-    deps=[validation_report],
+    # The online store must hold the features a new champion is served with (by key) first.
+    deps=[validation_report, online_features],
     kinds={"mlflow"},
     check_specs=check_specs("promoted_model", PROMOTION_CHECKS, {"champion_passed_gates"}),
 )

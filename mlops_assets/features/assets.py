@@ -25,6 +25,7 @@ from mlops_assets.features.feast_repo import FeastNames, build_definitions, offl
 from mlops_assets.features.inputs import NoCleanedDataError, load_cleaned
 from mlops_assets.ingestion.assets import cleaned_data
 from mlops_assets.ingestion.checks import blocking_failures, check_specs, reject, to_check_result
+from mlops_assets.profile import redact_url
 from mlops_assets.resources import DatasetSpecResource, FeatureStoreResource, MlopsHome
 from mlops_assets.spec import DatasetSpec
 
@@ -95,12 +96,12 @@ def feast_registry(
             "entity": names.entity,
             "feature_view": names.view,
             "feature_service": names.service,
-            "registry": dg.MetadataValue.path(str(store.config.registry.path)),
+            "registry": dg.MetadataValue.path(redact_url(str(store.config.registry.path))),
         }
     )
 
 
-@dg.asset(group_name="features", deps=[feast_registry], kinds={"feast", "sqlite"})
+@dg.asset(group_name="features", deps=[feast_registry], kinds={"feast"})
 def online_features(
     feature_store: FeatureStoreResource, dataset: DatasetSpecResource, home: MlopsHome
 ) -> dg.MaterializeResult:

@@ -75,11 +75,11 @@ class OnlineFeatureLookup:
             config=self._store.config,
             table=self._view,
             entity_keys=entity_keys,
-            requested_features=self._features,
+            requested_features=list(self._features),  # Feast's Redis store appends to it
         )
         found, matrix_rows, unknown = [], [], []
         for key, (_, values) in zip(keys, rows, strict=True):
-            if values is None:
+            if not _has_values(values):  # SQLite answers None, Redis a row of unset values
                 unknown.append(int(key))
                 continue
             found.append(int(key))
@@ -101,3 +101,7 @@ class OnlineFeatureLookup:
         if kind == "string_val":
             return self._categories.get(name, {}).get(value.string_val, np.nan)
         return float(getattr(value, kind))
+
+
+def _has_values(values: dict[str, Any] | None) -> bool:
+    return bool(values) and any(v.WhichOneof("val") is not None for v in values.values())

@@ -15,7 +15,6 @@ run id, exactly as its resource would.
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from mlops_assets.profile import active_profile
+from mlops_assets.profile import active_profile, redact_url
 from mlops_assets.resources import MlopsHome
 
 
@@ -59,7 +58,7 @@ class MlflowTracking(dg.ConfigurableResource):
 
     def redacted_uri(self) -> str:
         """The URI with any password masked, for messages and logs."""
-        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.resolved_uri())
+        return redact_url(self.resolved_uri())
 
     def resolved_artifact_root(self) -> str:
         """Where new experiments keep their artifacts (a path or a URI such as s3://)."""

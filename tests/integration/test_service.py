@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import xgboost as xgb
 from mlops_assets.core.features import to_matrix
 from mlops_assets.features.online_write import newest_per_entity
 from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
+from tests.servers import bento_service
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(HOUSE_PRICES_SPEC)
@@ -31,12 +31,6 @@ GOOD = {
     "condition": "good",
     "lot_size": 5000.0,
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -53,44 +47,8 @@ def served(tmp_path_factory) -> Iterator[dict]:
         check=False,
     )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            "bentos.service:PredictionService",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None:
-                pytest.fail(f"bentoml serve exited: {server.stderr.read()[-3000:]}")
-            time.sleep(0.5)
-        else:
-            pytest.fail("service not ready within 120 s")
-        with httpx.Client(base_url=url, timeout=30) as client:
-            yield {"client": client, "url": url, "home": home, "stdout": built.stdout}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with bento_service(env, ROOT) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield {"client": client, "url": url, "home": home, "stdout": built.stdout}
 
 
 def _post(served, path: str, body) -> httpx.Response:
