@@ -3,6 +3,7 @@
 import subprocess
 from collections.abc import Iterator
 from dataclasses import asdict
+from typing import Any
 
 import dagster as dg
 
@@ -10,6 +11,7 @@ from mlops_assets.core.quality import CheckOutcome, Severity
 from mlops_assets.core.storage import read_json
 from mlops_assets.deployment.bento_export import build_bento, export_model, model_tag
 from mlops_assets.deployment.registry import ChampionRegistry, PromotionConflict
+from mlops_assets.errors import failing_clearly
 from mlops_assets.features.assets import online_features
 from mlops_assets.ingestion.checks import check_specs, to_check_result
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
@@ -56,18 +58,13 @@ def promoted_model(
         "gates_passed": str(decision["gates_passed"]).lower(),
         "decision": decision["reason"][:500],
     }
-    version = registry.register(manifest.mlflow_model_uri, manifest.mlflow_run_id, tags)
-    registry.set_challenger(version)
-    if decision["promote"]:
-        record = {
-            "model_id": model_id,
-            "reason": decision["reason"],
-            "metrics": report["metrics"]["model"],
-        }
-        try:
-            registry.promote(version, decision["champion_version"], record)
-        except PromotionConflict as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    with failing_clearly(
+        f"promoting {model_id}",
+        f"the model registry at {mlflow_tracking.redacted_uri()}",
+        "The champion alias moves last and only under the promotion lock, so it still names "
+        "a complete model; re-run promoted_model (each step is idempotent) once it is back.",
+    ):
+        version = _register_and_promote(registry, manifest, report, model_id, tags)
     champion = registry.champion()
     promoted = champion is not None and champion.version == version
     outcomes = [
@@ -99,6 +96,30 @@ def promoted_model(
         },
         check_results=[to_check_result(o) for o in outcomes],
     )
+
+
+def _register_and_promote(
+    registry: ChampionRegistry,
+    manifest: Any,
+    report: dict[str, Any],
+    model_id: str,
+    tags: dict[str, str],
+) -> str:
+    """Register the candidate, point `challenger` at it, and promote it if it won."""
+    decision = report["decision"]
+    version = registry.register(manifest.mlflow_model_uri, manifest.mlflow_run_id, tags)
+    registry.set_challenger(version)
+    if decision["promote"]:
+        record = {
+            "model_id": model_id,
+            "reason": decision["reason"],
+            "metrics": report["metrics"]["model"],
+        }
+        try:
+            registry.promote(version, decision["champion_version"], record)
+        except PromotionConflict as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    return version
 
 
 @dg.asset(group_name="deployment", deps=[promoted_model], kinds={"bentoml"})

@@ -21,6 +21,7 @@ from mlops_assets.core.quality import (
 from mlops_assets.core.splits import SPLITS, entity_split
 from mlops_assets.core.statistics import feature_statistics
 from mlops_assets.core.storage import content_hash, write_json_atomic, write_parquet_atomic
+from mlops_assets.errors import failing_clearly
 from mlops_assets.features.feast_repo import FeastNames, build_definitions, offline_path
 from mlops_assets.features.inputs import NoCleanedDataError, load_cleaned
 from mlops_assets.ingestion.assets import cleaned_data
@@ -112,7 +113,13 @@ def online_features(
     store = feature_store.store()
     features = _read_features(home, spec)
     view = store.get_feature_view(FeastNames.for_spec(spec).view)
-    written = materialize_newest(store, view, features, spec.entity_key, spec.event_timestamp)
+    with failing_clearly(
+        "writing the online features",
+        f"the {store.config.online_store.type} online store",
+        "Entities already written keep their values and nothing is promoted; re-run once the "
+        "store is reachable (the write is an idempotent upsert).",
+    ):
+        written = materialize_newest(store, view, features, spec.entity_key, spec.event_timestamp)
     return dg.MaterializeResult(
         metadata={
             "rows_written": written.entities,

@@ -185,7 +185,8 @@ def test_redis_restart_during_a_run_fails_clearly_and_reruns_cleanly(
     finally:
         redis.start()  # an empty Redis: it keeps nothing across a restart here
     assert not failed.success
-    assert "online_features" in failed.error and "Connection" in failed.error
+    assert "online_features: writing the online features failed" in failed.error
+    assert "the redis online store answered ConnectionError" in failed.error
     assert "promoted_model" not in failed.metadata  # the run stopped before promotion
     assert (deployment.champion(), deployment.versions()) == (champion, versions)
 
@@ -215,8 +216,9 @@ def test_postgresql_restart_during_promotion_fails_clearly_and_reruns_cleanly(
     instance = open_instance(PlatformPaths(deployment.home))
     failed = run_pipeline(instance)
     assert not failed.success
-    assert "promoted_model" in failed.error
-    assert "connect" in failed.error.lower()
+    assert "promoted_model: promoting" in failed.error
+    assert "the model registry at postgresql+psycopg2://mlops:***@127.0.0.1" in failed.error
+    assert "Connection refused" in failed.error
     assert deployment.env["MLOPS_POSTGRES_PASSWORD"] not in failed.error
     assert (deployment.champion(), deployment.versions()) == (champion, versions)
 
