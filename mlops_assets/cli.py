@@ -155,19 +155,33 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
     _report_pipeline(pipeline)
     if not pipeline.success:
         return 1
-    _say(
-        "\nResults:\n"
+    _say(_results(paths))
+    return 0
+
+
+def _results(paths: PlatformPaths) -> str:
+    """Where the run's outputs are, on the profile in force."""
+    from mlops_assets.profile import active_profile
+
+    profile = active_profile()
+    feast, mlflow, dagster = paths.root / "feast", paths.root / "mlflow", paths.dagster_home
+    if profile.is_production and profile.postgres and profile.redis:
+        pg, redis = profile.postgres, profile.redis
+        feast = f"{pg.redacted(pg.feast_db)} + redis {redis.host}:{redis.port}"
+        mlflow = pg.redacted(pg.mlflow_db)
+        dagster = pg.redacted(pg.dagster_db)
+    return (
+        f"\nResults ({profile.name} profile):\n"
         f"  cleaned tables     {paths.cleaned_dir()}\n"
         f"  quarantined rows   {paths.data / 'quarantine'}\n"
-        f"  feature store      {paths.root / 'feast'}  (uv run mlops feast feature-views list)\n"
+        f"  feature store      {feast}  (uv run mlops feast feature-views list)\n"
         f"  training set       {paths.root / 'training'}\n"
         f"  models and reports {paths.root / 'models'}\n"
-        f"  MLflow             {paths.root / 'mlflow'}  (uv run mlops mlflow)\n"
+        f"  MLflow             {mlflow}  (uv run mlops mlflow)\n"
         f"  bento              {paths.root / 'bentoml'}  (uv run mlops serve)\n"
-        f"  Dagster instance   {paths.dagster_home}\n"
+        f"  Dagster instance   {dagster}\n"
         "Open the UI with `uv run mlops ui` and browse http://127.0.0.1:3000"
     )
-    return 0
 
 
 def _land(args: argparse.Namespace, paths: PlatformPaths) -> int:
