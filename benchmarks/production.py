@@ -89,8 +89,10 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from tests.servers import PostgresServer, RedisServer
 
-    postgres, redis = PostgresServer().start(), RedisServer().start()
+    postgres, redis = PostgresServer(), RedisServer()
     try:
+        postgres.start()
+        redis.start()
         results: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
         for repeat in range(args.repeats):
             for mode in MODES:  # interleaved, so drift in machine load hits every mode alike

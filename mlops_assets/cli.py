@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--path", default="", help="file source: path, glob or http(s) URL")
     run.add_argument("--dataset", default="breast_cancer", help="sklearn source: dataset name")
     run.add_argument("--spec", help="dataset spec YAML; saved in the state folder for later runs")
+    run.add_argument(
+        "--parallel",
+        action="store_true",
+        help="run independent steps in parallel processes (needs the production profile)",
+    )
     _synthetic_options(run)
     run.set_defaults(handler=_run)
 
@@ -151,7 +156,7 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
     _report(run, paths)
     if not run.success:
         return 1
-    pipeline = run_pipeline(instance)
+    pipeline = run_pipeline(instance, parallel=args.parallel)
     _report_pipeline(pipeline)
     if not pipeline.success:
         return 1
@@ -237,7 +242,8 @@ def _feast(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
     open_instance(paths)  # exports MLOPS_HOME for feature_store.yaml and definitions.py
     profile = active_profile()
-    os.environ.update(profile.feast_substitutions(paths.root))  # the CLI expands ${VAR}s
+    for name, value in profile.feast_substitutions(paths.root).items():
+        os.environ.setdefault(name, value)  # defaults for the ${VAR}s the feast CLI expands
     command = [
         sys.executable,
         "-m",

@@ -22,8 +22,15 @@ PRELOADED_MODULES = [
     "bentoml",
 ]
 
+# The graph is at most two steps wide (online_features beside the training chain), so two
+# workers use all the parallelism there is without forking one per core of a large node.
+MAX_PARALLEL_STEPS = 2
+
 parallel_executor = dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": PRELOADED_MODULES}}},
+    {
+        "max_concurrent": MAX_PARALLEL_STEPS,
+        "start_method": {"forkserver": {"preload_modules": PRELOADED_MODULES}},
+    },
     name="parallel_executor",
 )
 

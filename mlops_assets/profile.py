@@ -12,12 +12,15 @@ the platform writes name the password variable, not its value.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
+
+import yaml
 
 PROFILE_ENV = "MLOPS_PROFILE"
 EMBEDDED = "embedded"
@@ -136,19 +139,19 @@ def dagster_instance_yaml(profile: Profile) -> str:
     The password is an `env:` reference, so the file carries no secret.
     """
     header = f"{DAGSTER_YAML_MARKER} ({profile.name} profile; rewritten by `mlops`).\n"
-    telemetry = "telemetry:\n  enabled: false\n"
-    if not profile.is_production:
-        return header + telemetry
-    pg = profile.require_postgres()
-    return (
-        header
-        + "storage:\n  postgres:\n    postgres_db:\n"
-        + f"      hostname: {pg.host}\n      port: {pg.port}\n"
-        + f"      username: {pg.user}\n      password:\n        env: {PASSWORD_ENV}\n"
-        + f"      db_name: {pg.dagster_db}\n"
-        + "      scheme: postgresql+psycopg2\n"  # SQLAlchemy 2.1 defaults to psycopg 3
-        + telemetry
-    )
+    config: dict[str, object] = {"telemetry": {"enabled": False}}
+    if profile.is_production:
+        pg = profile.require_postgres()
+        database = {
+            "hostname": pg.host,
+            "port": pg.port,
+            "username": pg.user,
+            "password": {"env": PASSWORD_ENV},
+            "db_name": pg.dagster_db,
+            "scheme": "postgresql+psycopg2",  # SQLAlchemy 2.1 defaults to psycopg 3
+        }
+        config = {"storage": {"postgres": {"postgres_db": database}}, **config}
+    return header + yaml.safe_dump(config, sort_keys=False)
 
 
 def write_dagster_yaml(folder: Path, profile: Profile) -> None:
@@ -167,7 +170,7 @@ def _postgres(env: Mapping[str, str]) -> PostgresSettings:
         host=_required(env, "MLOPS_POSTGRES_HOST"),
         port=_port(env, "MLOPS_POSTGRES_PORT", 5432),
         user=_required(env, "MLOPS_POSTGRES_USER"),
-        password=_required(env, PASSWORD_ENV),
+        password=_required(env, PASSWORD_ENV, strip=False),
         dagster_db=env.get("MLOPS_POSTGRES_DAGSTER_DB", "dagster"),
         mlflow_db=env.get("MLOPS_POSTGRES_MLFLOW_DB", "mlflow"),
         feast_db=env.get("MLOPS_POSTGRES_FEAST_DB", "feast"),
@@ -175,6 +178,7 @@ def _postgres(env: Mapping[str, str]) -> PostgresSettings:
 
 
 def _redis(env: Mapping[str, str]) -> RedisSettings:
+    _check_feast_value("MLOPS_REDIS_PASSWORD", env.get("MLOPS_REDIS_PASSWORD", ""))
     return RedisSettings(
         host=_required(env, "MLOPS_REDIS_HOST"),
         port=_port(env, "MLOPS_REDIS_PORT", 6379),
@@ -183,11 +187,25 @@ def _redis(env: Mapping[str, str]) -> RedisSettings:
     )
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
+def _check_feast_value(name: str, value: str) -> None:
+    """Feast splits its Redis connection string on commas and reads each value as JSON."""
+    if "," in value:
+        raise ProfileError(f"{name} must not contain a comma (Feast's Redis connection string)")
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return
+    if not isinstance(decoded, str):
+        raise ProfileError(
+            f"{name} must not be a bare number, true, false or null (Feast reads it as JSON)"
+        )
+
+
+def _required(env: Mapping[str, str], name: str, *, strip: bool = True) -> str:
+    value = env.get(name, "")
+    if not value.strip():
         raise ProfileError(f"{PROFILE_ENV}={PRODUCTION} needs {name} to be set")
-    return value
+    return value.strip() if strip else value
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

@@ -14,6 +14,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from mlops_assets.paths import HOME_ENV, PlatformPaths
+from mlops_assets.profile import active_profile
 from mlops_assets.sources import archive_landed, batch_key_for, ready_files, validate_batch_key
 
 
@@ -97,6 +98,11 @@ def run_pipeline(
         return _pipeline_outcome(result)
     if job != "pipeline_job":
         raise ValueError(f"parallel execution is set up for pipeline_job only, not {job!r}")
+    if not active_profile().is_production:
+        raise ValueError(
+            "parallel steps need the production profile (MLOPS_PROFILE=production): the "
+            "embedded SQLite instance fails with 'database is locked' under parallel writers"
+        )
     with dg.execute_job(
         dg.reconstructable(parallel_pipeline_job),
         instance=instance,

@@ -36,9 +36,9 @@ def free_port() -> int:
 
 def postgres_bindir() -> Path:
     """Debian's versioned PostgreSQL binaries, newest version first."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
+    candidates = glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")
     if candidates:
-        return Path(candidates[0]).parent
+        return Path(max(candidates, key=lambda p: float(Path(p).parts[-3]))).parent
     found = shutil.which("pg_ctl")
     if found:
         return Path(found).resolve().parent
@@ -68,7 +68,7 @@ class PostgresServer:
             self._run(
                 bindir / "initdb",
                 "-D", self.data, "-U", self.user, "--pwfile", self.folder / "pwfile",
-                "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8",
+                "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C",
             )  # fmt: skip
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "

@@ -8,6 +8,7 @@ held by exactly one session cluster-wide and is released by the server if its ho
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import time
 import zlib
@@ -48,6 +49,11 @@ def advisory_lock(settings: PostgresSettings, name: str, timeout_s: float) -> It
         password=settings.password,
         dbname=settings.mlflow_db,
         connect_timeout=10,
+        # Notice a holder whose connection died half-open within a minute, not two hours.
+        keepalives=1,
+        keepalives_idle=30,
+        keepalives_interval=10,
+        keepalives_count=3,
     )
     connection.autocommit = True
     try:
@@ -61,7 +67,9 @@ def advisory_lock(settings: PostgresSettings, name: str, timeout_s: float) -> It
             try:
                 yield
             finally:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                # If the session is gone, the server has released the lock already.
+                with contextlib.suppress(psycopg2.Error):
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
     finally:
         connection.close()
 

@@ -31,6 +31,8 @@ from mlops_assets.profile import active_profile
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 LOCK_TIMEOUT_S = 60.0
+# What MLflow answers for a missing model and a missing alias (any other error propagates).
+_ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 
 
 class PromotionConflict(RuntimeError):
@@ -72,8 +74,10 @@ class ChampionRegistry:
 
         try:
             version = self.client.get_model_version_by_alias(self.name, alias)
-        except MlflowException:
-            return None
+        except MlflowException as exc:
+            if exc.error_code in _ABSENT:  # a database error is not "no champion"
+                return None
+            raise
         return ChampionInfo(str(version.version), version.run_id, dict(version.tags or {}))
 
     def champion(self) -> ChampionInfo | None:

@@ -6,6 +6,7 @@ they are while predictions skip that overhead. Every answer names the model vers
 client error is a 4xx that names the problem, and nothing a client sends can cause a 5xx.
 """
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -16,14 +17,17 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mlops_assets.profile import redact_url
 from mlops_assets.serving.metrics import prediction_metrics
 from mlops_assets.serving.schema import MAX_BATCH, KeysRequest, batch_model, record_model
 from mlops_assets.spec import DatasetSpec
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
+LOG = logging.getLogger(__name__)
 
 
 def build_app(spec: DatasetSpec, state: Callable[[], Any]) -> FastAPI:
@@ -62,11 +66,11 @@ def build_app(spec: DatasetSpec, state: Callable[[], Any]) -> FastAPI:
         service = state()
         if service.lookup is None:
             return _error(503, "the online feature store is not configured for this service")
-        try:
-            found = service.lookup.lookup(payload.keys)
-        except Exception as exc:  # Redis and SQLite raise their own connection errors
-            reason = f"{type(exc).__name__}: {str(exc)[:200]}"
-            return _error(503, f"the online feature store is unavailable ({reason})")
+        try:  # a network read: off the event loop, so /v1/predict keeps answering meanwhile
+            found = await run_in_threadpool(service.lookup.lookup, payload.keys)
+        except Exception as exc:  # Redis, SQLite and the registry raise their own errors
+            LOG.warning("online feature lookup failed: %s", redact_url(f"{exc!r}"))
+            return _error(503, f"the online feature store is unavailable ({type(exc).__name__})")
         if found.unknown:
             return _error(404, "unknown entity keys", keys=found.unknown)
         predictions = service.predictor.predict_matrix(found.matrix)

@@ -6,14 +6,17 @@ attribute), so they read the environment then; the Dagster code location never i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mlops_assets.paths import PlatformPaths, resolve_home
-from mlops_assets.profile import active_profile
+from mlops_assets.profile import active_profile, redact_url
 
 MODEL_TAG_ENV = "MLOPS_MODEL_TAG"
 LOG_DIR_ENV = "MLOPS_PREDICTION_LOG_DIR"
@@ -62,11 +65,13 @@ def prediction_log_dir() -> Path:
 
 
 def online_lookup(spec: Any) -> Any | None:
-    """The online feature lookup, or None where no feature store is reachable.
+    """The online feature lookup, or None where the service has no feature store.
 
     Embedded: the SQLite store of the state folder, if one was materialized. Production: Redis,
-    found through the SQL registry. Without one the by-key endpoint answers 503 and says so,
-    while predictions from request features keep working.
+    found through the SQL registry, built again on a later request if the registry cannot be
+    read at start-up (the view may not be applied yet, or PostgreSQL may be restarting).
+    Without a store the by-key endpoint answers 503 and says so, while predictions from
+    request features keep working.
     """
     if os.environ.get(ONLINE_STORE_ENV, "").lower() == "off":
         return None
@@ -74,11 +79,43 @@ def online_lookup(spec: Any) -> Any | None:
     profile = active_profile()
     if not profile.is_production and not (paths.root / "feast" / "registry.db").exists():
         return None
-    from mlops_assets.features.feast_repo import feature_store
-    from mlops_assets.features.online_lookup import OnlineFeatureLookup
 
-    try:
+    def build() -> Any:
+        from mlops_assets.features.feast_repo import feature_store
+        from mlops_assets.features.online_lookup import OnlineFeatureLookup
+
         return OnlineFeatureLookup(feature_store(paths, profile), spec)
-    except Exception as exc:  # registry unreachable or the view not applied yet
-        LOG.warning("by-key predictions are off: the feature store cannot be read (%s)", exc)
-        return None
+
+    return DeferredLookup(build)
+
+
+class FeatureStoreUnavailable(RuntimeError):
+    """The online store or its registry cannot be read right now."""
+
+
+class DeferredLookup:
+    """An online lookup built on first success, retried at most every `RETRY_S` until then."""
+
+    RETRY_S = 10.0
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build, self._lookup, self._next_try = build, None, 0.0
+        with contextlib.suppress(FeatureStoreUnavailable):
+            self._ensure()
+
+    def lookup(self, keys: Any) -> Any:
+        """Look `keys` up, building the lookup first if that has not succeeded yet."""
+        return self._ensure().lookup(keys)
+
+    def _ensure(self) -> Any:
+        if self._lookup is not None:
+            return self._lookup
+        if time.monotonic() < self._next_try:
+            raise FeatureStoreUnavailable("the feature registry could not be read; retrying soon")
+        try:
+            self._lookup = self._build()
+        except Exception as exc:  # registry unreachable, or the view not applied yet
+            self._next_try = time.monotonic() + self.RETRY_S
+            LOG.warning("by-key predictions wait for the feature store: %s", redact_url(str(exc)))
+            raise FeatureStoreUnavailable("the feature registry could not be read") from exc
+        return self._lookup

@@ -32,9 +32,11 @@ def servers() -> Iterator[Servers]:
     try:
         postgres.start()
         redis.start()
-    except ServerUnavailable as exc:
+    except BaseException as exc:
         postgres.remove()
         redis.remove()
+        if not isinstance(exc, ServerUnavailable):
+            raise
         if os.environ.get("MLOPS_REQUIRE_SERVERS") == "1":
             pytest.fail(str(exc))
         pytest.skip(str(exc))

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import numpy as np
 import pandas as pd
@@ -43,13 +44,13 @@ class Deployment:
     servers: Servers
     first: PipelineRun
 
-    def query(self, store: str, sql: str) -> list[tuple]:
+    def query(self, store: str, sql: str, parameters: tuple = ()) -> list[tuple]:
         """Rows of `sql` on one of the profile's databases (dagster, mlflow or feast)."""
         database = self.env[f"MLOPS_POSTGRES_{store.upper()}_DB"]
         connection = psycopg2.connect(**self.servers.postgres.connect_args(database))
         try:
             with connection.cursor() as cursor:
-                cursor.execute(sql)
+                cursor.execute(sql, parameters)
                 return cursor.fetchall()
         finally:
             connection.close()
@@ -102,6 +103,9 @@ def test_whole_graph_keeps_its_state_in_postgresql_and_redis(deployment: Deploym
     assert leaks == []
     registry = deployment.first.metadata["feast_registry"]["registry"]
     assert ":***@" in registry and password not in registry
+    events = "SELECT count(*) FROM event_logs WHERE event LIKE %s"
+    assert deployment.query("dagster", events, (f"%{password}%",)) == [(0,)]
+    assert deployment.query("dagster", events, ("%:***@%",))[0][0] > 0  # the masked form
 
 
 def test_several_runs_at_once_have_no_lock_errors(deployment: Deployment) -> None:
@@ -131,6 +135,10 @@ def test_several_runs_at_once_have_no_lock_errors(deployment: Deployment) -> Non
 
     parallel = run_pipeline(instance, parallel=True)
     assert parallel.success, parallel.error
+    steps = _step_windows(instance, parallel.run_id)
+    online, training = steps["online_features"], steps["training_set"]
+    assert len({pid for pid, _, _ in steps.values()}) == len(steps)  # a process per step
+    assert online[1] < training[2] and training[1] < online[2]  # the two branches overlapped
     features = parallel.metadata["house_features"]["dagster/row_count"]
     assert features == ROWS + sum(500 + n for n in range(3))
     statuses = deployment.query("dagster", "SELECT status FROM runs")
@@ -229,6 +237,20 @@ def test_postgresql_restart_during_promotion_fails_clearly_and_reruns_cleanly(
     assert deployment.versions() == versions + 1
     expected = promoted["candidate_version"] if promoted["promoted"] else champion[0][0]
     assert deployment.champion() == [(expected,)]
+
+
+def _step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[int, float, float]]:
+    """Each step's worker process and its start and end times, from the run's event log."""
+    started, ended, pids = {}, {}, {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key], pids[event.step_key] = record.timestamp, event.pid
+        elif event.event_type_value == "STEP_SUCCESS":
+            ended[event.step_key] = record.timestamp
+    return {key: (pids[key], started[key], ended[key]) for key in started}
 
 
 def _contains(path: Path, secret: str) -> bool:

@@ -85,7 +85,7 @@ def test_feast_config_of_each_profile(tmp_path: Path) -> None:
         "postgresql+psycopg2://mlops:s3cr%2Ft%40pw@db.internal:5432/feast"
     )
     assert production["online_store"]["connection_string"] == (
-        "cache.internal:6379,db=0,password=r3dis"
+        "cache.internal:6379,db=0,password=r3dis,socket_timeout=5,socket_connect_timeout=5"
     )
 
 
