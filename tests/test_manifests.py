@@ -69,8 +69,8 @@ def _pod(name: str, part: dict, env_from: list[dict]) -> dict:
     if "securityContext" in part:
         container["securityContext"] = part["securityContext"]
     spec = {"containers": [container], "volumes": part["volumes"]}
-    if "podSecurityContext" in part:
-        spec["securityContext"] = part["podSecurityContext"]
+    run_pod = part.get("runK8sConfig", {}).get("podSpecConfig", {})
+    spec["securityContext"] = part.get("podSecurityContext") or run_pod["securityContext"]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
 
 
@@ -115,6 +115,7 @@ def test_helm_values_and_platform_config_make_a_production_profile():
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     for part in (deployment, launcher):
+        assert _pod("any", part, [])["spec"]["securityContext"]["runAsNonRoot"] is True
         assert part["envConfigMaps"] == [{"name": config["metadata"]["name"]}]
         assert part["envSecrets"] == [{"name": "mlops-secrets"}]
         [volume] = part["volumes"]

@@ -55,6 +55,18 @@ class Deployment:
         finally:
             connection.close()
 
+    def read_only_role(self, store: str) -> dict[str, str]:
+        """A login role with SELECT on one database's tables only, as the serving pods use."""
+        database = self.env[f"MLOPS_POSTGRES_{store.upper()}_DB"]
+        role, password = f"reader_{database}", "reader-pw"
+        connection = psycopg2.connect(**self.servers.postgres.connect_args(database))
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+            cursor.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        connection.close()
+        return {"MLOPS_POSTGRES_USER": role, "MLOPS_POSTGRES_PASSWORD": password}
+
     def champion(self) -> list[tuple]:
         return self.query(
             "mlflow",
@@ -146,7 +158,9 @@ def test_several_runs_at_once_have_no_lock_errors(deployment: Deployment) -> Non
 
 
 def test_service_reads_features_by_key_from_redis(deployment: Deployment) -> None:
-    env = {**deployment.env, "BENTOML_HOME": str(deployment.home / "bentoml")}
+    """The service runs as a PostgreSQL role that may only read the Feast registry."""
+    reader = deployment.read_only_role("feast")
+    env = {**deployment.env, **reader, "BENTOML_HOME": str(deployment.home / "bentoml")}
     features = pd.read_parquet(deployment.home / "feast" / "data" / "house_prices_features.parquet")
     newest = newest_per_entity(features, "house_id", "event_timestamp").sample(40, random_state=5)
     keys = newest["house_id"].tolist()
