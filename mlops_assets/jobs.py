@@ -1,7 +1,8 @@
 """Jobs of the platform.
 
-Each runs in process (see `definitions.py`): spawning a process per step costs 2-5 s, far more
-than the steps themselves on laptop-sized data.
+On the embedded profile each runs in one process (see `execution.py`): spawning a process per
+step costs seconds, more than the steps themselves on laptop-sized data, and SQLite would lock
+under parallel writers. The production profile runs independent steps in parallel processes.
 """
 
 import dagster as dg

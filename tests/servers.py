@@ -197,10 +197,28 @@ def production_environment(pg: PostgresServer, redis: RedisServer, tag: str) -> 
 
 
 @contextlib.contextmanager
-def bento_service(env: dict[str, str], cwd: Path) -> Iterator[str]:
-    """`bentoml serve` of the platform's service on a free loopback port; yields its URL."""
-    import httpx
+def bento_service(env: dict[str, str], cwd: Path, attempts: int = 2) -> Iterator[str]:
+    """`bentoml serve` of the platform's service on a free loopback port; yields its URL.
 
+    A server that exits while starting (a port taken between choosing and binding it) is
+    started again on another port; its error output is kept for the failure message.
+    """
+    errors = []
+    for _ in range(attempts):
+        server, url = _start_bento(env, cwd)
+        try:
+            if _wait_ready(server, url):
+                yield url
+                return
+            errors.append(server.stderr.read()[-3000:] if server.stderr else "")
+        finally:
+            if server.poll() is None:
+                server.terminate()
+                server.wait(timeout=30)
+    raise RuntimeError("bentoml serve exited while starting:\n" + "\n---\n".join(errors))
+
+
+def _start_bento(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     server = subprocess.Popen(
         [
@@ -209,19 +227,19 @@ def bento_service(env: dict[str, str], cwd: Path) -> Iterator[str]:
         ],
         cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            if server.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited: {server.stderr.read()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("the service was not ready within 120 s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def _wait_ready(server: subprocess.Popen, url: str, timeout_s: float = 120) -> bool:
+    """True once `/readyz` answers 200; False if the server exits first."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while server.poll() is None:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return True
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the service was not ready within {timeout_s:.0f} s")
+        time.sleep(0.5)
+    return False
