@@ -50,6 +50,8 @@ def _measure(mode: str, rows: int) -> None:
             {
                 "ingest_s": ingested - started,
                 "pipeline_s": finished - ingested,
+                "online_s": run.metadata["online_features"]["seconds"],
+                "entities": run.metadata["online_features"]["rows_written"],
             }
         )
     )
@@ -106,16 +108,21 @@ def main() -> None:
 
 
 def _report(results: dict[str, list[dict[str, float]]], rows: int, repeats: int) -> None:
+    keys = ("ingest_s", "pipeline_s", "online_s", "entities")
     median = {
-        mode: {key: statistics.median(r[key] for r in runs) for key in ("ingest_s", "pipeline_s")}
+        mode: {key: statistics.median(r[key] for r in runs) for key in keys}
         for mode, runs in results.items()
     }
     say = print
     say(f"Whole graph on {rows:,} synthetic rows, median of {repeats} (fresh state each run)")
-    say(f"{'mode':<22}{'ingest s':>10}{'pipeline s':>12}{'total s':>10}")
+    say(f"{'mode':<12}{'ingest s':>10}{'pipeline s':>12}{'total s':>10}{'online write':>22}")
     for mode in MODES:
-        ingest, pipeline = median[mode]["ingest_s"], median[mode]["pipeline_s"]
-        say(f"{mode:<22}{ingest:>10.2f}{pipeline:>12.2f}{ingest + pipeline:>10.2f}")
+        m = median[mode]
+        online = f"{m['entities'] / m['online_s']:,.0f} entities/s"
+        say(
+            f"{mode:<12}{m['ingest_s']:>10.2f}{m['pipeline_s']:>12.2f}"
+            f"{m['ingest_s'] + m['pipeline_s']:>10.2f}{online:>22}"
+        )
     total = {m: median[m]["ingest_s"] + median[m]["pipeline_s"] for m in MODES}
     ratio = total["production"] / total["embedded"]
     say(f"production / embedded (whole graph):                {ratio:.2f}")
