@@ -8,7 +8,8 @@ serves an entity's newest row, so this path:
 2. for the SQLite store, serialises entity keys and values straight to the bytes Feast's
    `SqliteOnlineStore` itself writes (verified byte for byte against Feast in the tests) and
    upserts them with one `executemany` in one transaction, through Feast's own connection;
-   any other online store goes through `FeatureStore.write_to_online_store`;
+   for a Redis server the same serialisers feed pipelined `HSET`s (`redis_write.py`); any
+   other online store goes through `FeatureStore.write_to_online_store`;
 3. records the window in the registry (`apply_materialization`), so `feast` sees the view as
    materialized and incremental materialization continues from there.
 
@@ -63,6 +64,8 @@ def materialize_newest(
     store: FeatureStore, view: FeatureView, frame: pd.DataFrame, key: str, timestamp: str
 ) -> OnlineWrite:
     """Write each entity's newest feature row to the online store and record the window."""
+    from mlops_assets.features.redis_write import redis_upsert, supports_fast_write
+
     if frame.empty:
         raise ValueError(f"feature table for {view.name!r} is empty: nothing to materialize")
     started = time.perf_counter()
@@ -70,6 +73,9 @@ def materialize_newest(
     if store.config.online_store.type == "sqlite":
         _sqlite_upsert(store, view, newest, key, timestamp)
         path = str(store.config.online_store.path)
+    elif supports_fast_write(store):
+        redis_upsert(store, view, newest, key, timestamp)
+        path = "redis"
     else:
         store.write_to_online_store(view.name, newest)
         path = str(store.config.online_store.type)
@@ -125,10 +131,11 @@ def serialize_strings(values: pd.Series) -> tuple[list[bytes], list[str | None]]
 
 def _string_value(text: str) -> bytes:
     data = text.encode()
-    return STRING_TAG + _varint(len(data)) + data
+    return STRING_TAG + varint(len(data)) + data
 
 
-def _varint(number: int) -> bytes:
+def varint(number: int) -> bytes:
+    """Protobuf base-128 varint of a non-negative integer."""
     out = bytearray()
     while True:
         byte = number & 0x7F
