@@ -190,17 +190,17 @@ def test_service_reads_features_by_key_from_redis(deployment: Deployment) -> Non
 def test_redis_restart_during_a_run_fails_clearly_and_reruns_cleanly(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from feast import FeatureStore
+    from mlops_assets.features import redis_write
 
     champion, versions = deployment.champion(), deployment.versions()
-    original = FeatureStore.write_to_online_store
+    original = redis_write.redis_upsert
     redis = deployment.servers.redis
 
-    def redis_goes_down(self, *args, **kwargs):
+    def redis_goes_down(*args: object, **kwargs: object) -> None:
         redis.stop()
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(FeatureStore, "write_to_online_store", redis_goes_down)
+    monkeypatch.setattr(redis_write, "redis_upsert", redis_goes_down)
     instance = open_instance(PlatformPaths(deployment.home))
     try:
         failed = run_pipeline(instance)
@@ -212,7 +212,7 @@ def test_redis_restart_during_a_run_fails_clearly_and_reruns_cleanly(
     assert "promoted_model" not in failed.metadata  # the run stopped before promotion
     assert (deployment.champion(), deployment.versions()) == (champion, versions)
 
-    monkeypatch.setattr(FeatureStore, "write_to_online_store", original)
+    monkeypatch.setattr(redis_write, "redis_upsert", original)
     rerun = run_pipeline(instance)
     assert rerun.success, rerun.error
     assert redis.client().dbsize() == rerun.metadata["online_features"]["rows_written"]
