@@ -19,8 +19,8 @@ def failing_clearly(action: str, store: str, aftermath: str) -> Iterator[None]:
     """Re-raise any error inside the block as a retryable `Failure` that explains it."""
     try:
         yield
-    except dg.Failure:
-        raise
+    except (dg.Failure, ValueError):
+        raise  # ValueError is the platform's own verdict on the data, not the store's answer
     except Exception as exc:
         reason = redact_url(f"{type(exc).__name__}: {exc}").strip().splitlines()[0][:300]
         raise dg.Failure(

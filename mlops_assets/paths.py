@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_assets.profile import active_profile, write_dagster_yaml
 from mlops_assets.sources.landing import validate_batch_key
 
 HOME_ENV = "MLOPS_HOME"
@@ -87,8 +88,6 @@ class PlatformPaths:
 
     def ensure_dagster_home(self) -> Path:
         """Create the Dagster instance folder with the active profile's `dagster.yaml`."""
-        from mlops_assets.profile import active_profile, write_dagster_yaml
-
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         write_dagster_yaml(self.dagster_home, active_profile())
         return self.dagster_home

@@ -170,3 +170,4 @@ def test_empty_feature_table_is_not_materialized(ingest, materialize_features, p
     result = materialize_features(["online_features"])
     assert not result.success
     assert "is empty: nothing to materialize" in failure_text(result)
+    assert "online store answered" not in failure_text(result)  # the data, not the store
