@@ -17,6 +17,7 @@ from pathlib import Path
 import bentoml
 
 from mlops_assets.serving.app import build_app
+from mlops_assets.serving.metrics import publish_model
 from mlops_assets.serving.prediction_log import PredictionLog
 from mlops_assets.serving.predictor import SPEC_FILE, Predictor, load_bundle
 from mlops_assets.serving.runtime import online_lookup, prediction_log_dir, resolve_model_tag
@@ -49,6 +50,7 @@ class PredictionService:
         self.predictor = Predictor(load_bundle(Path(self.model.path)))
         self.lookup = online_lookup(self.predictor.spec)
         self.log = PredictionLog(prediction_log_dir())
+        publish_model(self.predictor.bundle.info)
         # Everything loaded so far (Feast, pandas, the model) lives as long as the worker:
         # freezing it keeps full garbage collections, and their pauses, short under load.
         gc.collect()

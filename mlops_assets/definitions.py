@@ -27,7 +27,12 @@ from mlops_assets.ingestion.assets import cleaned_data, raw_data
 from mlops_assets.jobs import deploy_job, ingestion_job, monitoring_job, pipeline_job
 from mlops_assets.monitoring.assets import drift_report
 from mlops_assets.profile import active_profile
-from mlops_assets.resources import DatasetSpecResource, FeatureStoreResource, MlopsHome
+from mlops_assets.resources import (
+    DatasetSpecResource,
+    FeatureStoreResource,
+    MetricsPush,
+    MlopsHome,
+)
 from mlops_assets.training.assets import model, validation_report
 from mlops_assets.training.tracking import MlflowTracking
 
@@ -63,6 +68,7 @@ defs = dg.Definitions(
         "dataset": DatasetSpecResource(home=home),
         "feature_store": FeatureStoreResource(home=home),
         "mlflow_tracking": MlflowTracking(home=home),
+        "metrics_push": MetricsPush(),
     },
     executor=executor_for(active_profile()),
 )

@@ -11,6 +11,7 @@ from mlops_assets.paths import PlatformPaths, resolve_home
 from mlops_assets.spec import HOUSE_PRICES_SPEC, DatasetSpec, load_spec
 
 SPEC_ENV = "MLOPS_SPEC"
+PUSHGATEWAY_ENV = "MLOPS_PUSHGATEWAY_URL"
 
 
 def resolve_spec_path(paths: PlatformPaths, explicit: str = "") -> Path:
@@ -67,3 +68,17 @@ class FeatureStoreResource(dg.ConfigurableResource):
         from mlops_assets.features.feast_repo import feature_store
 
         return feature_store(self.home.paths())
+
+
+class MetricsPush(dg.ConfigurableResource):
+    """Where pipeline verdicts go for Prometheus: a Pushgateway, or nowhere."""
+
+    pushgateway_url: str = Field(
+        default="",
+        description="Pushgateway URL (host:port or http://...). Empty: $MLOPS_PUSHGATEWAY_URL, "
+        "else pushing is off.",
+    )
+
+    def url(self) -> str:
+        """The Pushgateway to push to, resolved when a run asks; empty when off."""
+        return self.pushgateway_url or os.environ.get(PUSHGATEWAY_ENV, "")

@@ -243,3 +243,53 @@ def _wait_ready(server: subprocess.Popen, url: str, timeout_s: float = 120) -> b
             raise RuntimeError(f"the service was not ready within {timeout_s:.0f} s")
         time.sleep(0.5)
     return False
+
+
+@dataclass
+class PromServer:
+    """Prometheus or its Pushgateway from Debian's packages, on a free loopback port."""
+
+    binary: str
+    arguments: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mlops-prom-")))
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> PromServer:
+        """Start and wait until `/-/ready` answers 200."""
+        import httpx
+
+        found = shutil.which(self.binary) or f"/usr/bin/{self.binary}"
+        if not Path(found).exists():
+            raise ServerUnavailable(
+                f"{self.binary} is not installed (apt-get install {self.binary})"
+            )
+        log = (self.folder / "server.log").open("w")
+        self.process = subprocess.Popen(
+            [found, f"--web.listen-address=127.0.0.1:{self.port}", *self.arguments],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.folder,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
+                    return self
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"{self.binary} did not start:\n{self.log()[-3000:]}")
+            time.sleep(0.2)
+
+    def log(self) -> str:
+        """What the server printed so far."""
+        path = self.folder / "server.log"
+        return path.read_text() if path.exists() else ""
+
+    def remove(self) -> None:
+        """Stop the server and delete its folder."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -16,7 +16,8 @@ from mlops_assets.monitoring.inputs import (
     newest_batch,
     reference_statistics,
 )
-from mlops_assets.resources import DatasetSpecResource, MlopsHome
+from mlops_assets.monitoring.push import push_drift
+from mlops_assets.resources import DatasetSpecResource, MetricsPush, MlopsHome
 
 DRIFT_CHECKS = {
     "drift_below_threshold": "The newest batch has not drifted from the champion's data."
@@ -40,7 +41,11 @@ class DriftConfig(dg.Config):
     check_specs=check_specs("drift_report", DRIFT_CHECKS, set()),
 )
 def drift_report(
-    config: DriftConfig, dataset: DatasetSpecResource, home: MlopsHome
+    context: dg.AssetExecutionContext,
+    config: DriftConfig,
+    dataset: DatasetSpecResource,
+    home: MlopsHome,
+    metrics_push: MetricsPush,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """PSI and Wasserstein drift of the newest batch and of live traffic, per column."""
     spec, paths = dataset.load(), home.paths()
@@ -72,8 +77,10 @@ def drift_report(
         reason,
         {"drifted_share": round(batch_drift.drifted_share, 4)},
     )
+    pushed = _push(context, metrics_push.url(), spec.name, batch_drift, live_drift)
     yield dg.MaterializeResult(
         metadata={
+            "pushed_to": pushed,
             "report": dg.MetadataValue.md(markdown),
             "batch": batch,
             "drifted": batch_drift.drifted,
@@ -86,6 +93,28 @@ def drift_report(
         },
         check_results=[to_check_result(outcome)],
     )
+
+
+def _push(
+    context: dg.AssetExecutionContext,
+    url: str,
+    dataset: str,
+    batch: DriftResult,
+    live: DriftResult | None,
+) -> str:
+    """Push the verdict when a Pushgateway is set; an unreachable one only warns.
+
+    The report on disk and in Dagster is the record; the push feeds alerts, so a monitoring
+    outage must not fail the report.
+    """
+    if not url:
+        return "off (set MLOPS_PUSHGATEWAY_URL)"
+    try:
+        push_drift(url, dataset, batch, live)
+    except OSError as exc:
+        context.log.warning(f"drift verdict not pushed to {url}: {exc}")
+        return f"failed: {url} ({type(exc).__name__})"
+    return url
 
 
 def _markdown(

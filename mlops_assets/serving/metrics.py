@@ -29,3 +29,52 @@ def prediction_metrics() -> tuple[Any, Any]:
         buckets=LATENCY_BUCKETS,
     )
     return rows, latency
+
+
+@functools.cache
+def model_metrics() -> tuple[Any, Any]:
+    """(info gauge of the loaded model, promotion time of that model), set once per worker.
+
+    The promotion time lets an alert fire when the champion grows old; `max` merges the
+    workers' identical values into one series.
+    """
+    from prometheus_client import Gauge
+
+    info = Gauge(
+        "mlops_model_info",
+        "The model this service answers with (always 1), by version, name and MLflow run.",
+        ["model_version", "model_name", "mlflow_run_id"],
+        multiprocess_mode="max",
+    )
+    promoted = Gauge(
+        "mlops_model_promoted_timestamp_seconds",
+        "When the served model became champion (Unix time), by model version.",
+        ["model_version"],
+        multiprocess_mode="max",
+    )
+    return info, promoted
+
+
+def publish_model(info: dict[str, Any]) -> None:
+    """Export the served model's identity and promotion time (from its registry facts)."""
+    gauge, promoted = model_metrics()
+    version = str(info.get("model_version", ""))
+    gauge.labels(version, str(info.get("model_name", "")), str(info.get("mlflow_run_id", ""))).set(
+        1
+    )
+    moment = _timestamp(info.get("promoted_at"))
+    if moment is not None:
+        promoted.labels(version).set(moment)
+
+
+def _timestamp(value: Any) -> float | None:
+    """Unix time of an ISO-8601 string, or None when absent or unreadable."""
+    from datetime import UTC, datetime
+
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()

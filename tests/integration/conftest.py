@@ -5,7 +5,12 @@ import dagster as dg
 import pytest
 
 from mlops_assets.ingestion.assets import cleaned_data, raw_data
-from mlops_assets.resources import DatasetSpecResource, FeatureStoreResource, MlopsHome
+from mlops_assets.resources import (
+    DatasetSpecResource,
+    FeatureStoreResource,
+    MetricsPush,
+    MlopsHome,
+)
 from mlops_assets.training.tracking import MlflowTracking
 
 
@@ -70,6 +75,7 @@ def materialize_features(instance):
             "dataset": DatasetSpecResource(home=home, spec_path=spec_path),
             "feature_store": FeatureStoreResource(home=home),
             "mlflow_tracking": MlflowTracking(home=home, tracking_uri=tracking_uri),
+            "metrics_push": MetricsPush(),
         }
         assets = [a for a in defs.assets if not isinstance(a, dg.AssetSpec)]
         return dg.materialize(
