@@ -1,6 +1,7 @@
 """Monitoring a team can deploy: the alert rules under promtool, and a real Prometheus that
 scrapes a running service and a real Pushgateway fed by the drift report."""
 
+import json
 import os
 import subprocess
 import time
@@ -114,6 +115,15 @@ def _wait_for(prometheus: PromServer, expression: str, timeout_s: float = 60) ->
     raise AssertionError(f"Prometheus never returned {expression!r}:\n{prometheus.log()[-2000:]}")
 
 
+def _dashboard_queries_answer(prometheus: PromServer) -> None:
+    """Every panel of the Grafana dashboard is valid PromQL over metrics that exist."""
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "mlops-dashboard.json").read_text())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expression = target["expr"].replace("[5m]", "[1m]")
+            assert _wait_for(prometheus, expression), f"panel {panel['title']!r} shows nothing"
+
+
 @pytest.mark.slow
 def test_prometheus_scrapes_predictions_drift_and_champion_age(paths, pushgateway, monkeypatch):
     monkeypatch.setenv("MLOPS_PUSHGATEWAY_URL", pushgateway.url)
@@ -150,5 +160,6 @@ def test_prometheus_scrapes_predictions_drift_and_champion_age(paths, pushgatewa
             [alert] = _wait_for(prometheus, 'ALERTS{alertname="MlopsDriftDetected"}')
             assert alert["metric"]["alertstate"] == "firing"
             assert not _query(prometheus, 'ALERTS{alertname="MlopsChampionStale"}')
+            _dashboard_queries_answer(prometheus)
         finally:
             prometheus.remove()
