@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlops_assets.features import feast_internals
 from mlops_assets.features.feast_repo import FeastNames
 from mlops_assets.spec import DatasetSpec
 
@@ -54,7 +55,7 @@ class OnlineFeatureLookup:
         self._entity_key_proto, self._value_proto = EntityKey, Value
         self._store, self._spec = store, spec
         self._view = store.get_feature_view(FeastNames.for_spec(spec).view)
-        self._provider = store._get_provider()
+        self._provider = feast_internals.provider(store)
         self._features = list(spec.model_features)
         self._categories = {
             name: {

@@ -14,23 +14,23 @@ timestamp check is not needed: only each entity's newest row is written, from th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from mlops_assets.features.online_write import (
+from mlops_assets.features import feast_internals
+from mlops_assets.features.value_encoding import (
     serialize_doubles,
     serialize_int64_keys,
     serialize_strings,
-    varint,
+    timestamps,
 )
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
 ENTITIES_PER_PIPELINE = 5_000
-UINT64 = 0xFFFF_FFFF_FFFF_FFFF  # protobuf writes a negative int64 as its unsigned 64-bit form
 
 
 def supports_fast_write(store: FeatureStore) -> bool:
@@ -43,14 +43,11 @@ def redis_upsert(
     store: FeatureStore, view: FeatureView, newest: pd.DataFrame, key: str, timestamp: str
 ) -> None:
     """Write each row of `newest` (one per entity) as its entity's hash."""
-    from feast.infra.online_stores.helpers import _mmh3
-    from feast.infra.online_stores.redis import _versioned_fv_name
     from feast.types import String
 
     config = store.config
-    online: Any = store._get_provider().online_store
-    client = online._get_client(config.online_store)
-    name = _versioned_fv_name(view, config)
+    client = feast_internals.redis_client(store)
+    name = feast_internals.redis_view_name(view, config)
     project = config.project.encode()
     keys = [k + project for k in serialize_int64_keys(key, newest[key].to_numpy(dtype=np.int64))]
     fields: list[tuple[bytes, list[bytes]]] = [
@@ -62,7 +59,7 @@ def redis_upsert(
             values, _ = serialize_strings(column)
         else:
             values, _ = serialize_doubles(column.to_numpy(dtype="float64", na_value=np.nan))
-        fields.append((_mmh3(f"{name}:{feature.name}"), values))
+        fields.append((feast_internals.redis_field(f"{name}:{feature.name}"), values))
     ttl = config.online_store.key_ttl_seconds
     for start in range(0, len(keys), ENTITIES_PER_PIPELINE):
         with client.pipeline(transaction=False) as pipe:
@@ -71,14 +68,3 @@ def redis_upsert(
                 if ttl:
                     pipe.expire(name=keys[row], time=ttl)
             pipe.execute()
-
-
-def timestamps(column: pd.Series) -> list[bytes]:
-    """`google.protobuf.Timestamp` bytes at microsecond precision, as `FromDatetime` gives."""
-    micros = column.dt.tz_convert("UTC").to_numpy(dtype="datetime64[us]").astype(np.int64)
-    seconds, nanos = np.divmod(micros, 1_000_000)
-    nanos *= 1000
-    return [
-        b"\x08" + varint(s & UINT64) + (b"\x10" + varint(n) if n else b"")
-        for s, n in zip(seconds.tolist(), nanos.tolist(), strict=True)
-    ]

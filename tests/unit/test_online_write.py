@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.features.online_write import (
-    newest_per_entity,
+from mlops_assets.features.online_write import newest_per_entity
+from mlops_assets.features.value_encoding import (
     serialize_doubles,
     serialize_int64_keys,
     serialize_strings,
