@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the serving image with podman and checks it: /readyz, then one prediction.
+# Builds the serving image with podman and checks it: its size, /readyz, then one prediction.
 # Needs a state folder with an exported champion ($MLOPS_HOME, default .mlops_home; run
 # ./scripts/quickstart.sh first). With no registry reachable, BASE_IMAGE may be a local image,
 # e.g. one made by `scripts/base_image.sh`.
@@ -9,6 +9,7 @@ HOME_DIR="${MLOPS_HOME:-$(pwd)/.mlops_home}"
 BASE_IMAGE="${BASE_IMAGE:-python:3.11-slim-bookworm}"
 IMAGE="${IMAGE:-localhost/mlops-serving:latest-build}"
 PORT="${PORT:-38080}"
+MAX_IMAGE_MB="${MAX_IMAGE_MB:-800}"   # the service needs no more; a bigger image means a leak
 POINTER="$HOME_DIR/deployment/bento.json"
 [ -f "$POINTER" ] || { echo "no exported champion in $HOME_DIR: run ./scripts/quickstart.sh first" >&2; exit 1; }
 MODEL_TAG="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model_tag"])' "$POINTER")"
@@ -23,6 +24,11 @@ CERTS=()
 echo "building $IMAGE from $BASE_IMAGE with $MODEL_TAG"
 podman build --isolation chroot --format docker "${CERTS[@]}" \
   --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "MODEL_TAG=$MODEL_TAG" -t "$IMAGE" .
+# The dependency stages are only a means to the image: remove them, and nothing else.
+podman image prune -f --filter label=org.mlops-assets.stage=build >/dev/null
+SIZE_MB="$(( $(podman image inspect --format '{{.Size}}' "$IMAGE") / 1000000 ))"
+echo "image $IMAGE: $SIZE_MB MB (limit ${MAX_IMAGE_MB} MB)"
+[ "$SIZE_MB" -le "$MAX_IMAGE_MB" ] || { echo "the serving image is larger than ${MAX_IMAGE_MB} MB" >&2; exit 1; }
 
 CONTAINER="mlops-serving-check-$$"
 # Read-only root filesystem with writable scratch space, as deploy/kubernetes/serving.yaml runs it.
