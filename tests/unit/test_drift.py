@@ -1,4 +1,3 @@
-import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -89,22 +88,6 @@ def test_retrain_decision_cooldown_and_daily_cap():
     ]
     capped = _retrain_decision(state, {"retrains": spaced}, settings)
     assert isinstance(capped, dg.SkipReason) and "today" in capped.skip_message
-
-
-def test_freshness_sensor_alerts_on_change_only(paths):
-    from mlops_assets.automation.sensors import freshness_sensor
-    from mlops_assets.definitions import defs
-    from mlops_assets.runner import open_instance
-
-    instance = open_instance(paths)
-    context = dg.build_sensor_context(instance=instance, definitions=defs)
-    first = freshness_sensor(context)
-    assert isinstance(first, dg.SkipReason) and "FAIL" in first.skip_message
-    states = json.loads(context.cursor)
-    assert states == {"raw_data": "FAIL", "cleaned_data": "FAIL", "model": "FAIL"}
-    again = dg.build_sensor_context(instance=instance, definitions=defs, cursor=context.cursor)
-    assert isinstance(freshness_sensor(again), dg.SkipReason)
-    assert json.loads(again.cursor) == states
 
 
 def test_categorical_nulls_are_not_drift(reference, house_spec):

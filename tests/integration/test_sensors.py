@@ -1,0 +1,178 @@
+"""The sensors driven for real: each tick reads a real Dagster instance, the settings come from
+a real settings file with short windows, and the webhook is a real HTTP server."""
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import dagster as dg
+import pytest
+import yaml
+
+from mlops_assets.automation import sensors
+from mlops_assets.automation.settings import load_settings
+from mlops_assets.definitions import defs
+from mlops_assets.runner import ingest_batch, open_instance
+from mlops_assets.sources import SyntheticConfig, generate_house_sales
+
+
+@pytest.fixture
+def webhook() -> Iterator[dict]:
+    """A loopback HTTP server that records every JSON body POSTed to it."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["content-length"]))
+            received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": f"http://127.0.0.1:{server.server_port}/hook", "received": received}
+    server.shutdown()
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    """Write a settings file and make the sensors read it (through the real loader)."""
+
+    def use(**values):
+        document = {"freshness": {"raw_data": {"warn_hours": 1.0, "fail_hours": 2.0}}, **values}
+        path = tmp_path / "automation.yaml"
+        path.write_text(yaml.safe_dump(document))
+        loaded = load_settings(path)
+        monkeypatch.setattr(sensors, "load_settings", lambda: loaded)
+        return loaded
+
+    return use
+
+
+def _tick(sensor, instance, cursor=None):
+    context = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
+    return sensor(context), context.cursor
+
+
+def _hours(seconds: float) -> float:
+    return seconds / 3600
+
+
+def test_freshness_walks_pass_warn_fail_and_alerts_once_per_change(paths, settings, webhook):
+    settings(
+        freshness={"raw_data": {"warn_hours": _hours(2), "fail_hours": _hours(5)}},
+        webhook_url=webhook["url"],
+    )
+    instance = open_instance(paths)
+    instance.report_runless_asset_event(dg.AssetMaterialization("raw_data"))
+    started = time.monotonic()
+
+    result, cursor = _tick(sensors.freshness_sensor, instance)
+    assert json.loads(cursor) == {"raw_data": "PASS"}
+    assert isinstance(result, dg.SkipReason) and not webhook["received"], "fresh: no alert"
+
+    time.sleep(max(0.0, 2.5 - (time.monotonic() - started)))
+    result, cursor = _tick(sensors.freshness_sensor, instance, cursor)
+    assert json.loads(cursor) == {"raw_data": "WARN"}
+    assert webhook["received"] == [
+        {"event": "freshness", "changed": {"raw_data": "WARN"}, "stale": {"raw_data": "WARN"}}
+    ]
+    result, cursor = _tick(sensors.freshness_sensor, instance, cursor)
+    assert len(webhook["received"]) == 1, "no new alert while the state holds"
+
+    time.sleep(max(0.0, 5.5 - (time.monotonic() - started)))
+    result, cursor = _tick(sensors.freshness_sensor, instance, cursor)
+    assert json.loads(cursor) == {"raw_data": "FAIL"}
+    assert webhook["received"][-1]["changed"] == {"raw_data": "FAIL"}
+    assert len(webhook["received"]) == 2
+    # No batch came from a file, so there is nothing to pull again.
+    assert isinstance(result, dg.SkipReason)
+
+
+def test_stale_raw_data_from_a_file_is_ingested_again_as_a_new_batch(paths, settings, tmp_path):
+    settings(freshness={"raw_data": {"warn_hours": 24, "fail_hours": 48}})
+    delivery = tmp_path / "sales.csv"
+    generate_house_sales(SyntheticConfig(rows=500, seed=3)).to_csv(delivery, index=False)
+    instance = open_instance(paths)
+    assert ingest_batch(instance, "from_file", {"kind": "file", "path": str(delivery)}).success
+    _, cursor = _tick(sensors.freshness_sensor, instance)
+    assert json.loads(cursor) == {"raw_data": "PASS"}
+    # Windows shorter than the batch's age: it is stale now.
+    settings(freshness={"raw_data": {"warn_hours": _hours(0.1), "fail_hours": _hours(0.2)}})
+    time.sleep(0.3)
+
+    result, _ = _tick(sensors.freshness_sensor, instance, cursor)
+    assert isinstance(result, dg.SensorResult)
+    [request] = result.run_requests
+    assert request.partition_key.startswith("refresh-")
+    assert request.run_config["ops"]["raw_data"]["config"] == {
+        "kind": "file",
+        "path": str(delivery),
+    }
+    [partitions] = result.dynamic_partitions_requests
+    assert list(partitions.partition_keys) == [request.partition_key]
+
+
+def _drift_report(instance, drifted: bool, reason: str) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("drift_report", metadata={"drifted": drifted, "reason": reason})
+    )
+
+
+def test_drift_sensor_cooldown_and_daily_cap_through_real_reports(paths, settings):
+    settings(retrain_cooldown_hours=_hours(2), max_retrains_per_day=2)
+    instance = open_instance(paths)
+
+    _drift_report(instance, True, "batch a drifted")
+    first, cursor = _tick(sensors.drift_sensor, instance)
+    assert isinstance(first, dg.RunRequest)
+    assert first.tags[sensors.REASON_TAG] == "drift: batch a drifted"
+
+    _drift_report(instance, True, "batch b drifted")
+    cooled, cursor = _tick(sensors.drift_sensor, instance, cursor)
+    assert isinstance(cooled, dg.SkipReason) and "cooldown" in cooled.skip_message
+
+    time.sleep(2.2)
+    _drift_report(instance, True, "batch c drifted")
+    second, cursor = _tick(sensors.drift_sensor, instance, cursor)
+    assert isinstance(second, dg.RunRequest) and second.run_key != first.run_key
+
+    time.sleep(2.2)
+    _drift_report(instance, True, "batch d drifted")
+    capped, cursor = _tick(sensors.drift_sensor, instance, cursor)
+    assert isinstance(capped, dg.SkipReason) and "2 retrains today" in capped.skip_message
+
+    _drift_report(instance, False, "batch e calm")
+    calm, cursor = _tick(sensors.drift_sensor, instance, cursor)
+    assert isinstance(calm, dg.SkipReason) and "no drift" in calm.skip_message
+
+
+def test_run_failure_sensor_records_the_failed_run(paths):
+    instance = open_instance(paths)
+    missing = paths.root / "nowhere.csv"
+    failed = ingest_batch(instance, "missing_file", {"kind": "file", "path": str(missing)})
+    assert not failed.success
+    run = instance.get_run_by_id(failed.run_id)
+    [failure] = instance.get_records_for_run(
+        failed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE
+    ).records
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_sensor",
+        dagster_event=failure.event_log_entry.dagster_event,
+        dagster_instance=instance,
+        dagster_run=run,
+    ).for_run_failure()
+    sensors.run_failure_sensor(context)
+    [entry] = [
+        json.loads(line)
+        for line in (paths.root / "monitoring" / "failures.jsonl").read_text().splitlines()
+    ]
+    assert entry["run_id"] == failed.run_id
+    assert entry["job"] == "ingestion_job" and entry["partition"] == "missing_file"
+    assert entry["error"], "the failure's message is kept"
