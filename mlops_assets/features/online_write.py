@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mlops_assets.features.redis_write import redis_upsert, supports_fast_write
-from mlops_assets.features.sqlite_write import sqlite_upsert
+# Modules, not functions: the fault tests replace a writer on its module to inject failures.
+from mlops_assets.features import redis_write, sqlite_write
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
@@ -63,10 +63,10 @@ def materialize_newest(
     started = time.perf_counter()
     newest = newest_per_entity(frame, key, timestamp)
     if store.config.online_store.type == "sqlite":
-        sqlite_upsert(store, view, newest, key, timestamp)
+        sqlite_write.sqlite_upsert(store, view, newest, key, timestamp)
         path = str(store.config.online_store.path)
-    elif supports_fast_write(store):
-        redis_upsert(store, view, newest, key, timestamp)
+    elif redis_write.supports_fast_write(store):
+        redis_write.redis_upsert(store, view, newest, key, timestamp)
         path = "redis"
     else:
         store.write_to_online_store(view.name, newest)
