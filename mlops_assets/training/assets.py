@@ -130,6 +130,9 @@ def model(
         validation_score=trained.validation_score,
         baseline_test_metrics=baseline_metrics,
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        imputation=read_json(paths.root / "training" / "feature_statistics.json").get(
+            "imputation", {}
+        ),
     )
     folder = save_model(paths, trained.booster, manifest, dataset.resolved_path())
     save_statistics(paths.root / "training" / "feature_statistics.json", folder)
