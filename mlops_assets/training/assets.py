@@ -92,7 +92,7 @@ def model(
         baselines = fit_baselines(*splits["train"], spec)
         x_test, y_test = splits["test"]
         baseline_metrics = {
-            name: compute_metrics(y_test, predicted, spec.task)
+            name: compute_metrics(y_test, predicted, spec.task, spec.threshold)
             for name, predicted in baseline_predictions(baselines, x_test, spec).items()
         }
         version = code_version()
@@ -166,7 +166,7 @@ def validation_report(
     booster = load_booster(paths, model_id)
     predicted = predict(booster, x_test)
     metrics = {
-        "model": compute_metrics(y_test, predicted, spec.task),
+        "model": compute_metrics(y_test, predicted, spec.task, spec.threshold),
         **manifest.baseline_test_metrics,
     }
     client = mlflow_tracking.client()
@@ -175,7 +175,10 @@ def validation_report(
     champion_metrics = None
     if champion is not None and champion.run_id != model_id:
         champion_metrics = compute_metrics(
-            y_test, _champion_predictions(paths, champion.run_id, client, test, spec), spec.task
+            y_test,
+            _champion_predictions(paths, champion.run_id, client, test, spec),
+            spec.task,
+            spec.threshold,
         )
         metrics[f"champion v{champion.version}"] = champion_metrics
     decision = decide(
