@@ -116,8 +116,11 @@ def render_plots(
     importance: dict[str, float],
     task: TaskType,
 ) -> list[Path]:
-    """Predicted-vs-actual and residuals (or ROC, precision-recall and a reliability diagram),
-    and feature importance."""
+    """The report's plots as PNG files beside it.
+
+    Regression: predicted vs actual and residuals. Classification: ROC and precision-recall,
+    and a reliability diagram. Both: feature importance.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
