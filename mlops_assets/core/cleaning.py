@@ -3,6 +3,10 @@
 Every raw row ends up in exactly one place (cleaned, quarantined with a reason, or counted as an
 exact duplicate), so `raw = cleaned + quarantined + duplicates` always holds. All rules are
 vectorised masks; only quarantined rows get a per-row reason string.
+
+A missing value in a column the spec lets impute stays missing here: the value that fills it is
+learned by the feature stage from all cleaned rows and stored with the model, so training, the
+online store and the service fill it with one and the same value (see `core/imputation.py`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.core.coercion import parse_column
-from mlops_assets.spec import ColumnSpec, DatasetSpec, DType, Imputation
+from mlops_assets.spec import ColumnSpec, DatasetSpec, DType
 
 REASON_COLUMN = "quarantine_reason"
 SOURCE_ROW_COLUMN = "source_row"
@@ -28,7 +32,7 @@ class CleaningResult:
     raw_rows: int
     duplicates_removed: int
     rule_counts: dict[str, int] = field(default_factory=dict)
-    imputed: dict[str, dict[str, object]] = field(default_factory=dict)
+    to_impute: dict[str, dict[str, object]] = field(default_factory=dict)
 
     @property
     def quarantine_share(self) -> float:
@@ -67,14 +71,14 @@ def clean(raw: pd.DataFrame, spec: DatasetSpec) -> CleaningResult:
     work = raw.loc[~duplicate, columns]
     rules: list[tuple[str, np.ndarray]] = []
     typed: dict[str, pd.Series] = {}
-    imputed: dict[str, dict[str, object]] = {}
+    to_impute: dict[str, dict[str, object]] = {}
     for name in columns:
         column = _column_spec(spec, name)
-        values, column_rules, fill = _apply_column_rules(work[name], column)
+        values, column_rules, missing = _apply_column_rules(work[name], column)
         typed[name] = values
         rules.extend(column_rules)
-        if fill is not None:
-            imputed[name] = fill
+        if column.imputes and missing:
+            to_impute[name] = {"strategy": str(column.impute), "rows": missing}
     bad = np.zeros(len(work), dtype=bool)
     for _, mask in rules:
         bad |= mask
@@ -90,7 +94,7 @@ def clean(raw: pd.DataFrame, spec: DatasetSpec) -> CleaningResult:
         raw_rows=len(raw),
         duplicates_removed=int(duplicate.sum()),
         rule_counts={label: int(mask.sum()) for label, mask in rules if mask.any()},
-        imputed=imputed,
+        to_impute=to_impute,
     )
 
 
@@ -104,28 +108,18 @@ def _column_spec(spec: DatasetSpec, name: str) -> ColumnSpec:
 
 def _apply_column_rules(
     values: pd.Series, column: ColumnSpec
-) -> tuple[pd.Series, list[tuple[str, np.ndarray]], dict[str, object] | None]:
+) -> tuple[pd.Series, list[tuple[str, np.ndarray]], int]:
+    """Parsed values, the rules they break, and how many are missing."""
     parsed = parse_column(values, column)
     result = parsed.values
     rules = [(f"unparseable:{column.name}", parsed.unparseable)]
-    invalid = _out_of_range(result, column) | _unknown_category(result, column)
     if column.categories is not None:
         rules.append((f"unknown_category:{column.name}", _unknown_category(result, column)))
     else:
-        rules.append((f"out_of_range:{column.name}", invalid))
-    fill = None
-    if parsed.missing.any():
-        if column.impute != Imputation.NONE:
-            value = _impute_value(result[~parsed.missing & ~invalid], column)
-            result = result.fillna(value) if value is not None else result
-            fill = {
-                "strategy": str(column.impute),
-                "value": value,
-                "rows": int(parsed.missing.sum()),
-            }
-        if not column.nullable and (fill is None or fill["value"] is None):
-            rules.append((f"null:{column.name}", parsed.missing))
-    return result, rules, fill
+        rules.append((f"out_of_range:{column.name}", _out_of_range(result, column)))
+    if parsed.missing.any() and not (column.nullable or column.imputes):
+        rules.append((f"null:{column.name}", parsed.missing))
+    return result, rules, int(parsed.missing.sum())
 
 
 def _out_of_range(values: pd.Series, column: ColumnSpec) -> np.ndarray:
@@ -146,19 +140,6 @@ def _unknown_category(values: pd.Series, column: ColumnSpec) -> np.ndarray:
         return np.zeros(len(values), dtype=bool)
     known = values.isin(column.categories).to_numpy(dtype=bool, na_value=False)
     return ~known & values.notna().to_numpy()
-
-
-def _impute_value(valid: pd.Series, column: ColumnSpec) -> object:
-    valid = valid.dropna()
-    if column.impute == Imputation.CONSTANT:
-        return column.impute_value
-    if valid.empty:
-        return None
-    if column.impute == Imputation.MEDIAN:
-        return float(valid.median())
-    if column.impute == Imputation.MEAN:
-        return float(valid.mean())
-    return valid.mode().iloc[0]
 
 
 def _key_conflicts(typed: dict[str, pd.Series], spec: DatasetSpec, bad: np.ndarray) -> np.ndarray:

@@ -35,9 +35,14 @@ def missing_mask(values: pd.Series) -> np.ndarray:
 
 
 def parse_column(values: pd.Series, column: ColumnSpec) -> Parsed:
-    """Parse one column by its spec dtype; values that were present but fail are flagged."""
+    """Parse one column by its spec dtype; values that were present but fail are flagged.
+
+    Integer-coded categories parse as integers, so a CSV's `3`, ` 3` and `3.0` are all the
+    category 3 and `3.5` is unparseable, whatever type the reader guessed for the column.
+    """
     missing = missing_mask(values)
-    parsed = _PARSERS[column.dtype](values)
+    parser = _to_int if column.integer_categories else _PARSERS[column.dtype]
+    parsed = parser(values)
     unparseable = parsed.isna().to_numpy() & ~missing
     return Parsed(values=parsed, missing=missing, unparseable=unparseable)
 

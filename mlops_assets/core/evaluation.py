@@ -15,17 +15,22 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from mlops_assets.spec import DatasetSpec, TaskType
+from mlops_assets.spec.model import DEFAULT_THRESHOLD
 
-LOWER_IS_BETTER = {"rmse", "mae", "mape", "log_loss"}
+LOWER_IS_BETTER = {"rmse", "mae", "mape", "log_loss", "brier"}
 REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
-CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "log_loss", "accuracy", "f1")
-DEFAULT_THRESHOLD = 0.5
+CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "f1")
 
 
 def compute_metrics(
     y: np.ndarray, predicted: np.ndarray, task: TaskType, threshold: float = DEFAULT_THRESHOLD
 ) -> dict[str, float]:
-    """Test metrics of one model; classification takes positive-class probabilities."""
+    """Test metrics of one model; classification takes positive-class probabilities.
+
+    Ranking (ROC AUC, PR AUC as average precision) and probability quality (log loss, Brier
+    score) need no threshold; accuracy and F1 label a row positive at `threshold` or above,
+    the spec's `decision_threshold`, the same rule the service would apply.
+    """
     if task == TaskType.REGRESSION:
         nonzero = np.abs(y) > 0
         return {
@@ -34,8 +39,8 @@ def compute_metrics(
             "r2": float(skm.r2_score(y, predicted)),
             "mape": float(np.mean(np.abs((y[nonzero] - predicted[nonzero]) / y[nonzero]))),
         }
+    labels = (predicted >= threshold).astype(int)
     probabilities = np.clip(predicted, 1e-7, 1 - 1e-7)
-    labels = (probabilities >= threshold).astype(int)
     two_classes = np.unique(y).size == 2
     return {
         "roc_auc": float(skm.roc_auc_score(y, probabilities)) if two_classes else float("nan"),
@@ -43,6 +48,7 @@ def compute_metrics(
         if two_classes
         else float("nan"),
         "log_loss": float(skm.log_loss(y, probabilities, labels=[0, 1])),
+        "brier": float(skm.brier_score_loss(y, predicted, labels=[0, 1])),
         "accuracy": float(skm.accuracy_score(y, labels)),
         "f1": float(skm.f1_score(y, labels, zero_division=0)),
     }
@@ -62,7 +68,7 @@ def slice_metrics(
                 continue
             per_value[str(category)] = {
                 "rows": int(mask.sum()),
-                **compute_metrics(y[mask], predicted[mask], spec.task),
+                **compute_metrics(y[mask], predicted[mask], spec.task, spec.threshold),
             }
         result[column] = per_value
     return result

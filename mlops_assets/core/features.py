@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_assets.core.imputation import fill_codes, fill_numbers
 from mlops_assets.spec import EVENT_YEAR, DatasetSpec, DType
 from mlops_assets.spec.derived import DerivedExpression
 
@@ -37,25 +38,32 @@ def event_year(timestamps: Any) -> np.ndarray:
 
 
 def engineer_arrays(
-    columns: Mapping[str, Any], timestamps: Any, spec: DatasetSpec
+    columns: Mapping[str, Any],
+    timestamps: Any,
+    spec: DatasetSpec,
+    imputation: Mapping[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every model feature as a float64 array, categories as their spec codes (NaN: unknown).
 
     The single implementation of feature engineering. `engineer` (offline, DataFrames) and the
     service (online, plain arrays from a request) both call it, so the same row gets the same
-    features, bit for bit, on either path.
+    features, bit for bit, on either path. `imputation` fills missing values of the imputed
+    columns (learned by `learn_imputation`) before derived columns read them.
     """
+    fills = imputation or {}
     inputs: dict[str, np.ndarray] = {EVENT_YEAR: event_year(timestamps)}
     result: dict[str, np.ndarray] = {}
     for name in spec.feature_columns:
         column = spec.column(name)
         if column.dtype == DType.CATEGORY:
-            result[name] = category_codes(columns[name], list(column.categories or ()))
+            categories = list(column.categories or ())
+            codes = category_codes(columns[name], categories)
+            result[name] = fill_codes(codes, fills.get(name), categories)
             continue
         values = columns[name]
         if isinstance(values, pd.Series):
             values = values.to_numpy(dtype="float64", na_value=np.nan)
-        values = np.asarray(values, dtype="float64")
+        values = fill_numbers(np.asarray(values, dtype="float64"), fills.get(name))
         result[name] = values
         inputs[name] = values
     for derived in spec.derived:
@@ -71,8 +79,12 @@ def parsed_expression(source: str) -> DerivedExpression:
     return DerivedExpression.parse(source)
 
 
-def category_codes(values: Any, categories: list[str]) -> np.ndarray:
-    """Positions in the spec's category list as floats; unknown or missing values are NaN."""
+def category_codes(values: Any, categories: list[Any]) -> np.ndarray:
+    """Positions in the spec's category list as floats; unknown or missing values are NaN.
+
+    Integer categories match integer values (3 and 3.0 are the category 3); the text "3" is not
+    the integer 3, so the service's request model refuses it before it gets here.
+    """
     if not isinstance(values, pd.Series | pd.Categorical) and len(values) <= SMALL_INPUT:
         lookup = {c: float(i) for i, c in enumerate(categories)}
         return np.array([lookup.get(v, np.nan) for v in values], dtype="float64")
@@ -82,10 +94,15 @@ def category_codes(values: Any, categories: list[str]) -> np.ndarray:
     return result
 
 
-def engineer(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+def engineer(
+    frame: pd.DataFrame, spec: DatasetSpec, imputation: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
     """Entity key, event timestamp and every model feature, in the spec's fixed order."""
     arrays = engineer_arrays(
-        {name: frame[name] for name in spec.feature_columns}, frame[spec.event_timestamp], spec
+        {name: frame[name] for name in spec.feature_columns},
+        frame[spec.event_timestamp],
+        spec,
+        imputation,
     )
     columns: dict[str, object] = {
         spec.entity_key: frame[spec.entity_key].to_numpy(),

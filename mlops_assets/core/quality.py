@@ -49,8 +49,8 @@ RAW_CHECKS = {
 }
 CLEANED_CHECKS = {
     "schema_matches_spec": "Columns and dtypes are exactly those the dataset spec defines.",
-    "no_forbidden_nulls": "Columns the spec marks non-nullable hold no nulls.",
-    "null_rates": "Nullable columns stay within their null-rate limits.",
+    "no_forbidden_nulls": "Columns the spec marks non-nullable (and not imputed) hold no nulls.",
+    "null_rates": "Nullable and imputed columns stay within their null-rate limits.",
     "values_valid": "Every value is within its range and category list.",
     "unique_key_per_timestamp": "No entity key appears twice with the same event timestamp.",
     "row_count": "At least the spec's minimum rows survive cleaning (WARN below warning level).",
@@ -127,7 +127,7 @@ def _null_rates(
     rates: dict[str, float] = {}
     over: dict[str, float] = {}
     for column in spec.columns:
-        if nullable_only and not column.nullable:
+        if nullable_only and not (column.nullable or column.imputes):
             continue
         rate = float(frame[column.name].isna().mean()) if len(frame) else 0.0
         rates[column.name] = round(rate, 6)
@@ -206,7 +206,7 @@ def _schema_matches(cleaned: pd.DataFrame, spec: DatasetSpec) -> CheckOutcome:
             allowed = expected_dtype(DType.DATETIME, False)
         else:
             column = spec.column(name)
-            allowed = expected_dtype(column.dtype, column.nullable)
+            allowed = expected_dtype(column.dtype, column.nullable or column.imputes)
         if dtype not in allowed:
             problems.append(f"{name}: dtype {dtype} not in {sorted(allowed)}")
     schema = {str(c): str(t) for c, t in cleaned.dtypes.items()}
@@ -218,7 +218,7 @@ def _schema_matches(cleaned: pd.DataFrame, spec: DatasetSpec) -> CheckOutcome:
 
 def _forbidden_nulls(cleaned: pd.DataFrame, spec: DatasetSpec) -> CheckOutcome:
     names = [spec.entity_key, spec.event_timestamp] + [
-        c.name for c in spec.columns if not c.nullable
+        c.name for c in spec.columns if not (c.nullable or c.imputes)
     ]
     nulls = {n: int(cleaned[n].isna().sum()) for n in dict.fromkeys(names)}
     nulls = {n: k for n, k in nulls.items() if k}

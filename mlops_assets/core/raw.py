@@ -15,7 +15,13 @@ import pandas as pd
 
 from mlops_assets.core.coercion import parse_column
 from mlops_assets.sources import SourceError
-from mlops_assets.spec import DERIVED_ENTITY_KEY, DERIVED_EVENT_TIMESTAMP, DatasetSpec, DType
+from mlops_assets.spec import (
+    DERIVED_ENTITY_KEY,
+    DERIVED_EVENT_TIMESTAMP,
+    ColumnSpec,
+    DatasetSpec,
+    DType,
+)
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ def prepare_raw(
             typed[column.name] = frame[column.name].astype("string")
             untyped.append(column.name)
         else:
-            typed[column.name] = _raw_dtype(parsed.values, column.dtype, parsed.missing.any())
+            typed[column.name] = _raw_dtype(parsed.values, column, parsed.missing.any())
     if spec.entity_key_column is None:
         typed[DERIVED_ENTITY_KEY] = stable_row_ids(frame[spec.required_columns])
     if spec.event_timestamp_column is None:
@@ -78,8 +84,9 @@ def stable_row_ids(frame: pd.DataFrame) -> np.ndarray:
     return (hashes >> np.uint64(1)).astype(np.int64)
 
 
-def _raw_dtype(values: pd.Series, dtype: DType, has_missing: bool) -> pd.Series:
-    if dtype == DType.INT:
+def _raw_dtype(values: pd.Series, column: ColumnSpec, has_missing: bool) -> pd.Series:
+    dtype = column.dtype
+    if dtype == DType.INT or column.integer_categories:
         return values.astype("Int64" if has_missing else "int64")
     if dtype in (DType.CATEGORY, DType.STRING):
         return values.astype("string")

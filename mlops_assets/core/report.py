@@ -11,6 +11,8 @@ import numpy as np
 from mlops_assets.core.evaluation import Decision
 from mlops_assets.spec import DatasetSpec, TaskType
 
+CALIBRATION_BINS = 10
+
 
 @dataclass(frozen=True)
 class ReportInputs:
@@ -45,6 +47,7 @@ def render_markdown(inputs: ReportInputs) -> str:
         "",
         _table(inputs.metrics, "model"),
         "",
+        *_threshold_note(spec),
         "## Gates",
         "",
         "| metric | value | needs | result |",
@@ -72,6 +75,16 @@ def render_markdown(inputs: ReportInputs) -> str:
     if inputs.plots:
         lines += ["## Plots", ""] + [f"- `{Path(p).name}`" for p in inputs.plots]
     return "\n".join(lines) + "\n"
+
+
+def _threshold_note(spec: DatasetSpec) -> list[str]:
+    if spec.task == TaskType.REGRESSION:
+        return []
+    return [
+        f"Accuracy and F1 label a row positive at probability >= {spec.threshold:g} (the spec's "
+        "`decision_threshold`); ROC AUC, PR AUC, log loss and Brier score use the probabilities.",
+        "",
+    ]
 
 
 def _table(rows: dict[str, dict[str, float]], first: str) -> str:
@@ -103,7 +116,11 @@ def render_plots(
     importance: dict[str, float],
     task: TaskType,
 ) -> list[Path]:
-    """Predicted-vs-actual and residuals (or ROC and calibration), and feature importance."""
+    """The report's plots as PNG files beside it.
+
+    Regression: predicted vs actual and residuals. Classification: ROC and precision-recall,
+    and a reliability diagram. Both: feature importance.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,10 +135,17 @@ def render_plots(
         name = "predicted_vs_actual.png"
     else:
         _roc(axes[0], y, predicted)
-        _calibration(axes[1], y, predicted)
-        name = "roc_and_calibration.png"
+        _precision_recall(axes[1], y, predicted)
+        name = "roc_and_precision_recall.png"
     figure.tight_layout()
     written.append(_save(figure, folder / name, plt))
+    if task != TaskType.REGRESSION:
+        figure, axes = plt.subplots(
+            2, 1, figsize=(6, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+        )
+        _calibration(axes, y, predicted)
+        figure.tight_layout()
+        written.append(_save(figure, folder / "calibration.png", plt))
     figure, axis = plt.subplots(figsize=(7, 0.35 * max(len(importance), 4) + 1))
     ordered = sorted(importance.items(), key=lambda item: item[1])
     axis.barh([k for k, _ in ordered], [v for _, v in ordered], color="#4c72b0")
@@ -159,11 +183,29 @@ def _roc(axis: Any, y: np.ndarray, predicted: np.ndarray) -> None:
     axis.set(title="ROC (test)", xlabel="false positive rate", ylabel="true positive rate")
 
 
-def _calibration(axis: Any, y: np.ndarray, predicted: np.ndarray) -> None:
-    bins = np.linspace(0, 1, 11)
-    index = np.clip(np.digitize(predicted, bins) - 1, 0, 9)
-    mean_predicted = [predicted[index == b].mean() for b in range(10) if (index == b).any()]
-    observed = [y[index == b].mean() for b in range(10) if (index == b).any()]
-    axis.plot(mean_predicted, observed, marker="o")
-    axis.plot([0, 1], [0, 1], color="black", linewidth=1, linestyle="--")
-    axis.set(title="Calibration (test)", xlabel="mean predicted", ylabel="observed share")
+def _precision_recall(axis: Any, y: np.ndarray, predicted: np.ndarray) -> None:
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(y, predicted)
+    axis.plot(recall, precision)
+    axis.axhline(float(np.mean(y)), color="black", linewidth=1, linestyle="--")
+    axis.set(title="Precision-recall (test)", xlabel="recall", ylabel="precision")
+
+
+def _calibration(axes: Any, y: np.ndarray, predicted: np.ndarray) -> None:
+    """Reliability diagram: observed positive share against mean predicted probability per bin.
+
+    Points on the diagonal mean the probabilities can be read as probabilities; the histogram
+    below shows how many test rows each bin holds, so a wild point on few rows is not mistaken
+    for a miscalibrated model.
+    """
+    from sklearn.calibration import calibration_curve
+
+    observed, mean_predicted = calibration_curve(y, predicted, n_bins=CALIBRATION_BINS)
+    top, bottom = axes
+    top.plot([0, 1], [0, 1], color="black", linewidth=1, linestyle="--", label="perfect")
+    top.plot(mean_predicted, observed, marker="o", label="model")
+    top.set(title="Calibration (test)", ylabel="observed positive share", ylim=(-0.02, 1.02))
+    top.legend(loc="upper left")
+    bottom.hist(predicted, bins=CALIBRATION_BINS, range=(0, 1), color="#4c72b0")
+    bottom.set(xlabel="predicted probability", ylabel="rows", xlim=(0, 1))

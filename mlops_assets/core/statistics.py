@@ -28,7 +28,7 @@ def feature_statistics(features: pd.DataFrame, spec: DatasetSpec) -> dict[str, A
             total = max(int(counts.sum()), 1)
             categories = list(spec.column(name).categories or ())
             categorical[name] = {
-                "shares": {c: float(counts.get(c, 0)) / total for c in categories},
+                "shares": {str(c): float(counts.get(c, 0)) / total for c in categories},
                 "null_rate": float(values.isna().mean()) if len(values) else 0.0,
             }
             continue

@@ -10,6 +10,8 @@ import dagster as dg
 import pandas as pd
 
 from mlops_assets.core.features import engineer
+from mlops_assets.core.imputation import ATTRS_KEY as IMPUTATION_KEY
+from mlops_assets.core.imputation import learn_imputation
 from mlops_assets.core.point_in_time import as_of_join, mismatched_rows
 from mlops_assets.core.quality import (
     FEATURE_CHECKS,
@@ -54,11 +56,13 @@ def house_features(
     """Engineered features of every cleaned batch, keyed by entity and event time, for Feast."""
     spec, paths = dataset.load(), home.paths()
     cleaned, superseded = _load_cleaned(paths, spec)
-    features = engineer(cleaned, spec)
+    imputation = learn_imputation(cleaned, spec)
+    features = engineer(cleaned, spec, imputation)
     outcomes = check_features(features, spec)
     if blocking_failures(outcomes):
         yield from reject(outcomes, "house_features")
     stored = _strings_for_feast(features, spec)
+    stored.attrs[IMPUTATION_KEY] = imputation  # kept in the Parquet file, with the features
     path = write_parquet_atomic(stored, offline_path(paths, spec))
     yield dg.MaterializeResult(
         metadata={
@@ -67,6 +71,7 @@ def house_features(
             "entities": int(stored[spec.entity_key].nunique()),
             "superseded_rows": superseded,
             "features": dg.MetadataValue.json(spec.model_features),
+            "imputation": dg.MetadataValue.json(imputation),
             "content_hash": content_hash(stored),
         },
         check_results=[to_check_result(o) for o in outcomes],
@@ -155,7 +160,8 @@ def training_set(
     joined = store.get_historical_features(entity_df=labels, features=service).to_df()
     join_seconds = time.perf_counter() - started
     table = _align_to_labels(labels, joined, spec)
-    outcomes = _training_set_checks(labels, joined, table, _read_features(home, spec), spec)
+    features = _read_features(home, spec)
+    outcomes = _training_set_checks(labels, joined, table, features, spec)
     if blocking_failures(outcomes):
         yield from reject(outcomes, "training_set")
     fractions = (config.train_fraction, config.validation_fraction, config.test_fraction)
@@ -164,7 +170,12 @@ def training_set(
     path = write_parquet_atomic(table, paths.root / "training" / "training_set.parquet")
     digest = content_hash(table)
     write_json_atomic(
-        {"content_hash": digest, "feature_service": service.name, **statistics},
+        {
+            "content_hash": digest,
+            "feature_service": service.name,
+            IMPUTATION_KEY: features.attrs.get(IMPUTATION_KEY, {}),
+            **statistics,
+        },
         paths.root / "training" / "feature_statistics.json",
     )
     counts = table[SPLIT_COLUMN].value_counts()
@@ -204,7 +215,11 @@ def _read_features(home: MlopsHome, spec: DatasetSpec) -> pd.DataFrame:
 
 
 def _strings_for_feast(features: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
-    """Categories as plain strings: Feast's String type, readable in `feast ui`."""
+    """Categories as plain strings: Feast's String type, readable in `feast ui`.
+
+    An integer category 3 is stored as "3"; `_align_to_labels` and the online lookup map the
+    text back through the spec's category list, so the model sees the same code either way.
+    """
     stored = features.copy()
     for name in spec.categorical_columns:
         stored[name] = stored[name].astype("string")
@@ -218,11 +233,19 @@ def _align_to_labels(labels: pd.DataFrame, joined: pd.DataFrame, spec: DatasetSp
     joined[spec.event_timestamp] = pd.to_datetime(joined[spec.event_timestamp], utc=True)
     features = joined[keys + spec.model_features].drop_duplicates(keys)
     table = labels.merge(features, on=keys, how="left", validate="one_to_one")
-    for name in spec.categorical_columns:
-        table[name] = pd.Categorical(
-            table[name], categories=list(spec.column(name).categories or ())
-        )
+    table = categories_from_text(table, spec)
     return table[keys + spec.model_features + [spec.target]]
+
+
+def categories_from_text(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """Feast's category text back to the spec's categories (the text "3" to the integer 3)."""
+    frame = frame.copy()
+    for name in spec.categorical_columns:
+        categories = list(spec.column(name).categories or ())
+        by_text = {str(c): c for c in categories}
+        values = frame[name].astype("string").map(by_text, na_action="ignore")
+        frame[name] = pd.Categorical(values.astype("object"), categories=categories)
+    return frame
 
 
 def _training_set_checks(
@@ -240,6 +263,7 @@ def _training_set_checks(
         f"{len(joined)} joined rows for {len(labels)} labels",
         {"labels": len(labels), "joined": len(joined)},
     )
+    features = categories_from_text(features, spec)
     expected = as_of_join(labels, features, spec.entity_key, spec.event_timestamp)
     differences = mismatched_rows(table, expected, spec.model_features)
     pit = CheckOutcome(

@@ -57,9 +57,10 @@ class OnlineFeatureLookup:
         self._view = store.get_feature_view(FeastNames.for_spec(spec).view)
         self._provider = feast_internals.provider(store)
         self._features = list(spec.model_features)
-        self._categories = {
+        self._categories = {  # Feast holds categories as text, integer ones included
             name: {
-                value: float(code) for code, value in enumerate(spec.column(name).categories or ())
+                str(value): float(code)
+                for code, value in enumerate(spec.column(name).categories or ())
             }
             for name in spec.categorical_columns
         }

@@ -122,7 +122,7 @@ def cleaned_data(
             "duplicates_removed": result.duplicates_removed,
             "quarantine_share": round(result.quarantine_share, 6),
             "rows_per_rule": dg.MetadataValue.json(result.rule_counts),
-            "imputed": dg.MetadataValue.json(result.imputed),
+            "nulls_to_impute": dg.MetadataValue.json(result.to_impute),
             "content_hash": digest,
             "quarantine_sample": dg.MetadataValue.md(_sample_markdown(result.quarantine)),
         },

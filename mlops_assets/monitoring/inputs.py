@@ -69,10 +69,23 @@ def monitored_columns(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, np.nd
     for name in spec.feature_columns:
         values = frame[name]
         if name in spec.categorical_columns:
-            columns[name] = values.astype("object").to_numpy()
+            columns[name] = category_text(values, spec.column(name).integer_categories)
         else:
             columns[name] = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
     return columns
+
+
+def category_text(values: pd.Series, integer: bool) -> np.ndarray:
+    """Categories as the text the reference shares are keyed by (JSON keys are text).
+
+    Integer codes become "3" whether they arrive as 3 (a cleaned batch) or 3.0 (a logged
+    request column that also holds nulls); missing values stay missing.
+    """
+    if not integer:
+        return values.astype("object").to_numpy()
+    numbers = pd.to_numeric(values.astype("object"), errors="coerce")
+    numbers = numbers.where(np.floor(numbers) == numbers)
+    return numbers.astype("Int64").astype("string").astype("object").to_numpy()
 
 
 def save_statistics(statistics_path: Path, model_folder: Path) -> None:

@@ -72,10 +72,15 @@ class Predictor:
         self.spec = bundle.spec
         self._features = list(self.spec.feature_columns)
         self._timestamp = self.spec.event_timestamp
+        self._imputation = dict(bundle.manifest.get("imputation") or {})
 
     def predict_records(self, records: list[dict[str, Any]]) -> np.ndarray:
-        """Predictions for validated request records, in order."""
-        columns = {name: [record[name] for record in records] for name in self._features}
+        """Predictions for validated request records, in order.
+
+        A missing or null imputed field is filled with the value stored in the model's
+        manifest, the one its training rows were filled with.
+        """
+        columns = {name: [record.get(name) for record in records] for name in self._features}
         for name in self._features:
             if name not in self.spec.categorical_columns:
                 columns[name] = np.array(
@@ -86,7 +91,7 @@ class Predictor:
             [_naive_utc(record.get(self._timestamp) or now) for record in records],
             dtype="datetime64[ns]",
         )
-        arrays = engineer_arrays(columns, times, self.spec)
+        arrays = engineer_arrays(columns, times, self.spec, self._imputation)
         return self.predict_matrix(arrays_to_matrix(arrays, self.spec))
 
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:

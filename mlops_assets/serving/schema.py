@@ -1,7 +1,9 @@
 """Request models generated from the dataset spec, so the service enforces the data contract.
 
-Ranges become `ge`/`le`, categories become a `Literal`, nullable columns become optional, NaN
-and infinity are refused, and unknown fields are an error, so a bad request gets a 400 that
+Ranges become `ge`/`le`, categories become a `Literal` of the spec's values (integers for
+integer-coded categories: `"cp": 3` is accepted, `"cp": "3"`, `3.0` and `true` are not), nullable
+and imputed columns become optional (an imputed one is filled with the model's stored value),
+NaN and infinity are refused, and unknown fields are an error, so a bad request gets a 400 that
 names the field instead of a prediction on nonsense.
 """
 
@@ -11,7 +13,7 @@ import functools
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from mlops_assets.spec import DatasetSpec, DType
 
@@ -32,7 +34,7 @@ def record_model(spec: DatasetSpec) -> type[BaseModel]:
             constraints["ge"] = column.min
         if column.max is not None:
             constraints["le"] = column.max
-        if column.nullable:
+        if column.nullable or column.imputes:
             fields[name] = (
                 annotation | None,
                 Field(default=None, description=column.description, **constraints),
@@ -83,9 +85,12 @@ def _plausible_time(moment: datetime) -> datetime:
     return naive
 
 
-def _annotation(dtype: DType, categories: tuple[str, ...] | None) -> tuple[Any, dict[str, Any]]:
+def _annotation(dtype: DType, categories: tuple[Any, ...] | None) -> tuple[Any, dict[str, Any]]:
     if dtype == DType.CATEGORY:
-        return Literal[tuple(categories or ())], {}
+        choices = Literal[tuple(categories or ())]
+        if categories and isinstance(categories[0], int):
+            return Annotated[choices, BeforeValidator(_exact_integer)], {}
+        return choices, {}
     if dtype == DType.INT:
         return int, {"ge": INT64_MIN, "le": INT64_MAX}
     if dtype == DType.BOOL:
@@ -93,6 +98,17 @@ def _annotation(dtype: DType, categories: tuple[str, ...] | None) -> tuple[Any, 
     if dtype == DType.FLOAT:
         return float, {}
     return str, {"max_length": 200}
+
+
+def _exact_integer(value: Any) -> Any:
+    """An integer category must arrive as a JSON integer: never "3", 3.0 or true.
+
+    Pydantic's lax `Literal` would take 3.0 and true for 3; one accepted form keeps the
+    prediction log and drift statistics in the data's own type.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be an integer category, not {type(value).__name__} {value!r}")
+    return value
 
 
 def _camel(name: str) -> str:

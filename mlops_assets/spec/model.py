@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlops_assets.spec.derived import DerivedExpression, ExpressionError
 
@@ -18,6 +27,7 @@ EVENT_YEAR = "event_year"  # pseudo-column for derived expressions: event time a
 DERIVED_ENTITY_KEY = "row_id"
 DERIVED_EVENT_TIMESTAMP = "ingested_at"
 FORBIDDEN_NAME_CHARS = ("<", "[", "]")  # XGBoost rejects these in feature names
+DEFAULT_THRESHOLD = 0.5
 
 
 class SpecError(ValueError):
@@ -65,6 +75,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _category_value(value: Any) -> Any:
+    """A category is written as it appears in the data: an integer or a string, nothing else.
+
+    Checked before pydantic's union so a float or a boolean gets one clear message instead of
+    one per union member (and `True` is never taken for the integer 1).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(
+            f"{value!r} is a {type(value).__name__}; a category is an integer (as in "
+            "`categories: [1, 2, 3]`) or a string"
+        )
+    return value
+
+
+CategoryValue = Annotated[int | str, BeforeValidator(_category_value)]
+
+
 class ColumnSpec(_Strict):
     """One delivered column: its type, role and the rules its values must keep."""
 
@@ -75,9 +102,9 @@ class ColumnSpec(_Strict):
     nullable: bool = False
     min: float | None = None
     max: float | None = None
-    categories: tuple[str, ...] | None = None
+    categories: tuple[CategoryValue, ...] | None = None
     impute: Imputation = Imputation.NONE
-    impute_value: float | str | None = None
+    impute_value: int | float | str | None = None
     max_null_rate: float | None = Field(default=None, ge=0, le=1)
 
     @field_validator("name")
@@ -99,8 +126,12 @@ class ColumnSpec(_Strict):
             raise ValueError(f"column {self.name!r}: a category column must list categories")
         if self.categories is not None and self.dtype != DType.CATEGORY:
             raise ValueError(f"column {self.name!r}: categories need dtype 'category'")
+        if self.categories:
+            self._categories_are_consistent()
         if self.impute == Imputation.CONSTANT and self.impute_value is None:
             raise ValueError(f"column {self.name!r}: impute 'constant' needs impute_value")
+        if self.impute != Imputation.NONE and self.role != Role.FEATURE:
+            raise ValueError(f"column {self.name!r}: only feature columns can be imputed")
         if self.impute in (Imputation.MEDIAN, Imputation.MEAN) and not numeric:
             raise ValueError(f"column {self.name!r}: impute {self.impute} needs a numeric dtype")
         if self.role in (Role.ENTITY_KEY, Role.EVENT_TIMESTAMP, Role.TARGET) and self.nullable:
@@ -108,6 +139,32 @@ class ColumnSpec(_Strict):
         if self.role == Role.EVENT_TIMESTAMP and self.dtype != DType.DATETIME:
             raise ValueError(f"column {self.name!r}: the event timestamp needs dtype 'datetime'")
         return self
+
+    def _categories_are_consistent(self) -> None:
+        categories = list(self.categories or ())
+        if len({type(c) for c in categories}) > 1:
+            raise ValueError(
+                f"column {self.name!r}: categories mix integers and strings {categories}; "
+                "declare them as the values appear in the data, all integers or all strings"
+            )
+        repeated = sorted({str(c) for c in categories if categories.count(c) > 1})
+        if repeated:
+            raise ValueError(f"column {self.name!r}: categories repeat {repeated}")
+        if self.impute == Imputation.CONSTANT and self.impute_value not in categories:
+            raise ValueError(
+                f"column {self.name!r}: impute_value {self.impute_value!r} is not one of its "
+                f"categories {categories}"
+            )
+
+    @property
+    def integer_categories(self) -> bool:
+        """Whether the categories are integer codes (`[1, 2, 3]`) rather than strings."""
+        return bool(self.categories) and isinstance(self.categories[0], int)
+
+    @property
+    def imputes(self) -> bool:
+        """Whether a missing value is filled (at the feature stage and in the service)."""
+        return self.impute != Imputation.NONE
 
 
 class DerivedColumn(_Strict):
@@ -166,6 +223,12 @@ class DatasetSpec(_Strict):
     quality: QualityRules = QualityRules()
     gates: Gates = Gates()
     positive_class: str | int | None = None
+    decision_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Probability at or above which a row is labelled positive (default 0.5).",
+    )
 
     @model_validator(mode="after")
     def _roles_are_consistent(self) -> DatasetSpec:
@@ -181,6 +244,8 @@ class DatasetSpec(_Strict):
             raise ValueError("no column has role 'target'")
         if not self.feature_columns:
             raise ValueError("no column has role 'feature'")
+        if self.decision_threshold is not None and self.task != TaskType.BINARY_CLASSIFICATION:
+            raise ValueError("decision_threshold applies to task binary_classification only")
         reserved = sorted({DERIVED_ENTITY_KEY, DERIVED_EVENT_TIMESTAMP, EVENT_YEAR} & set(names))
         if reserved:
             raise ValueError(f"column names {reserved} are reserved for derived keys")
@@ -248,6 +313,16 @@ class DatasetSpec(_Strict):
         ]
 
     @property
+    def threshold(self) -> float:
+        """The classification decision threshold (the spec's, else 0.5)."""
+        return DEFAULT_THRESHOLD if self.decision_threshold is None else self.decision_threshold
+
+    @property
+    def imputed_columns(self) -> list[str]:
+        """Feature columns whose missing values are filled with a value learned from the data."""
+        return [c.name for c in self.columns if c.role == Role.FEATURE and c.imputes]
+
+    @property
     def model_features(self) -> list[str]:
         """The model's input columns in their fixed order: delivered features, then derived."""
         return self.feature_columns + [d.name for d in self.derived]
@@ -272,8 +347,29 @@ def load_spec(path: str | Path) -> DatasetSpec:
     try:
         return DatasetSpec.model_validate(document)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_describe_error(document, err) for err in exc.errors())
         raise SpecError(f"dataset spec {path} is invalid: {problems}") from exc
+
+
+def _describe_error(document: dict[str, Any], error: Any) -> str:
+    """`column 'cp': categories[0]: ...` rather than pydantic's `columns.2.categories.0`."""
+    location = list(error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    subject = ""
+    if len(location) >= 2 and location[0] in _LISTS and isinstance(location[1], int):
+        entries = document.get(location[0])
+        entry = entries[location[1]] if isinstance(entries, list) else None
+        name = entry.get("name") if isinstance(entry, dict) else None
+        label = _LISTS[location[0]]
+        subject = f"{label} {name!r}" if name else f"{label} #{location[1] + 1}"
+        location = location[2:]
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    where = ": ".join(p for p in (subject, path) if p) or "<root>"
+    if subject and message.startswith(f"{subject}:"):
+        return message  # the model's own check already named the column
+    return f"{where}: {message}"
+
+
+_LISTS = {"columns": "column", "derived": "derived column"}

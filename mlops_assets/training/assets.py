@@ -92,7 +92,7 @@ def model(
         baselines = fit_baselines(*splits["train"], spec)
         x_test, y_test = splits["test"]
         baseline_metrics = {
-            name: compute_metrics(y_test, predicted, spec.task)
+            name: compute_metrics(y_test, predicted, spec.task, spec.threshold)
             for name, predicted in baseline_predictions(baselines, x_test, spec).items()
         }
         version = code_version()
@@ -130,6 +130,9 @@ def model(
         validation_score=trained.validation_score,
         baseline_test_metrics=baseline_metrics,
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        imputation=read_json(paths.root / "training" / "feature_statistics.json").get(
+            "imputation", {}
+        ),
     )
     folder = save_model(paths, trained.booster, manifest, dataset.resolved_path())
     save_statistics(paths.root / "training" / "feature_statistics.json", folder)
@@ -163,7 +166,7 @@ def validation_report(
     booster = load_booster(paths, model_id)
     predicted = predict(booster, x_test)
     metrics = {
-        "model": compute_metrics(y_test, predicted, spec.task),
+        "model": compute_metrics(y_test, predicted, spec.task, spec.threshold),
         **manifest.baseline_test_metrics,
     }
     client = mlflow_tracking.client()
@@ -172,7 +175,10 @@ def validation_report(
     champion_metrics = None
     if champion is not None and champion.run_id != model_id:
         champion_metrics = compute_metrics(
-            y_test, _champion_predictions(paths, champion.run_id, client, test, spec), spec.task
+            y_test,
+            _champion_predictions(paths, champion.run_id, client, test, spec),
+            spec.task,
+            spec.threshold,
         )
         metrics[f"champion v{champion.version}"] = champion_metrics
     decision = decide(

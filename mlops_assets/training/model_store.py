@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ class ModelManifest:
     target: str
     features: list[str]
     feature_types: list[str]
-    categories: dict[str, list[str]]
+    categories: dict[str, list[Any]]
     feature_service: str
     data_hash: str
     code_version: str
@@ -48,6 +48,9 @@ class ModelManifest:
     validation_score: float
     baseline_test_metrics: dict[str, dict[str, float]]
     trained_at: str
+    # The fill values of imputed columns, learned by the feature stage: the service fills a
+    # missing field with exactly the value the training rows were filled with.
+    imputation: dict[str, Any] = field(default_factory=dict)
 
 
 def models_dir(paths: PlatformPaths) -> Path:

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from mlops_assets.core.features import to_matrix
+from mlops_assets.core.features import engineer, to_matrix
 from mlops_assets.features.online_write import newest_per_entity
 from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
 from tests.servers import bento_service
@@ -108,6 +108,36 @@ def test_offline_http_and_by_key_predictions_agree(served):
     np.testing.assert_allclose(batch, offline, rtol=0, atol=1e-6)
     np.testing.assert_allclose(singles, offline[:25], rtol=0, atol=1e-6)
     np.testing.assert_allclose([by_key[str(k)] for k in keys], offline, rtol=0, atol=1e-6)
+
+
+def test_missing_lot_size_is_filled_with_the_value_stored_with_the_model(served):
+    """`lot_size` is imputed (median): the service fills it exactly as training did."""
+    home = served["home"]
+    info = served["client"].get("/v1/model_info").json()
+    folder = home / "models" / info["mlflow_run_id"]
+    stored = json.loads((folder / "manifest.json").read_text())["imputation"]["lot_size"]
+    cleaned = pd.read_parquet(next((home / "data" / "cleaned").glob("*.parquet")))
+    assert stored == float(cleaned["lot_size"].median())
+    moment = "2024-03-01T12:00:00+00:00"
+    record = {**GOOD, "event_timestamp": moment}
+    without = {k: v for k, v in record.items() if k != "lot_size"}
+    answers = [
+        _post(served, "/v1/predict", body).json()["prediction"]
+        for body in (without, {**record, "lot_size": None}, {**record, "lot_size": stored})
+    ]
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0] != _post(served, "/v1/predict", record).json()["prediction"]
+    # The training pipeline's own path for a row whose lot_size is missing.
+    row = pd.DataFrame([{**without, "lot_size": np.nan, "house_id": 1}])
+    row["event_timestamp"] = pd.Timestamp(moment)
+    for name in SPEC.categorical_columns:
+        row[name] = pd.Categorical(row[name], categories=list(SPEC.column(name).categories))
+    booster = xgb.Booster()
+    booster.load_model(str(folder / "model.ubj"))
+    features = engineer(row, SPEC, {"lot_size": stored})
+    assert features.loc[0, "log_lot_size"] == pytest.approx(np.log(stored))
+    offline = float(booster.inplace_predict(to_matrix(features, SPEC))[0])
+    assert answers[0] == pytest.approx(offline, abs=1e-6)
 
 
 @pytest.mark.parametrize(

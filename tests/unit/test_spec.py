@@ -37,11 +37,11 @@ def _write_spec(tmp_path: Path, mutate) -> Path:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda d: d["columns"][2].update(dtype="decimal"), "columns.2.dtype"),
+        (lambda d: d["columns"][2].update(dtype="decimal"), "column 'sqft': dtype: Input"),
         (lambda d: d["columns"][2].update(min=10, max=1), "min 10.0 > max 1.0"),
         (lambda d: d["columns"][5].pop("categories"), "must list categories"),
         (lambda d: d.update(task="ranking"), "task"),
-        (lambda d: d["columns"][2].update(colour="red"), "columns.2.colour"),
+        (lambda d: d["columns"][2].update(colour="red"), "column 'sqft': colour: Extra"),
         (lambda d: d["derived"][0].update(expr="sqft / rooms"), "unknown columns ['rooms']"),
         (lambda d: d["derived"][0].update(expr="__import__('os')"), "only these functions"),
         (lambda d: d["columns"].append({"name": "price", "dtype": "float"}), "duplicate column"),
