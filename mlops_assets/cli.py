@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", default="breast_cancer", help="sklearn source: dataset name")
     run.add_argument("--spec", help="dataset spec YAML; saved in the state folder for later runs")
     run.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the data of an existing batch with a different delivery (recorded)",
+    )
+    run.add_argument(
         "--parallel",
         action="store_true",
         help="run independent steps in parallel processes (needs the production profile)",
@@ -66,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     land.set_defaults(handler=_land)
 
     ingest = commands.add_parser("ingest", help="ingest every file waiting in the landing folder")
+    ingest.add_argument(
+        "--replace",
+        action="store_true",
+        help="a landed file may replace the data of an existing batch of the same key (recorded)",
+    )
     ingest.set_defaults(handler=_ingest)
 
     status = commands.add_parser("status", help="show batches, tables and recent runs")
@@ -150,6 +160,7 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
         "kind": args.source,
         "path": args.path,
         "dataset": args.dataset,
+        "replace": args.replace,
         **_synthetic_config(args),
     }
     run = ingest_batch(instance, args.batch, source)
@@ -207,7 +218,7 @@ def _land(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _ingest(args: argparse.Namespace, paths: PlatformPaths) -> int:
-    runs = ingest_landed(open_instance(paths), paths)
+    runs = ingest_landed(open_instance(paths), paths, replace=args.replace)
     if not runs:
         _say(f"Nothing waiting in {paths.landing}")
     for run in runs:
@@ -216,7 +227,10 @@ def _ingest(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _status(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    from mlops_assets.ingestion.publication import recover
+
     instance = open_instance(paths)
+    recover(paths)
     batches = instance.get_dynamic_partitions("batches")
     _say(f"State folder: {paths.root}\nBatches: {len(batches)}")
     _say(f"  {'batch':<28} {'raw':>10} {'cleaned':>10} {'quarantined':>12}")
@@ -367,6 +381,9 @@ def _report_pipeline(run: PipelineRun) -> None:
 
 
 def _report(run: BatchRun, paths: PlatformPaths) -> None:
+    if not run.run_id:
+        _say(f"Landed {run.batch!r} REFUSED (moved to {paths.landing_failed}): {run.error}")
+        return
     if not run.success:
         _say(f"Batch {run.batch!r} FAILED (run {run.run_id[:8]}):\n{run.error}")
         return

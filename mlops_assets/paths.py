@@ -86,6 +86,15 @@ class PlatformPaths:
         """Small JSON record of a batch: source, first ingestion time, content hash."""
         return self.data / "batches" / f"{validate_batch_key(batch)}.json"
 
+    def staging(self, batch: str, run: str) -> Path:
+        """Where one run writes a batch's new set before it is published."""
+        return self.data / "staging" / validate_batch_key(batch) / run
+
+    @property
+    def publish_journals(self) -> Path:
+        """Journals of publications in progress (what to finish after a crash)."""
+        return self.data / "publishing"
+
     def ensure_dagster_home(self) -> Path:
         """Create the Dagster instance folder with the active profile's `dagster.yaml`."""
         self.dagster_home.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -15,7 +16,13 @@ import pyarrow.parquet as pq
 
 from mlops_assets.paths import HOME_ENV, PlatformPaths
 from mlops_assets.profile import active_profile
-from mlops_assets.sources import archive_landed, batch_key_for, ready_files, validate_batch_key
+from mlops_assets.sources import (
+    SourceError,
+    archive_landed,
+    batch_key_for,
+    scan_landing,
+    validate_batch_key,
+)
 
 
 @dataclass(frozen=True)
@@ -131,14 +138,34 @@ def _pipeline_outcome(result: Any) -> PipelineRun:
     return PipelineRun(result.success, result.run_id, metadata, error)
 
 
-def ingest_landed(instance: dg.DagsterInstance, paths: PlatformPaths) -> list[BatchRun]:
-    """Ingest every ready landed file as its own batch, then archive it by outcome."""
-    runs = []
-    for path in ready_files(paths.landing):
-        run = ingest_batch(instance, batch_key_for(path), {"kind": "landing"})
+def ingest_landed(
+    instance: dg.DagsterInstance, paths: PlatformPaths, *, replace: bool = False
+) -> list[BatchRun]:
+    """Ingest every ready landed file as its own batch, then archive it by outcome.
+
+    Each file stands alone: one that is refused (not a regular file, not a valid batch key) or
+    fails goes to `failed/` with its error, and the files after it are still ingested.
+    """
+    scan = scan_landing(paths.landing)
+    runs = [_refuse_landed(path, reason) for path, reason in scan.refused]
+    for path in scan.ready:
+        source = {"kind": "landing", "replace": replace}
+        try:
+            run = ingest_batch(instance, batch_key_for(path), source)
+        except (ValueError, OSError) as exc:
+            run = BatchRun(batch_key_for(path), False, "", f"{path.name}: {exc}")
         archive_landed(path, succeeded=run.success, error=run.error)
         runs.append(run)
     return runs
+
+
+def _refuse_landed(path: Path, reason: str) -> BatchRun:
+    """A landed entry that is never read: moved to `failed/` as it is, with the reason."""
+    try:
+        archive_landed(path, succeeded=False, error=reason)
+    except (SourceError, OSError) as exc:
+        reason = f"{reason}; it could not be moved to failed/ either: {exc}"
+    return BatchRun(path.name, False, "", reason)
 
 
 def failure_message(result: Any) -> str:

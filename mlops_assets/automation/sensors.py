@@ -6,6 +6,7 @@ idempotent through run keys.
 
 import contextlib
 import json
+import os
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from mlops_assets.core.storage import read_json
 from mlops_assets.ingestion.partitions import batches
 from mlops_assets.jobs import ingestion_job, monitoring_job, pipeline_job
 from mlops_assets.paths import PlatformPaths, resolve_home
-from mlops_assets.sources import archive_landed, batch_key_for, ready_files
+from mlops_assets.sources import SourceError, archive_landed, batch_key_for, scan_landing
 
 LANDED_FILE_TAG = "mlops/landed_file"
 REASON_TAG = "mlops/reason"
@@ -32,12 +33,20 @@ def _paths() -> PlatformPaths:
     job=ingestion_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
 )
 def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """One ingestion run per new file in the landing folder (once it has stopped changing)."""
+    """One ingestion run per new file in the landing folder (once it has stopped changing).
+
+    Entries that can never be ingested (links, non-regular files, invalid batch keys) move to
+    `failed/` with the reason, before any partition is registered for them.
+    """
     settings, paths = load_settings(), _paths()
+    scan = scan_landing(paths.landing)
+    for path, reason in scan.refused:
+        context.log.warning(f"refused {path.name!r}: {reason}")
+        _archive(str(path), succeeded=False, error=reason)
     now = time.time()
     requests, keys = [], []
-    for path in ready_files(paths.landing):
-        stat = path.stat()
+    for path in scan.ready:
+        stat = path.lstat()
         if now - stat.st_mtime < settings.landing_settle_seconds:
             continue  # still being written (or just renamed into place): next tick
         key = batch_key_for(path)
@@ -51,7 +60,8 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.
             )
         )
     if not requests:
-        return dg.SkipReason(f"nothing ready in {paths.landing}")
+        refused = f"; refused {len(scan.refused)}" if scan.refused else ""
+        return dg.SkipReason(f"nothing ready in {paths.landing}{refused}")
     context.log.info(f"ingesting {len(requests)} landed files: {keys}")
     return dg.SensorResult(
         run_requests=requests, dynamic_partitions_requests=[batches.build_add_request(keys)]
@@ -233,8 +243,11 @@ def _archive(landed: str, succeeded: bool, error: str) -> None:
     from pathlib import Path
 
     path = Path(landed)
-    if path.exists():
-        archive_landed(path, succeeded=succeeded, error=error)
+    if os.path.lexists(path):
+        try:
+            archive_landed(path, succeeded=succeeded, error=error)
+        except (SourceError, OSError):
+            return  # e.g. an archive folder replaced by a link: leave the entry where it is
 
 
 def _post(url: str, payload: dict) -> None:

@@ -112,7 +112,10 @@ def _apply_column_rules(
     """Parsed values, the rules they break, and how many are missing."""
     parsed = parse_column(values, column)
     result = parsed.values
-    rules = [(f"unparseable:{column.name}", parsed.unparseable)]
+    rules = [
+        (f"unparseable:{column.name}", parsed.unparseable),
+        (f"wrong_type:{column.name}", parsed.wrong_type),
+    ]
     if column.categories is not None:
         rules.append((f"unknown_category:{column.name}", _unknown_category(result, column)))
     else:

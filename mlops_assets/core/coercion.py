@@ -17,13 +17,26 @@ TRUE_WORDS = ("true", "t", "yes", "y", "1", "1.0")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "0.0")
 
 
+BOOLEAN_TEXT = ("true", "false")
+
+
 @dataclass(frozen=True)
 class Parsed:
-    """Parsed values plus which delivered values were missing and which failed to parse."""
+    """Parsed values plus which delivered values were missing, of the wrong type, or unparseable.
+
+    `wrong_type` marks a boolean delivered where the spec wants a number: read as 0 or 1 it
+    would pass as a plausible number (or be called out of range), hiding a broken delivery.
+    """
 
     values: pd.Series
     missing: np.ndarray
     unparseable: np.ndarray
+    wrong_type: np.ndarray
+
+    @property
+    def invalid(self) -> np.ndarray:
+        """Values present in the delivery that cannot be used as the spec's type."""
+        return self.unparseable | self.wrong_type
 
 
 def missing_mask(values: pd.Series) -> np.ndarray:
@@ -41,15 +54,29 @@ def parse_column(values: pd.Series, column: ColumnSpec) -> Parsed:
     category 3 and `3.5` is unparseable, whatever type the reader guessed for the column.
     """
     missing = missing_mask(values)
+    numeric = column.dtype in (DType.INT, DType.FLOAT) or column.integer_categories
+    wrong_type = _booleans_for_number(values) & ~missing if numeric else np.zeros_like(missing)
     parser = _to_int if column.integer_categories else _PARSERS[column.dtype]
     parsed = parser(values)
-    unparseable = parsed.isna().to_numpy() & ~missing
-    return Parsed(values=parsed, missing=missing, unparseable=unparseable)
+    if wrong_type.any():
+        parsed = parsed.mask(wrong_type)
+    unparseable = parsed.isna().to_numpy() & ~missing & ~wrong_type
+    return Parsed(values=parsed, missing=missing, unparseable=unparseable, wrong_type=wrong_type)
+
+
+def _booleans_for_number(values: pd.Series) -> np.ndarray:
+    """Booleans (typed, or the text `true`/`false`) delivered where a number is expected."""
+    if pd.api.types.is_bool_dtype(values):
+        return np.ones(len(values), dtype=bool)
+    if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+        words = values.astype("string").str.strip().str.lower()
+        return words.isin(BOOLEAN_TEXT).fillna(False).to_numpy(bool)
+    return np.zeros(len(values), dtype=bool)
 
 
 def _to_number(values: pd.Series) -> pd.Series:
     if pd.api.types.is_bool_dtype(values):
-        values = values.astype("float64")
+        return pd.Series(np.nan, index=values.index, dtype="float64")  # all of the wrong type
     numbers = pd.to_numeric(values, errors="coerce")
     numbers = numbers.astype("float64")
     return numbers.where(np.isfinite(numbers.to_numpy()))

@@ -149,7 +149,7 @@ def _invalid_counts(frame: pd.DataFrame, spec: DatasetSpec, *, parse: bool) -> d
         bad = np.zeros(len(frame), dtype=bool)
         if parse:
             parsed = parse_column(values, column)
-            bad |= parsed.unparseable
+            bad |= parsed.invalid
             values = parsed.values
         if column.min is not None or column.max is not None:
             numbers = values.to_numpy(dtype="float64", na_value=np.nan)

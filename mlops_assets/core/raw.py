@@ -56,7 +56,7 @@ def prepare_raw(
     untyped = []
     for column in spec.columns:
         parsed = parse_column(frame[column.name], column)
-        if parsed.unparseable.any():
+        if parsed.invalid.any():
             typed[column.name] = frame[column.name].astype("string")
             untyped.append(column.name)
         else:

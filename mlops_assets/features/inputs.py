@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.core.storage import read_json
+from mlops_assets.ingestion.publication import recover
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.spec import DatasetSpec
 
@@ -15,7 +16,12 @@ class NoCleanedDataError(RuntimeError):
 
 
 def cleaned_batch_paths(paths: PlatformPaths) -> list:
-    """Cleaned batch tables, oldest ingestion first (a later batch corrects an earlier one)."""
+    """Cleaned batch tables, oldest ingestion first (a later batch corrects an earlier one).
+
+    A publication a killed run left half done is finished first, so every batch read is one
+    whole set.
+    """
+    recover(paths)
     files = sorted(paths.cleaned_dir().glob("*.parquet")) if paths.cleaned_dir().is_dir() else []
     files = [f for f in files if not f.name.startswith(".")]
 

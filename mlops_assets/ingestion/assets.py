@@ -1,18 +1,20 @@
 """Assets of the `ingestion` group: each batch as delivered, then cleaned.
 
-Thin wrappers: load inputs, call the functional core, check, publish atomically, attach
-metadata. A blocking check failure raises before publication, so downstream assets keep reading
-the previous good table.
+Thin wrappers: load inputs, call the functional core, check, stage, publish, attach metadata.
+Write-audit-publish for the whole set: `raw_data` stages the delivery under this run's own
+folder; `cleaned_data` cleans and checks it and only then publishes raw, quarantine, cleaned
+and manifest together (`publication.py`). A blocked or killed run leaves the previous set of
+all four in place, and downstream assets keep reading it.
 """
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
 
 from mlops_assets.automation.freshness import freshness_policy
-from mlops_assets.core.cleaning import clean
+from mlops_assets.core.cleaning import CleaningResult, clean
+from mlops_assets.core.metadata_bounds import bounded, message, sample_markdown, truncate
 from mlops_assets.core.quality import check_cleaned, check_raw
 from mlops_assets.core.raw import RawBatch, missing_columns, prepare_raw
 from mlops_assets.core.storage import (
@@ -28,14 +30,34 @@ from mlops_assets.ingestion.checks import (
     reject,
     to_check_result,
 )
+from mlops_assets.ingestion.delivery import (
+    DeliveryRefused,
+    judge_delivery,
+    manifest_history,
+    unreadable_source,
+)
 from mlops_assets.ingestion.partitions import batches
-from mlops_assets.ingestion.source_config import SourceConfig, build_source
+from mlops_assets.ingestion.publication import (
+    StagedSet,
+    publish,
+    recover,
+    staged_set,
+    sweep_stale_staging,
+)
+from mlops_assets.ingestion.source_config import (
+    SourceConfig,
+    SourceKind,
+    build_source,
+    recorded_form,
+    resolve_source,
+)
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
-from mlops_assets.sources import SourceError
+from mlops_assets.sources import DataSource, SourceError
 from mlops_assets.spec import DatasetSpec
 
 IO_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+MAX_SCHEMA_COLUMNS = 200
 
 
 @dg.asset(
@@ -52,33 +74,47 @@ def raw_data(
     home: MlopsHome,
     dataset: DatasetSpecResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """One batch as delivered, typed by the dataset spec, content unchanged."""
-    spec, paths, batch = dataset.load(), home.paths(), context.partition_key
-    source = build_source(config, paths, batch)
-    delivered = _load(source)
+    """One batch as delivered, typed by the spec; staged here, published with cleaned_data."""
+    spec, paths, batch, run = dataset.load(), home.paths(), context.partition_key, _run_key(context)
+    recover(paths, batch)
+    sweep_stale_staging(paths, batch, keep=run)
+    published = _published_manifest(paths, batch)
+    chosen = _refusing(lambda: resolve_source(config, paths, batch, published))
+    source = build_source(chosen, paths, batch)
+    rerun = config.kind == SourceKind.AUTO and published is not None
+    delivered = _load(source, batch, rerun=rerun)
     delivered_hash = content_hash(delivered)
-    if missing_columns(delivered, spec):
-        yield from reject(
-            check_raw(delivered, spec), f"raw_data for batch {batch!r} ({source.describe()})"
+    delivery = _refusing(
+        lambda: judge_delivery(
+            batch, published, delivered_hash, source.describe(), replace=config.replace
         )
-    ingested_at = _first_ingestion_time(paths, batch, delivered_hash)
-    prepared = prepare_raw(delivered, spec, source.describe(), ingested_at)
+    )
+    what = f"raw_data for batch {batch!r} ({truncate(source.describe())})"
+    if missing_columns(delivered, spec):
+        yield from reject(check_raw(delivered, spec), what)
+    prepared = prepare_raw(delivered, spec, source.describe(), delivery.ingested_at)
     outcomes = check_raw(prepared.frame, spec)
     if blocking_failures(outcomes):
-        yield from reject(outcomes, f"raw_data for batch {batch!r} ({source.describe()})")
-    path = write_parquet_atomic(prepared.frame, paths.raw(batch))
+        yield from reject(outcomes, what)
+    staged = staged_set(paths, batch, run)
+    write_parquet_atomic(prepared.frame, staged.raw)
     manifest = {
         "batch": batch,
         "source": source.describe(),
-        "ingested_at": ingested_at.isoformat(),
+        "source_config": recorded_form(chosen),
+        "ingested_at": delivery.ingested_at.isoformat(),
         "delivered_hash": delivered_hash,
         "content_hash": content_hash(prepared.frame),
         "rows": len(prepared.frame),
         "spec": f"{spec.name} v{spec.version}",
     }
-    write_json_atomic(manifest, paths.manifest(batch))
+    manifest["replacements"] = manifest_history(published, delivery, manifest)
+    write_json_atomic(manifest, staged.manifest)
+    metadata = _raw_metadata(prepared, spec, manifest, str(paths.raw(batch)))
+    metadata["staged_at"] = dg.MetadataValue.path(str(staged.raw))
+    metadata["replaces"] = dg.MetadataValue.json(delivery.replaces or {})
     yield dg.MaterializeResult(
-        metadata=_raw_metadata(prepared, spec, manifest, str(path)),
+        metadata=metadata,
         check_results=[to_check_result(o) for o in outcomes],
         data_version=dg.DataVersion(manifest["content_hash"]),
     )
@@ -95,25 +131,35 @@ def raw_data(
 def cleaned_data(
     context: dg.AssetExecutionContext, home: MlopsHome, dataset: DatasetSpecResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """The batch with types coerced, exact duplicates removed and bad rows quarantined."""
+    """The batch with types coerced, exact duplicates removed and bad rows quarantined.
+
+    Cleans the delivery this run staged (or, run alone, the published raw table), and
+    publishes the whole set only when every blocking check passed.
+    """
     spec, paths, batch = dataset.load(), home.paths(), context.partition_key
-    raw = pd.read_parquet(paths.raw(batch))
+    recover(paths, batch)
+    staged = staged_set(paths, batch, _run_key(context))
+    raw, manifest = _raw_to_clean(paths, batch, staged)
     result = clean(raw, spec)
     outcomes = check_cleaned(result, spec)
     if blocking_failures(outcomes):
         rejected = write_parquet_atomic(result.quarantine, paths.quarantine(batch, rejected=True))
+        staged.discard()
         yield from reject(
             outcomes,
             f"cleaned_data for batch {batch!r} (quarantined rows of this attempt: {rejected}; "
-            "the previous cleaned table is kept)",
+            "the previous raw, cleaned and quarantine tables and manifest are kept)",
         )
-    write_parquet_atomic(result.quarantine, paths.quarantine(batch))
-    path = write_parquet_atomic(result.cleaned, paths.cleaned(batch))
-    paths.quarantine(batch, rejected=True).unlink(missing_ok=True)
     digest = content_hash(result.cleaned)
+    write_parquet_atomic(result.quarantine, staged.quarantine)
+    write_parquet_atomic(result.cleaned, staged.cleaned)
+    manifest["cleaned"] = _cleaned_summary(result, digest)
+    write_json_atomic(manifest, staged.manifest)
+    publish(paths, batch, staged)
+    paths.quarantine(batch, rejected=True).unlink(missing_ok=True)
     yield dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(path)),
+            "path": dg.MetadataValue.path(str(paths.cleaned(batch))),
             "quarantine_path": dg.MetadataValue.path(str(paths.quarantine(batch))),
             "dagster/row_count": len(result.cleaned),
             "dagster/column_schema": _table_schema(result.cleaned),
@@ -121,34 +167,67 @@ def cleaned_data(
             "quarantined_rows": len(result.quarantine),
             "duplicates_removed": result.duplicates_removed,
             "quarantine_share": round(result.quarantine_share, 6),
-            "rows_per_rule": dg.MetadataValue.json(result.rule_counts),
-            "nulls_to_impute": dg.MetadataValue.json(result.to_impute),
+            "rows_per_rule": dg.MetadataValue.json(bounded(result.rule_counts)),
+            "nulls_to_impute": dg.MetadataValue.json(bounded(result.to_impute)),
             "content_hash": digest,
-            "quarantine_sample": dg.MetadataValue.md(_sample_markdown(result.quarantine)),
+            "delivered_hash": manifest["delivered_hash"],
+            "quarantine_sample": dg.MetadataValue.md(
+                sample_markdown(result.quarantine, empty="No rows quarantined.")
+            ),
         },
         check_results=[to_check_result(o) for o in outcomes],
         data_version=dg.DataVersion(digest),
     )
 
 
-def _load(source: object) -> pd.DataFrame:
+def _run_key(context: dg.AssetExecutionContext) -> str:
+    """The staging key: a re-execution from failure finds the raw table its root run staged."""
+    return context.run.root_run_id or context.run.run_id
+
+
+def _published_manifest(paths: PlatformPaths, batch: str) -> dict | None:
+    path = paths.manifest(batch)
+    return read_json(path) if path.exists() else None
+
+
+def _raw_to_clean(paths: PlatformPaths, batch: str, staged: StagedSet) -> tuple[pd.DataFrame, dict]:
+    """The delivery staged by this run, else (cleaned_data run alone) the published one."""
+    if staged.raw.exists():
+        return pd.read_parquet(staged.raw), read_json(staged.manifest)
+    if not paths.raw(batch).exists():
+        raise dg.Failure(
+            description=f"batch {batch!r} has no raw table: materialize raw_data for it first",
+            allow_retries=False,
+        )
+    return pd.read_parquet(paths.raw(batch)), read_json(paths.manifest(batch))
+
+
+def _cleaned_summary(result: CleaningResult, digest: str) -> dict:
+    """The cleaned side of the manifest: `raw = cleaned + quarantined + duplicates`."""
+    return {
+        "content_hash": digest,
+        "rows": len(result.cleaned),
+        "quarantined_rows": len(result.quarantine),
+        "duplicates_removed": result.duplicates_removed,
+        "raw_rows": result.raw_rows,
+    }
+
+
+def _refusing(decide):
+    """Run a delivery decision; a refusal ends the run with its message, never retried."""
     try:
-        return source.load()  # type: ignore[attr-defined]
+        return decide()
+    except (DeliveryRefused, ValueError) as exc:
+        raise dg.Failure(description=message(str(exc)), allow_retries=False) from exc
+
+
+def _load(source: DataSource, batch: str, *, rerun: bool) -> pd.DataFrame:
+    """Read the delivery; a re-run whose recorded source is gone is refused, not replaced."""
+    try:
+        return source.load()
     except SourceError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
-
-
-def _first_ingestion_time(paths: PlatformPaths, batch: str, delivered_hash: str) -> datetime:
-    """Reuse the recorded ingestion time when the same content is ingested again.
-
-    Derived timestamps (and everything downstream of them) then stay the same on a rerun.
-    """
-    manifest_path = paths.manifest(batch)
-    if manifest_path.exists():
-        manifest = read_json(manifest_path)
-        if manifest.get("delivered_hash") == delivered_hash:
-            return datetime.fromisoformat(manifest["ingested_at"])
-    return datetime.now(UTC).replace(microsecond=0)
+        error = unreadable_source(batch, source.describe(), str(exc)) if rerun else exc
+        raise dg.Failure(description=message(str(error)), allow_retries=False) from exc
 
 
 def _raw_metadata(prepared: RawBatch, spec: DatasetSpec, manifest: dict, path: str) -> dict:
@@ -159,7 +238,7 @@ def _raw_metadata(prepared: RawBatch, spec: DatasetSpec, manifest: dict, path: s
         time_range = f"{timestamps.min().isoformat()} .. {timestamps.max().isoformat()}"
     return {
         "path": dg.MetadataValue.path(path),
-        "source": manifest["source"],
+        "source": truncate(manifest["source"]),
         "dagster/row_count": len(frame),
         "dagster/column_schema": _table_schema(frame),
         "content_hash": manifest["content_hash"],
@@ -167,18 +246,18 @@ def _raw_metadata(prepared: RawBatch, spec: DatasetSpec, manifest: dict, path: s
         "ingested_at": manifest["ingested_at"],
         "derived_entity_key": prepared.derived_entity_key,
         "derived_event_timestamp": prepared.derived_event_timestamp,
-        "extra_columns": dg.MetadataValue.json(list(prepared.extra_columns)),
-        "columns_kept_as_text": dg.MetadataValue.json(list(prepared.untyped_columns)),
+        "extra_columns": dg.MetadataValue.json(bounded(list(prepared.extra_columns))),
+        "columns_kept_as_text": dg.MetadataValue.json(bounded(list(prepared.untyped_columns))),
     }
 
 
 def _table_schema(frame: pd.DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()]
-    )
-
-
-def _sample_markdown(quarantine: pd.DataFrame, rows: int = 10) -> str:
-    if quarantine.empty:
-        return "No rows quarantined."
-    return quarantine.head(rows).to_markdown(index=False)
+    """Column names come from the delivery: cut long ones, and list at most a few hundred."""
+    columns = [
+        dg.TableColumn(name=truncate(str(c)), type=str(t))
+        for c, t in list(frame.dtypes.items())[:MAX_SCHEMA_COLUMNS]
+    ]
+    if frame.shape[1] > MAX_SCHEMA_COLUMNS:
+        hidden = frame.shape[1] - MAX_SCHEMA_COLUMNS
+        columns.append(dg.TableColumn(name=f"…[{hidden} more columns]", type="-"))
+    return dg.TableSchema(columns=columns)

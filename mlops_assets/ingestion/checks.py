@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 
 import dagster as dg
 
+from mlops_assets.core.metadata_bounds import bounded, message
 from mlops_assets.core.quality import (
     CLEANED_BLOCKING,
     CLEANED_CHECKS,
@@ -43,8 +44,8 @@ def to_check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
         check_name=outcome.name,
         passed=outcome.passed,
         severity=severity,
-        description=outcome.description,
-        metadata={key: _metadata_value(value) for key, value in outcome.metadata.items()},
+        description=message(outcome.description),
+        metadata={key: _metadata_value(bounded(value)) for key, value in outcome.metadata.items()},
     )
 
 
@@ -53,7 +54,9 @@ def reject(outcomes: list[CheckOutcome], what: str) -> Iterator[dg.AssetCheckRes
     for outcome in outcomes:
         yield to_check_result(outcome)
     reasons = "; ".join(f"{o.name}: {o.description}" for o in blocking_failures(outcomes))
-    raise dg.Failure(description=f"{what} blocked by failed checks: {reasons}", allow_retries=False)
+    raise dg.Failure(
+        description=message(f"{what} blocked by failed checks: {reasons}"), allow_retries=False
+    )
 
 
 def blocking_failures(outcomes: Iterable[CheckOutcome]) -> list[CheckOutcome]:

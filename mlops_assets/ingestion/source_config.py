@@ -1,4 +1,9 @@
-"""Run config that picks the data source of a batch (visible in the launchpad)."""
+"""Run config that picks the data source of a batch (visible in the launchpad).
+
+The default kind, `auto`, makes a re-run safe from anywhere: the launchpad fills in defaults,
+not the config a partition was first materialized with, so a batch that exists is read again
+from the source its manifest records, never from whatever the defaults happen to say.
+"""
 
 from __future__ import annotations
 
@@ -21,18 +26,32 @@ from mlops_assets.sources import (
 class SourceKind(StrEnum):
     """The kinds of data source the platform reads."""
 
+    AUTO = "auto"
     SYNTHETIC = "synthetic"
     FILE = "file"
     LANDING = "landing"
     SKLEARN = "sklearn"
 
 
+SYNTHETIC_FIELDS = ("rows", "seed", "scenario", "faults", "fault_rate", "first_house_id")
+
+
 class SourceConfig(dg.Config):
     """Where the rows of a batch come from."""
 
     kind: str = Field(
-        default=SourceKind.SYNTHETIC.value,
-        description="Which source to read: synthetic, file, landing or sklearn.",
+        default=SourceKind.AUTO.value,
+        description="Which source to read: auto, synthetic, file, landing or sklearn. auto "
+        "with the synthetic settings below left at their defaults: a batch ingested before is "
+        "read again from the source its manifest records, a new batch reads its landed file "
+        "if one is waiting, else synthetic data. auto with a synthetic setting changed: "
+        "synthetic data with those settings.",
+    )
+    replace: bool = Field(
+        default=False,
+        description="Allow this run to replace the data of a batch that already holds a "
+        "different delivery (the manifest records both content hashes). Without it, a "
+        "different delivery under an existing key is refused and nothing changes.",
     )
     path: str = Field(default="", description="file: a path, a glob or an http(s) URL.")
     file_format: str = Field(default="auto", description="file: auto, csv or parquet.")
@@ -47,12 +66,71 @@ class SourceConfig(dg.Config):
     first_house_id: int = Field(default=1, ge=1, description="synthetic: first house id.")
 
 
-def build_source(config: SourceConfig, paths: PlatformPaths, batch: str) -> DataSource:
-    """Turn run config into a `DataSource` for one batch."""
+def resolve_source(
+    config: SourceConfig, paths: PlatformPaths, batch: str, manifest: dict | None
+) -> SourceConfig:
+    """The concrete source of this run: `auto` becomes the batch's own recorded source."""
     if config.kind not in set(SourceKind):
         raise ValueError(
             f"unknown source kind {config.kind!r}; known: {[k.value for k in SourceKind]}"
         )
+    if config.kind != SourceKind.AUTO:
+        return config
+    defaults = SourceConfig()
+    if (config.path, config.dataset) != (defaults.path, defaults.dataset):
+        raise ValueError(
+            "a path or dataset is read only with kind 'file' or 'sklearn', not 'auto': "
+            "set the kind of source you mean"
+        )
+    if any(getattr(config, name) != getattr(defaults, name) for name in SYNTHETIC_FIELDS):
+        return config.model_copy(update={"kind": SourceKind.SYNTHETIC.value})  # settings given
+    if manifest is not None:
+        return recorded_source(manifest).model_copy(update={"replace": config.replace})
+    if LandingSource(paths.landing, batch).has_file():
+        return config.model_copy(update={"kind": SourceKind.LANDING.value})
+    return config.model_copy(update={"kind": SourceKind.SYNTHETIC.value})
+
+
+def recorded_form(config: SourceConfig) -> dict:
+    """What the manifest keeps of a source: enough to read the same delivery again."""
+    fields = {
+        SourceKind.FILE: ("path", "file_format"),
+        SourceKind.SKLEARN: ("dataset",),
+        SourceKind.LANDING: (),
+        SourceKind.SYNTHETIC: SYNTHETIC_FIELDS,
+    }[SourceKind(config.kind)]
+    return {"kind": config.kind, **{name: getattr(config, name) for name in fields}}
+
+
+def recorded_source(manifest: dict) -> SourceConfig:
+    """The source a manifest records (older manifests hold only its description)."""
+    if "source_config" in manifest:
+        return SourceConfig(**manifest["source_config"])
+    kind, _, detail = str(manifest.get("source", "")).partition(":")
+    if kind == SourceKind.FILE:
+        return SourceConfig(kind=kind, path=detail)
+    if kind == SourceKind.SKLEARN:
+        return SourceConfig(kind=kind, dataset=detail)
+    if kind == SourceKind.LANDING:
+        return SourceConfig(kind=kind)
+    if kind == SourceKind.SYNTHETIC:
+        head, _, fault_list = detail.partition("faults=")
+        knobs = dict(part.split("=", 1) for part in head.split(",") if "=" in part)
+        faults = [] if fault_list in ("", "none") else fault_list.split(",")
+        return SourceConfig(
+            kind=kind,
+            rows=int(knobs.get("rows", 20_000)),
+            seed=int(knobs.get("seed", 42)),
+            scenario=knobs.get("scenario", "none"),
+            faults=faults,
+        )
+    raise ValueError(f"the manifest of this batch records no readable source: {manifest!r}")
+
+
+def build_source(config: SourceConfig, paths: PlatformPaths, batch: str) -> DataSource:
+    """Turn a resolved source config into a `DataSource` for one batch."""
+    if config.kind not in set(SourceKind) or config.kind == SourceKind.AUTO:
+        raise ValueError(f"source kind {config.kind!r} must be resolved first")
     if config.kind == SourceKind.FILE:
         if not config.path:
             raise ValueError("source kind 'file' needs a path")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from mlops_assets.core.storage import read_json
 from mlops_assets.features.inputs import cleaned_batch_paths
+from mlops_assets.ingestion.publication import recover
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.spec import DatasetSpec
 
@@ -38,6 +39,7 @@ def reference_statistics(paths: PlatformPaths) -> tuple[dict[str, Any], str]:
 def newest_batch(paths: PlatformPaths, batch: str = "") -> tuple[str, pd.DataFrame]:
     """The named cleaned batch, or the one ingested last."""
     if batch:
+        recover(paths, batch)
         return batch, pd.read_parquet(paths.cleaned(batch))
     files = cleaned_batch_paths(paths)
     if not files:

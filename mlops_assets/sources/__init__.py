@@ -3,11 +3,13 @@
 from mlops_assets.sources.base import DataSource, SourceError
 from mlops_assets.sources.files import FileSource
 from mlops_assets.sources.landing import (
+    LandingScan,
     LandingSource,
     archive_landed,
     batch_key_for,
     drop_batch,
     ready_files,
+    scan_landing,
     validate_batch_key,
 )
 from mlops_assets.sources.sklearn_datasets import SklearnSource
@@ -16,6 +18,7 @@ from mlops_assets.sources.synthetic import SyntheticConfig, SyntheticSource, gen
 __all__ = [
     "DataSource",
     "FileSource",
+    "LandingScan",
     "LandingSource",
     "SklearnSource",
     "SourceError",
@@ -26,5 +29,6 @@ __all__ = [
     "drop_batch",
     "generate_house_sales",
     "ready_files",
+    "scan_landing",
     "validate_batch_key",
 ]

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import pandas as pd
 
@@ -33,7 +33,7 @@ class FileSource:
     def load(self) -> pd.DataFrame:
         """Read every matching file; a missing, empty or unreadable one names itself."""
         if self.location.startswith(("http://", "https://")):
-            return _read_bytes(_download(self.location), self.location, self._format(self.location))
+            return read_frame(_download(self.location), self.location, self._format(self.location))
         paths = self._paths()
         frames = [_read_path(p, self._format(str(p))) for p in paths]
         if len(frames) == 1:
@@ -77,10 +77,11 @@ def _download(url: str) -> bytes:
 def _read_path(path: Path, fmt: str) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise SourceError(f"source file {path} is empty")
-    return _read_bytes(path, str(path), fmt)
+    return read_frame(path, str(path), fmt)
 
 
-def _read_bytes(content: bytes | Path, name: str, fmt: str) -> pd.DataFrame:
+def read_frame(content: bytes | Path | BinaryIO, name: str, fmt: str) -> pd.DataFrame:
+    """Parse CSV or Parquet from bytes, a path or an open binary file; errors name `name`."""
     handle = io.BytesIO(content) if isinstance(content, bytes) else content
     if isinstance(content, bytes) and not content:
         raise SourceError(f"source {name} is empty")

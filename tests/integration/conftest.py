@@ -44,6 +44,12 @@ def ingest(instance):
     return run
 
 
+def batch_set(paths, batch: str) -> dict[str, bytes]:
+    """The four published files of a batch (raw, cleaned, quarantine, manifest), byte for byte."""
+    files = (paths.raw(batch), paths.cleaned(batch), paths.quarantine(batch), paths.manifest(batch))
+    return {f.parent.name: f.read_bytes() for f in files}
+
+
 def check_evaluations(result) -> dict[tuple[str, str], Any]:
     """(asset, check) -> evaluation, for every check the run evaluated."""
     evaluations = {}

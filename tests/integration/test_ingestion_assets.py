@@ -4,7 +4,7 @@ import pytest
 from mlops_assets.core.storage import read_json
 from mlops_assets.sources import SyntheticConfig, generate_house_sales
 from mlops_assets.spec import BREAST_CANCER_SPEC
-from tests.integration.conftest import check_evaluations, failure_text
+from tests.integration.conftest import batch_set, check_evaluations, failure_text
 
 
 def _metadata(result, asset: str) -> dict:
@@ -32,13 +32,15 @@ def test_batch_is_ingested_with_metadata_and_passing_checks(ingest, paths):
     assert read_json(paths.manifest("b1"))["rows"] == 3_000
 
 
-def test_failed_check_keeps_the_previous_good_cleaned_table(ingest, paths):
+def test_blocked_reingestion_keeps_the_previous_set_of_all_four(ingest, paths):
     assert ingest("b1", {"rows": 2_000, "seed": 1}).success
-    good_bytes = paths.cleaned("b1").read_bytes()
-    result = ingest("b1", {"rows": 2_000, "seed": 1, "faults": ["nulls"], "fault_rate": 0.2})
+    good = batch_set(paths, "b1")
+    source = {"rows": 2_000, "seed": 1, "faults": ["nulls"], "fault_rate": 0.2, "replace": True}
+    result = ingest("b1", source)
     assert not result.success
     assert "quarantine_share: 20.00% of rows quarantined > limit 10.00%" in failure_text(result)
-    assert paths.cleaned("b1").read_bytes() == good_bytes, "the good table is untouched"
+    assert batch_set(paths, "b1") == good, "raw, cleaned, quarantine and manifest untouched"
+    assert not (paths.data / "staging" / "b1").exists(), "the blocked attempt left no staging"
     rejected = pd.read_parquet(paths.quarantine("b1", rejected=True))
     assert (rejected["quarantine_reason"] == "null:sqft").sum() == 400
     evaluation = check_evaluations(result)[("cleaned_data", "quarantine_share")]
