@@ -128,3 +128,20 @@ def test_every_raw_row_is_accounted_for(house_spec, faults, rate, rows, seed):
     result = clean(raw, house_spec)
     assert len(raw) == len(result.cleaned) + len(result.quarantine) + result.duplicates_removed
     assert result.quarantine[REASON_COLUMN].str.len().gt(0).all()
+
+
+def test_booleans_for_numbers_are_a_wrong_type_not_out_of_range(batch, house_spec):
+    batch["sqft"] = batch["sqft"].astype(object)
+    batch.loc[[2, 5], "sqft"] = [True, False]
+    batch.loc[9, "sqft"] = "true"
+    result = _clean(batch, house_spec)
+    assert result.rule_counts == {"wrong_type:sqft": 3}
+    assert _reasons(result) == ["wrong_type:sqft"] * 3
+    assert len(result.cleaned) + len(result.quarantine) == 500
+
+
+@pytest.mark.parametrize("column", ["sqft", "bedrooms"])  # a float and an int column
+def test_a_boolean_column_for_a_number_is_a_wrong_type(batch, house_spec, column):
+    batch[column] = batch[column] > 2
+    result = _clean(batch, house_spec)
+    assert result.rule_counts == {f"wrong_type:{column}": 500}

@@ -1,4 +1,5 @@
 import http.server
+import os
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -16,6 +17,7 @@ from mlops_assets.sources import (
     drop_batch,
     generate_house_sales,
     ready_files,
+    scan_landing,
     validate_batch_key,
 )
 
@@ -121,3 +123,30 @@ def test_sklearn_datasets_load_with_snake_case_names():
     assert SklearnSource("diabetes").load().shape == (442, 11)
     with pytest.raises(SourceError, match="unknown scikit-learn dataset"):
         SklearnSource("iris2").load()
+
+
+def test_landing_scan_refuses_links_pipes_and_bad_names_without_reading_them(tmp_path, frame):
+    landing = tmp_path / "landing"
+    good = drop_batch(frame, landing, "batch-1", "csv")
+    (landing / "bad name.csv").write_text("a\n1\n")
+    (landing / "notes.txt").write_text("hello")
+    os.mkfifo(landing / "pipe.csv")
+    (landing / "linked.csv").symlink_to(good)
+    (landing / "processed").mkdir()
+    scan = scan_landing(landing)
+    assert scan.ready == [good]
+    reasons = {path.name: reason for path, reason in scan.refused}
+    assert set(reasons) == {"bad name.csv", "notes.txt", "pipe.csv", "linked.csv"}
+    assert "symbolic link" in reasons["linked.csv"]
+    assert "not a regular file" in reasons["pipe.csv"]
+    assert "batch key 'bad name'" in reasons["bad name.csv"]
+    with pytest.raises(SourceError, match="symbolic link"):
+        LandingSource(landing, "linked").load()
+    with pytest.raises(SourceError, match="not a regular file"):
+        LandingSource(landing, "pipe").load()
+
+
+def test_landing_source_reads_the_archived_file_of_an_ingested_batch(tmp_path, frame):
+    landing = tmp_path / "landing"
+    archive_landed(drop_batch(frame, landing, "batch-1"), succeeded=True)
+    assert len(LandingSource(landing, "batch-1").load()) == 300
