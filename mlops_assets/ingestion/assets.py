@@ -79,10 +79,7 @@ def raw_data(
     recover(paths, batch)
     sweep_stale_staging(paths, batch, keep=run)
     published = _published_manifest(paths, batch)
-    chosen = _refusing(lambda: resolve_source(config, paths, batch, published))
-    source = build_source(chosen, paths, batch)
-    rerun = config.kind == SourceKind.AUTO and published is not None
-    delivered = _load(source, batch, rerun=rerun)
+    chosen, source, delivered = _read_delivery(config, paths, batch, published)
     delivered_hash = content_hash(delivered)
     delivery = _refusing(
         lambda: judge_delivery(
@@ -221,11 +218,16 @@ def _refusing(decide):
         raise dg.Failure(description=message(str(exc)), allow_retries=False) from exc
 
 
-def _load(source: DataSource, batch: str, *, rerun: bool) -> pd.DataFrame:
-    """Read the delivery; a re-run whose recorded source is gone is refused, not replaced."""
+def _read_delivery(
+    config: SourceConfig, paths: PlatformPaths, batch: str, published: dict | None
+) -> tuple[SourceConfig, DataSource, pd.DataFrame]:
+    """Read this run's delivery; a re-run whose recorded source is gone is refused, not fed."""
+    chosen = _refusing(lambda: resolve_source(config, paths, batch, published))
+    source = build_source(chosen, paths, batch)
     try:
-        return source.load()
+        return chosen, source, source.load()
     except SourceError as exc:
+        rerun = config.kind == SourceKind.AUTO and published is not None
         error = unreadable_source(batch, source.describe(), str(exc)) if rerun else exc
         raise dg.Failure(description=message(str(error)), allow_retries=False) from exc
 
