@@ -1,3 +1,4 @@
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -125,3 +126,21 @@ def test_landing_source_reads_the_batch_file(ingest, paths, kind):
     result = ingest("landed-1", {"kind": kind})
     assert result.success, failure_text(result)
     assert _metadata(result, "raw_data")["source"].endswith("landing/landed-1")
+
+
+def test_cleaned_data_alone_recleans_the_published_raw_table(ingest, instance, paths):
+    from mlops_assets.ingestion.assets import cleaned_data, raw_data
+    from mlops_assets.resources import DatasetSpecResource, MlopsHome
+
+    assert ingest("b1", {"rows": 1_000, "seed": 1}).success
+    before = batch_set(paths, "b1")
+    home = MlopsHome()
+    result = dg.materialize(
+        [raw_data, cleaned_data],
+        selection=["cleaned_data"],
+        instance=instance,
+        partition_key="b1",
+        resources={"home": home, "dataset": DatasetSpecResource(home=home)},
+    )
+    assert result.success
+    assert batch_set(paths, "b1") == before, "the same raw table cleans to the same set"
