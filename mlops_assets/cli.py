@@ -22,6 +22,7 @@ from mlops_assets.runner import (
 
 FAULT_CHOICES = ("nulls", "out_of_range", "unparseable", "duplicates")
 SCENARIOS = ("none", "covariate_shift", "market_jump")
+LOOPBACK = "127.0.0.1"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,11 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     feast.set_defaults(handler=_feast)
 
     serve = commands.add_parser("serve", help="bentoml serve the champion exported by `run`")
-    serve.add_argument("--port", type=int, default=3000)
+    _server_options(serve, port=3000)
     serve.set_defaults(handler=_serve)
 
     mlflow = commands.add_parser("mlflow", help="open the MLflow UI on this state folder's store")
-    mlflow.add_argument("--port", type=int, default=5000)
+    _server_options(mlflow, port=5000)
     mlflow.set_defaults(handler=_mlflow)
 
     history = commands.add_parser("history", help="promotion history of the champion")
@@ -93,9 +94,27 @@ def _parser() -> argparse.ArgumentParser:
     rollback.set_defaults(handler=_rollback)
 
     ui = commands.add_parser("ui", help="open the Dagster UI (dagster dev) on this state folder")
-    ui.add_argument("--port", type=int, default=3000)
+    _server_options(ui, port=3000)
     ui.set_defaults(handler=_ui)
     return parser
+
+
+def _server_options(parser: argparse.ArgumentParser, port: int) -> None:
+    """Every server binds loopback unless told otherwise: none of them asks who is calling."""
+    parser.add_argument(
+        "--host",
+        default=LOOPBACK,
+        help=f"interface to listen on (default: {LOOPBACK}; 0.0.0.0 opens it to the network)",
+    )
+    parser.add_argument("--port", type=int, default=port)
+
+
+def _listening(args: argparse.Namespace) -> str:
+    """The true address a server is about to bind, said before it starts."""
+    where = f"http://{args.host}:{args.port}"
+    if args.host in ("0.0.0.0", "::", ""):
+        return f"Listening on {where} (every network interface, without authentication)"
+    return f"Listening on {where}"
 
 
 def _synthetic_options(parser: argparse.ArgumentParser) -> None:
@@ -254,7 +273,7 @@ def _feast(args: argparse.Namespace, paths: PlatformPaths) -> int:
         str(config_file(profile)),
         *args.feast_args,
     ]
-    os.execvp(command[0], command)
+    _exec(command)
     return 0  # pragma: no cover - exec does not return
 
 
@@ -311,9 +330,10 @@ def _serve(args: argparse.Namespace, paths: PlatformPaths) -> int:
     os.environ["BENTOML_HOME"] = str(bentoml_home(paths))
     os.chdir(PROJECT_ROOT)
     service = "bentos.service:PredictionService"
-    command = [sys.executable, "-m", "bentoml", "serve", service, "--port", str(args.port)]
+    command = [sys.executable, "-m", "bentoml", "serve", service, *_bind(args)]
     _say(f"BENTOML_HOME={os.environ['BENTOML_HOME']} {' '.join(command[1:])}")
-    os.execvp(command[0], command)
+    _say(_listening(args))
+    _exec(command)
     return 0  # pragma: no cover - exec does not return
 
 
@@ -324,19 +344,31 @@ def _mlflow(args: argparse.Namespace, paths: PlatformPaths) -> int:
     tracking = MlflowTracking(home=MlopsHome(path=str(paths.root)))
     # Passed in the environment, not argv, where other users could read its password.
     os.environ["MLFLOW_BACKEND_STORE_URI"] = tracking.resolved_uri()
-    command = [sys.executable, "-m", "mlflow", "ui", "--port", str(args.port)]
+    command = [sys.executable, "-m", "mlflow", "ui", *_bind(args)]
     _say(f"MLFLOW_BACKEND_STORE_URI={tracking.redacted_uri()} {' '.join(command)}")
-    os.execvp(command[0], command)
+    _say(_listening(args))
+    _exec(command)
     return 0  # pragma: no cover - exec does not return
 
 
 def _ui(args: argparse.Namespace, paths: PlatformPaths) -> int:
     open_instance(paths)
     workspace = os.path.join(os.path.dirname(os.path.dirname(__file__)), "workspace.yaml")
-    command = [sys.executable, "-m", "dagster", "dev", "-w", workspace, "-p", str(args.port)]
+    command = [sys.executable, "-m", "dagster", "dev", "-w", workspace, *_bind(args)]
     _say(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
-    os.execvp(command[0], command)
+    _say(_listening(args))
+    _exec(command)
     return 0  # pragma: no cover - exec does not return
+
+
+def _exec(command: list[str]) -> None:
+    """Become `command`; what was said so far is flushed first, or exec would drop it."""
+    sys.stdout.flush()
+    os.execvp(command[0], command)
+
+
+def _bind(args: argparse.Namespace) -> list[str]:
+    return ["--host", args.host, "--port", str(args.port)]
 
 
 def _report_pipeline(run: PipelineRun) -> None:

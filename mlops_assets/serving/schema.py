@@ -2,7 +2,9 @@
 
 Ranges become `ge`/`le`, categories become a `Literal`, nullable columns become optional, NaN
 and infinity are refused, and unknown fields are an error, so a bad request gets a 400 that
-names the field instead of a prediction on nonsense.
+names the field instead of a prediction on nonsense. Numbers and booleans are strict: `true` is
+not an integer and `"1800"` is not a number (a client sending them has a bug worth hearing
+about); an integer is still a valid float.
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ import functools
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    create_model,
+)
 
 from mlops_assets.spec import DatasetSpec, DType
 
@@ -67,7 +78,7 @@ class KeysRequest(BaseModel):
     """Entity keys whose features the online store holds."""
 
     model_config = ConfigDict(extra="forbid")
-    keys: list[Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]] = Field(
+    keys: list[Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]] = Field(
         min_length=1, max_length=MAX_KEYS
     )
 
@@ -87,11 +98,11 @@ def _annotation(dtype: DType, categories: tuple[str, ...] | None) -> tuple[Any, 
     if dtype == DType.CATEGORY:
         return Literal[tuple(categories or ())], {}
     if dtype == DType.INT:
-        return int, {"ge": INT64_MIN, "le": INT64_MAX}
+        return StrictInt, {"ge": INT64_MIN, "le": INT64_MAX}
     if dtype == DType.BOOL:
-        return bool, {}
+        return StrictBool, {}
     if dtype == DType.FLOAT:
-        return float, {}
+        return StrictFloat, {}  # strict, yet an int is accepted: 1800 is a valid 1800.0
     return str, {"max_length": 200}
 
 
