@@ -165,6 +165,7 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
     instance = open_instance(paths)
     spec_path = resolve_spec_path(paths)
     _say(f"State folder: {paths.root}\nDataset spec: {spec_path}")
+    _reconciled_champion(paths)
     source = {
         "kind": args.source,
         "path": args.path,
@@ -235,6 +236,8 @@ def _ingest(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _status(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    import dagster as dg
+
     instance = open_instance(paths)
     batches = instance.get_dynamic_partitions("batches")
     _say(f"State folder: {paths.root}\nBatches: {len(batches)}")
@@ -247,12 +250,24 @@ def _status(args: argparse.Namespace, paths: PlatformPaths) -> int:
         p.name for p in paths.landing.glob("*") if p.is_file() and not p.name.startswith(".")
     ]
     _say(f"Waiting in landing: {len(waiting)} {waiting[:5]}")
+    _say(_champion_line(paths))
     _say("Recent runs:")
     for record in instance.get_run_records(limit=5):
         run = record.dagster_run
         batch = run.tags.get("dagster/partition", "")
         _say(f"  {run.run_id[:8]} {run.job_name:<20} {run.status.value:<10} {batch}")
+        if run.status == dg.DagsterRunStatus.FAILURE:
+            _say(f"           {_failure_reason(instance, run.run_id)}")
     return 0
+
+
+def _failure_reason(instance, run_id: str) -> str:
+    """The message of the run's failure event (why the platform or Dagster failed it)."""
+    import dagster as dg
+
+    events = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    messages = [e.dagster_event.message for e in events if e.dagster_event]
+    return (messages[-1] or "run failed").splitlines()[0][:300] if messages else "run failed"
 
 
 def _feast(args: argparse.Namespace, paths: PlatformPaths) -> int:
@@ -277,6 +292,36 @@ def _feast(args: argparse.Namespace, paths: PlatformPaths) -> int:
     return 0  # pragma: no cover - exec does not return
 
 
+def _champion_line(paths: PlatformPaths) -> str:
+    """The registry's champion, with every pointer file brought in line with it first."""
+    from mlops_assets.profile import active_profile
+
+    embedded_store = paths.root / "mlflow" / "mlflow.db"
+    if not active_profile().is_production and not embedded_store.exists():
+        return "Champion: none (no model trained yet)"
+    try:
+        champion = _reconciled_champion(paths)
+    except Exception as exc:  # status still reports the rest when the registry is down
+        reason = getattr(exc, "description", None) or f"{type(exc).__name__}: {exc}"
+        return f"Champion: unknown ({reason.splitlines()[0][:300]})"
+    if champion is None:
+        return "Champion: none"
+    return f"Champion: v{champion.version} (run {champion.run_id})"
+
+
+def _reconciled_champion(paths: PlatformPaths):
+    """The champion alias's version, after history, champion.json and bento.json follow it.
+
+    Every command that reads or moves the champion calls this first, so a run killed between
+    moving the alias and updating those files is repaired before anyone reads them.
+    """
+    from mlops_assets.deployment.bento_export import reconcile_export
+    from mlops_assets.resources import resolve_spec_path
+
+    champion, _ = reconcile_export(_registry(paths), paths, resolve_spec_path(paths))
+    return champion
+
+
 def _registry(paths: PlatformPaths):
     from mlops_assets.deployment.registry import ChampionRegistry
     from mlops_assets.resources import MlopsHome, resolve_spec_path
@@ -290,6 +335,7 @@ def _registry(paths: PlatformPaths):
 
 def _history(args: argparse.Namespace, paths: PlatformPaths) -> int:
     registry = _registry(paths)
+    _reconciled_champion(paths)
     entries = registry.history()
     if not entries:
         _say("No promotion yet.")
@@ -327,6 +373,7 @@ def _serve(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.serving.runtime import bentoml_home
 
     open_instance(paths)
+    _reconciled_champion(paths)  # bento.json must name the registry's champion
     os.environ["BENTOML_HOME"] = str(bentoml_home(paths))
     os.chdir(PROJECT_ROOT)
     service = "bentos.service:PredictionService"
