@@ -23,6 +23,8 @@ from mlops_assets.runner import (
 FAULT_CHOICES = ("nulls", "out_of_range", "unparseable", "duplicates")
 SCENARIOS = ("none", "covariate_shift", "market_jump")
 LOOPBACK = "127.0.0.1"
+FEAST_SERVERS = frozenset({"serve", "serve_offline", "serve_registry", "serve_lineage", "ui"})
+FEAST_OPEN_ONLY = frozenset({"serve_transformations"})  # gRPC on [::], no --host option
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -274,6 +276,7 @@ def _feast(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.features.feast_repo import FEATURE_REPO, config_file
     from mlops_assets.profile import active_profile
 
+    feast_args = feast_arguments(list(args.feast_args))
     open_instance(paths)  # exports MLOPS_HOME for feature_store.yaml and definitions.py
     profile = active_profile()
     for name, value in profile.feast_substitutions(paths.root).items():
@@ -286,10 +289,33 @@ def _feast(args: argparse.Namespace, paths: PlatformPaths) -> int:
         str(FEATURE_REPO),
         "--feature-store-yaml",
         str(config_file(profile)),
-        *args.feast_args,
+        *feast_args,
     ]
     _exec(command)
     return 0  # pragma: no cover - exec does not return
+
+
+def feast_arguments(arguments: list[str]) -> list[str]:
+    """The feast CLI's arguments, with any server it starts bound to loopback.
+
+    Feast's own defaults differ per server (`feast ui` and `serve_lineage` listen on every
+    interface), so `--host 127.0.0.1` is added unless the user gave a host. Servers that can
+    only bind every interface are refused with the way to run them on purpose.
+    """
+    command = next((a for a in arguments if a in FEAST_SERVERS | FEAST_OPEN_ONLY), None)
+    if command is None:
+        return arguments
+    if command in FEAST_OPEN_ONLY or (command == "serve_registry" and "--no-grpc" not in arguments):
+        raise ValueError(
+            f"`feast {command}` listens on every network interface and cannot be told "
+            "otherwise, and `mlops feast` starts servers on 127.0.0.1 only: for the registry, "
+            "use `serve_registry --no-grpc --rest-api`; to expose a server on purpose, run the "
+            "feast CLI yourself"
+        )
+    if any(a in ("--host", "-h") or a.startswith("--host=") for a in arguments):
+        return arguments
+    position = arguments.index(command) + 1
+    return [*arguments[:position], "--host", LOOPBACK, *arguments[position:]]
 
 
 def _champion_line(paths: PlatformPaths) -> str:

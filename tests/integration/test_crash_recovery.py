@@ -8,6 +8,7 @@ answer: `mlops history`, `mlops status`, `champion.json`, `bento.json`, the next
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -47,10 +48,23 @@ def _mlops(home: Path, *args: str, timeout: float = 300) -> subprocess.Completed
 
 
 def _run_assets(home: Path, selection: list[str], **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tests.integration.run_assets", *selection],
-        capture_output=True, text=True, env=_env(home, **env), cwd=ROOT, timeout=600, check=False,
+    """Run `selection` in a process of its own group; helpers a killed run leaves are ended."""
+    command = [sys.executable, "-m", "tests.integration.run_assets", *selection]
+    process = subprocess.Popen(
+        command, env=_env(home, **env), cwd=ROOT, text=True, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    finally:
+        _end_group(process.pid)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def _end_group(pgid: int) -> None:
+    """SIGKILL what is left of a process group this test started (log tailers of a dead run)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def _alias(home: Path, alias: str) -> str:
@@ -128,6 +142,7 @@ def test_a_cli_run_killed_from_outside_is_marked_failed(home):
     process = subprocess.Popen(
         [sys.executable, "-m", "mlops_assets.cli", "run", "--batch", "big", "--rows", "400000"],
         env=_env(home), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
@@ -136,7 +151,7 @@ def test_a_cli_run_killed_from_outside_is_marked_failed(home):
             assert time.monotonic() < deadline, "the run did not start within 120 s"
             time.sleep(0.1)
     finally:
-        process.kill()
+        _end_group(process.pid)  # the run's process and its helpers, all at once
         process.wait(timeout=30)
     [run] = started
     status = _mlops(home, "status")
