@@ -20,14 +20,19 @@ from mlops_assets.serving.app import build_app
 from mlops_assets.serving.metrics import publish_model
 from mlops_assets.serving.prediction_log import PredictionLog
 from mlops_assets.serving.predictor import SPEC_FILE, Predictor, load_bundle
-from mlops_assets.serving.runtime import online_lookup, prediction_log_dir, resolve_model_tag
+from mlops_assets.serving.runtime import (
+    body_timeout_s,
+    online_lookup,
+    prediction_log_dir,
+    resolve_model_tag,
+)
 from mlops_assets.spec import load_spec
 
 MODEL_TAG = resolve_model_tag(bentoml.use_arguments())
 CHAMPION = bentoml.models.BentoModel(MODEL_TAG)
 SPEC = load_spec(Path(CHAMPION.resolve().path) / SPEC_FILE)
 _LIVE: dict[str, PredictionService] = {}
-api = build_app(SPEC, lambda: _LIVE["service"])
+api = build_app(SPEC, lambda: _LIVE["service"], body_timeout_s())
 
 
 @bentoml.service(

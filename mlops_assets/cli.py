@@ -22,6 +22,9 @@ from mlops_assets.runner import (
 
 FAULT_CHOICES = ("nulls", "out_of_range", "unparseable", "duplicates")
 SCENARIOS = ("none", "covariate_shift", "market_jump")
+LOOPBACK = "127.0.0.1"
+FEAST_SERVERS = frozenset({"serve", "serve_offline", "serve_registry", "serve_lineage", "ui"})
+FEAST_OPEN_ONLY = frozenset({"serve_transformations"})  # gRPC on [::], no --host option
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,11 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     feast.set_defaults(handler=_feast)
 
     serve = commands.add_parser("serve", help="bentoml serve the champion exported by `run`")
-    serve.add_argument("--port", type=int, default=3000)
+    _server_options(serve, port=3000)
     serve.set_defaults(handler=_serve)
 
     mlflow = commands.add_parser("mlflow", help="open the MLflow UI on this state folder's store")
-    mlflow.add_argument("--port", type=int, default=5000)
+    _server_options(mlflow, port=5000)
     mlflow.set_defaults(handler=_mlflow)
 
     history = commands.add_parser("history", help="promotion history of the champion")
@@ -103,9 +106,27 @@ def _parser() -> argparse.ArgumentParser:
     rollback.set_defaults(handler=_rollback)
 
     ui = commands.add_parser("ui", help="open the Dagster UI (dagster dev) on this state folder")
-    ui.add_argument("--port", type=int, default=3000)
+    _server_options(ui, port=3000)
     ui.set_defaults(handler=_ui)
     return parser
+
+
+def _server_options(parser: argparse.ArgumentParser, port: int) -> None:
+    """Every server binds loopback unless told otherwise: none of them asks who is calling."""
+    parser.add_argument(
+        "--host",
+        default=LOOPBACK,
+        help=f"interface to listen on (default: {LOOPBACK}; 0.0.0.0 opens it to the network)",
+    )
+    parser.add_argument("--port", type=int, default=port)
+
+
+def _listening(args: argparse.Namespace) -> str:
+    """The true address a server is about to bind, said before it starts."""
+    where = f"http://{args.host}:{args.port}"
+    if args.host in ("0.0.0.0", "::", ""):
+        return f"Listening on {where} (every network interface, without authentication)"
+    return f"Listening on {where}"
 
 
 def _synthetic_options(parser: argparse.ArgumentParser) -> None:
@@ -156,6 +177,7 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
     instance = open_instance(paths)
     spec_path = resolve_spec_path(paths)
     _say(f"State folder: {paths.root}\nDataset spec: {spec_path}")
+    _reconciled_champion(paths)
     source = {
         "kind": args.source,
         "path": args.path,
@@ -227,6 +249,8 @@ def _ingest(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _status(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    import dagster as dg
+
     from mlops_assets.ingestion.publication import recover
 
     instance = open_instance(paths)
@@ -242,18 +266,31 @@ def _status(args: argparse.Namespace, paths: PlatformPaths) -> int:
         p.name for p in paths.landing.glob("*") if p.is_file() and not p.name.startswith(".")
     ]
     _say(f"Waiting in landing: {len(waiting)} {waiting[:5]}")
+    _say(_champion_line(paths))
     _say("Recent runs:")
     for record in instance.get_run_records(limit=5):
         run = record.dagster_run
         batch = run.tags.get("dagster/partition", "")
         _say(f"  {run.run_id[:8]} {run.job_name:<20} {run.status.value:<10} {batch}")
+        if run.status == dg.DagsterRunStatus.FAILURE:
+            _say(f"           {_failure_reason(instance, run.run_id)}")
     return 0
+
+
+def _failure_reason(instance, run_id: str) -> str:
+    """The message of the run's failure event (why the platform or Dagster failed it)."""
+    import dagster as dg
+
+    events = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    messages = [e.dagster_event.message for e in events if e.dagster_event]
+    return (messages[-1] or "run failed").splitlines()[0][:300] if messages else "run failed"
 
 
 def _feast(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.features.feast_repo import FEATURE_REPO, config_file
     from mlops_assets.profile import active_profile
 
+    feast_args = feast_arguments(list(args.feast_args))
     open_instance(paths)  # exports MLOPS_HOME for feature_store.yaml and definitions.py
     profile = active_profile()
     for name, value in profile.feast_substitutions(paths.root).items():
@@ -266,10 +303,63 @@ def _feast(args: argparse.Namespace, paths: PlatformPaths) -> int:
         str(FEATURE_REPO),
         "--feature-store-yaml",
         str(config_file(profile)),
-        *args.feast_args,
+        *feast_args,
     ]
-    os.execvp(command[0], command)
+    _exec(command)
     return 0  # pragma: no cover - exec does not return
+
+
+def feast_arguments(arguments: list[str]) -> list[str]:
+    """The feast CLI's arguments, with any server it starts bound to loopback.
+
+    Feast's own defaults differ per server (`feast ui` and `serve_lineage` listen on every
+    interface), so `--host 127.0.0.1` is added unless the user gave a host. Servers that can
+    only bind every interface are refused with the way to run them on purpose.
+    """
+    command = next((a for a in arguments if a in FEAST_SERVERS | FEAST_OPEN_ONLY), None)
+    if command is None:
+        return arguments
+    if command in FEAST_OPEN_ONLY or (command == "serve_registry" and "--no-grpc" not in arguments):
+        raise ValueError(
+            f"`feast {command}` listens on every network interface and cannot be told "
+            "otherwise, and `mlops feast` starts servers on 127.0.0.1 only: for the registry, "
+            "use `serve_registry --no-grpc --rest-api`; to expose a server on purpose, run the "
+            "feast CLI yourself"
+        )
+    if any(a in ("--host", "-h") or a.startswith("--host=") for a in arguments):
+        return arguments
+    position = arguments.index(command) + 1
+    return [*arguments[:position], "--host", LOOPBACK, *arguments[position:]]
+
+
+def _champion_line(paths: PlatformPaths) -> str:
+    """The registry's champion, with every pointer file brought in line with it first."""
+    from mlops_assets.profile import active_profile
+
+    embedded_store = paths.root / "mlflow" / "mlflow.db"
+    if not active_profile().is_production and not embedded_store.exists():
+        return "Champion: none (no model trained yet)"
+    try:
+        champion = _reconciled_champion(paths)
+    except Exception as exc:  # status still reports the rest when the registry is down
+        reason = getattr(exc, "description", None) or f"{type(exc).__name__}: {exc}"
+        return f"Champion: unknown ({reason.splitlines()[0][:300]})"
+    if champion is None:
+        return "Champion: none"
+    return f"Champion: v{champion.version} (run {champion.run_id})"
+
+
+def _reconciled_champion(paths: PlatformPaths):
+    """The champion alias's version, after history, champion.json and bento.json follow it.
+
+    Every command that reads or moves the champion calls this first, so a run killed between
+    moving the alias and updating those files is repaired before anyone reads them.
+    """
+    from mlops_assets.deployment.bento_export import reconcile_export
+    from mlops_assets.resources import resolve_spec_path
+
+    champion, _ = reconcile_export(_registry(paths), paths, resolve_spec_path(paths))
+    return champion
 
 
 def _registry(paths: PlatformPaths):
@@ -285,6 +375,7 @@ def _registry(paths: PlatformPaths):
 
 def _history(args: argparse.Namespace, paths: PlatformPaths) -> int:
     registry = _registry(paths)
+    _reconciled_champion(paths)
     entries = registry.history()
     if not entries:
         _say("No promotion yet.")
@@ -322,12 +413,14 @@ def _serve(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.serving.runtime import bentoml_home
 
     open_instance(paths)
+    _reconciled_champion(paths)  # bento.json must name the registry's champion
     os.environ["BENTOML_HOME"] = str(bentoml_home(paths))
     os.chdir(PROJECT_ROOT)
     service = "bentos.service:PredictionService"
-    command = [sys.executable, "-m", "bentoml", "serve", service, "--port", str(args.port)]
+    command = [sys.executable, "-m", "bentoml", "serve", service, *_bind(args)]
     _say(f"BENTOML_HOME={os.environ['BENTOML_HOME']} {' '.join(command[1:])}")
-    os.execvp(command[0], command)
+    _say(_listening(args))
+    _exec(command)
     return 0  # pragma: no cover - exec does not return
 
 
@@ -338,19 +431,31 @@ def _mlflow(args: argparse.Namespace, paths: PlatformPaths) -> int:
     tracking = MlflowTracking(home=MlopsHome(path=str(paths.root)))
     # Passed in the environment, not argv, where other users could read its password.
     os.environ["MLFLOW_BACKEND_STORE_URI"] = tracking.resolved_uri()
-    command = [sys.executable, "-m", "mlflow", "ui", "--port", str(args.port)]
+    command = [sys.executable, "-m", "mlflow", "ui", *_bind(args)]
     _say(f"MLFLOW_BACKEND_STORE_URI={tracking.redacted_uri()} {' '.join(command)}")
-    os.execvp(command[0], command)
+    _say(_listening(args))
+    _exec(command)
     return 0  # pragma: no cover - exec does not return
 
 
 def _ui(args: argparse.Namespace, paths: PlatformPaths) -> int:
     open_instance(paths)
     workspace = os.path.join(os.path.dirname(os.path.dirname(__file__)), "workspace.yaml")
-    command = [sys.executable, "-m", "dagster", "dev", "-w", workspace, "-p", str(args.port)]
+    command = [sys.executable, "-m", "dagster", "dev", "-w", workspace, *_bind(args)]
     _say(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
-    os.execvp(command[0], command)
+    _say(_listening(args))
+    _exec(command)
     return 0  # pragma: no cover - exec does not return
+
+
+def _exec(command: list[str]) -> None:
+    """Become `command`; what was said so far is flushed first, or exec would drop it."""
+    sys.stdout.flush()
+    os.execvp(command[0], command)
+
+
+def _bind(args: argparse.Namespace) -> list[str]:
+    return ["--host", args.host, "--port", str(args.port)]
 
 
 def _report_pipeline(run: PipelineRun) -> None:

@@ -139,7 +139,12 @@ def dagster_instance_yaml(profile: Profile) -> str:
     The password is an `env:` reference, so the file carries no secret.
     """
     header = f"{DAGSTER_YAML_MARKER} ({profile.name} profile; rewritten by `mlops`).\n"
-    config: dict[str, object] = {"telemetry": {"enabled": False}}
+    config: dict[str, object] = {
+        "telemetry": {"enabled": False},
+        # The daemon (dagster dev, the Helm chart) fails runs stuck starting or whose worker
+        # the launcher reports dead; `dead_runs.py` covers runs whose process was killed here.
+        "run_monitoring": {"enabled": True, "start_timeout_seconds": 180},
+    }
     if profile.is_production:
         pg = profile.require_postgres()
         database = {

@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 import pyarrow.parquet as pq
 
+from mlops_assets.dead_runs import fail_dead_runs, process_tags
 from mlops_assets.paths import HOME_ENV, PlatformPaths
 from mlops_assets.profile import active_profile
 from mlops_assets.sources import (
@@ -49,11 +50,14 @@ def open_instance(paths: PlatformPaths) -> dg.DagsterInstance:
     """Open the platform's Dagster instance under `MLOPS_HOME`.
 
     Both env vars are pointed there, so in-process runs and later `dagster dev` sessions see
-    the same state.
+    the same state. Runs whose process was killed are marked failed first (`dead_runs.py`),
+    so no command shows or waits on a run that can no longer end.
     """
     os.environ[HOME_ENV] = str(paths.root)
     os.environ["DAGSTER_HOME"] = str(paths.ensure_dagster_home())
-    return dg.DagsterInstance.from_config(str(paths.dagster_home))
+    instance = dg.DagsterInstance.from_config(str(paths.dagster_home))
+    fail_dead_runs(instance)
+    return instance
 
 
 def ingest_batch(
@@ -75,6 +79,7 @@ def ingest_batch(
             "ops": {"raw_data": {"config": source or {}}},
             "loggers": {"console": {"config": {"log_level": log_level}}},
         },
+        tags=process_tags(),
         raise_on_error=False,
     )
     return BatchRun(
@@ -100,7 +105,7 @@ def run_pipeline(
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     if not parallel:
         result = defs.resolve_job_def(job).execute_in_process(
-            instance=instance, run_config=run_config, raise_on_error=False
+            instance=instance, run_config=run_config, tags=process_tags(), raise_on_error=False
         )
         return _pipeline_outcome(result)
     if job != "pipeline_job":
@@ -114,6 +119,7 @@ def run_pipeline(
         dg.reconstructable(parallel_pipeline_job),
         instance=instance,
         run_config=run_config,
+        tags=process_tags(),
         raise_on_error=False,
     ) as result:
         return _pipeline_outcome(result)

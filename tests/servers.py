@@ -207,7 +207,7 @@ def bento_service(env: dict[str, str], cwd: Path, attempts: int = 2) -> Iterator
     for _ in range(attempts):
         server, url = _start_bento(env, cwd)
         try:
-            if _wait_ready(server, url):
+            if wait_ready(server, url):
                 yield url
                 return
             errors.append(server.stderr.read()[-3000:] if server.stderr else "")
@@ -230,7 +230,7 @@ def _start_bento(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen, str]
     return server, f"http://127.0.0.1:{port}"
 
 
-def _wait_ready(server: subprocess.Popen, url: str, timeout_s: float = 120) -> bool:
+def wait_ready(server: subprocess.Popen, url: str, timeout_s: float = 120) -> bool:
     """True once `/readyz` answers 200; False if the server exits first."""
     import httpx
 

@@ -2,14 +2,13 @@
 
 import subprocess
 from collections.abc import Iterator
-from dataclasses import asdict
 from typing import Any
 
 import dagster as dg
 
 from mlops_assets.core.quality import CheckOutcome, Severity
 from mlops_assets.core.storage import read_json
-from mlops_assets.deployment.bento_export import build_bento, export_model, model_tag
+from mlops_assets.deployment.bento_export import build_bento, reconcile_export
 from mlops_assets.deployment.registry import ChampionRegistry, PromotionConflict
 from mlops_assets.errors import failing_clearly
 from mlops_assets.features.assets import online_features
@@ -17,13 +16,7 @@ from mlops_assets.ingestion.checks import check_specs, to_check_result
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.serving.runtime import bentoml_home, export_pointer
 from mlops_assets.training.assets import read_decision, validation_report
-from mlops_assets.training.model_store import (
-    BOOSTER_FILE,
-    SPEC_FILE,
-    candidate_id,
-    load_manifest,
-    models_dir,
-)
+from mlops_assets.training.model_store import candidate_id, load_manifest
 from mlops_assets.training.tracking import MlflowTracking
 
 PROMOTION_CHECKS = {
@@ -129,39 +122,18 @@ def bento_model(
     """The champion exported into BentoML's model store, labelled with its lineage."""
     spec, paths = dataset.load(), home.paths()
     registry = ChampionRegistry(mlflow_tracking.client(), spec.name, paths)
-    champion = registry.champion()
-    if champion is None:
+    champion, exported = reconcile_export(registry, paths, dataset.resolved_path(), always=True)
+    if champion is None or exported is None:
         raise dg.Failure(description="no champion to export: no model has passed the gates yet")
     manifest = load_manifest(paths, champion.run_id)
-    promoted = _promotion_of(registry, champion.version)
-    info = {
-        "model_name": spec.name,
-        "model_version": champion.version,
-        "mlflow_run_id": champion.run_id,
-        "data_hash": manifest.data_hash,
-        "feature_service": manifest.feature_service,
-        "code_version": manifest.code_version,
-        "promoted_at": promoted.get("at", ""),
-        "metrics": promoted.get("metrics", {}),
-    }
-    tag = model_tag(spec.name, champion.version, champion.run_id)
-    labels = {
-        "mlflow_version": champion.version,
-        "data_hash": manifest.data_hash[:16],
-        "feature_service": manifest.feature_service,
-    }
-    folder = models_dir(paths) / champion.run_id
-    trained_with = folder / SPEC_FILE  # the spec this model was trained with, not today's
-    spec_path = trained_with if trained_with.exists() else dataset.resolved_path()
-    exported = export_model(
-        paths, tag, folder / BOOSTER_FILE, spec_path, asdict(manifest), info, labels
-    )
     return dg.MaterializeResult(
         metadata={
             "model_tag": exported.tag,
             "created": exported.created,
             "path": dg.MetadataValue.path(exported.path),
-            **labels,
+            "mlflow_version": champion.version,
+            "data_hash": manifest.data_hash[:16],
+            "feature_service": manifest.feature_service,
         }
     )
 
@@ -184,10 +156,3 @@ def bento(home: MlopsHome) -> dg.MaterializeResult:
             "serve": f"BENTOML_HOME={bentoml_home(paths)} bentoml serve {tag}",
         }
     )
-
-
-def _promotion_of(registry: ChampionRegistry, version: str) -> dict:
-    for entry in reversed(registry.history()):
-        if entry["version"] == version and entry["action"] == "promote":
-            return entry
-    return {}

@@ -4,6 +4,10 @@ BentoML's store lives in the state folder (`$MLOPS_HOME/bentoml`). The exported 
 plain folder (booster in XGBoost's format, dataset spec, manifest, registry facts), so the
 service loads it without pickle; its tag names the registry version and run, so each champion
 is exported once and the export is idempotent.
+
+`bento.json` names the exported champion for `mlops serve`. It follows the registry's alias,
+like `champion.json`: `reconcile_export` exports the alias's version whenever the file names
+another (a run killed between promotion and export), under the promotion lock.
 """
 
 from __future__ import annotations
@@ -11,14 +15,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_assets.core.storage import write_json_atomic
+from mlops_assets.core.storage import read_json, write_json_atomic
+from mlops_assets.crash_points import crash_point
+from mlops_assets.deployment.registry import ChampionInfo, ChampionRegistry
 from mlops_assets.paths import PROJECT_ROOT, PlatformPaths
 from mlops_assets.serving.predictor import write_bundle
 from mlops_assets.serving.runtime import bentoml_home, export_pointer
+from mlops_assets.training.model_store import BOOSTER_FILE, SPEC_FILE, load_manifest, models_dir
 
 BENTOFILE = PROJECT_ROOT / "bentos" / "bentofile.yaml"
 BUILD_TIMEOUT_S = 600
@@ -32,6 +39,66 @@ class ExportedModel:
     tag: str
     path: str
     created: bool
+
+
+def reconcile_export(
+    registry: ChampionRegistry, paths: PlatformPaths, spec_path: Path, *, always: bool = False
+) -> tuple[ChampionInfo | None, ExportedModel | None]:
+    """The champion, with history, `champion.json` and `bento.json` all following the alias.
+
+    The export runs when `bento.json` names another model, or `always`; else it is None.
+    `spec_path` is used only for a model saved without the spec it was trained with.
+    """
+    with registry.locked():
+        champion = registry.reconcile_locked()
+        if champion is None or (not always and export_names(paths, champion)):
+            return champion, None
+        return champion, export_champion(registry, champion, paths, spec_path)
+
+
+def export_champion(
+    registry: ChampionRegistry, champion: ChampionInfo, paths: PlatformPaths, spec_path: Path
+) -> ExportedModel:
+    """Export `champion` into BentoML's store (once) and point `bento.json` at it."""
+    manifest = load_manifest(paths, champion.run_id)
+    promoted = registry.promotion_of(champion.version)
+    info = {
+        "model_name": registry.name,
+        "model_version": champion.version,
+        "mlflow_run_id": champion.run_id,
+        "data_hash": manifest.data_hash,
+        "feature_service": manifest.feature_service,
+        "code_version": manifest.code_version,
+        "promoted_at": promoted.get("at", ""),
+        "metrics": promoted.get("metrics", {}),
+    }
+    labels = {
+        "mlflow_version": champion.version,
+        "data_hash": manifest.data_hash[:16],
+        "feature_service": manifest.feature_service,
+    }
+    folder = models_dir(paths) / champion.run_id
+    trained_with = folder / SPEC_FILE  # the spec this model was trained with, not today's
+    return export_model(
+        paths,
+        model_tag(registry.name, champion.version, champion.run_id),
+        folder / BOOSTER_FILE,
+        trained_with if trained_with.exists() else spec_path,
+        asdict(manifest),
+        info,
+        labels,
+    )
+
+
+def export_names(paths: PlatformPaths, champion: ChampionInfo) -> bool:
+    """Whether `bento.json` names this champion (False when it is missing or unreadable)."""
+    try:
+        pointer = read_json(export_pointer(paths))
+    except (OSError, ValueError):
+        return False
+    return str(pointer.get("model_version")) == champion.version and pointer.get(
+        "mlflow_run_id"
+    ) == (champion.run_id)
 
 
 def model_tag(dataset: str, version: str, run_id: str) -> str:
@@ -64,6 +131,7 @@ def export_model(
             write_bundle(Path(ref.path), booster_path, spec_path, manifest, info)
         created = bentoml.models.get(tag, _model_store=store)
         exported = ExportedModel(str(created.tag), str(created.path), created=True)
+    crash_point("export:before_pointer")
     write_json_atomic({"model_tag": exported.tag, **info}, export_pointer(paths))
     return exported
 

@@ -11,6 +11,11 @@ in the state folder (and the same facts are written as tags on the model version
 Each step is idempotent, so a promotion that dies half-way converges when it is run again:
 registering finds the version already created for the run, and moving an alias to where it
 already points records the history entry if it is missing.
+
+The alias is the one truth; the history file and `champion.json` follow it. A process killed
+between moving the alias and writing them (the files and the registry cannot change in one
+step) leaves them behind, so every reader first calls `reconcile`, which records what the
+alias says under the same lock; all readers then give the alias's answer.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops_assets.core.storage import write_json_atomic
+from mlops_assets.core.storage import read_json, write_json_atomic
+from mlops_assets.crash_points import crash_point
 from mlops_assets.deployment.locks import advisory_lock, file_lock
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.profile import active_profile
@@ -33,6 +39,8 @@ CHALLENGER = "challenger"
 LOCK_TIMEOUT_S = 60.0
 # What MLflow answers for a missing model and a missing alias (any other error propagates).
 _ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+_MOVE_TAGS = {"promote": "promoted_at", "rollback": "rolled_back_at"}
+RECOVERED = "recorded on recovery: the run that moved the alias stopped before recording it"
 
 
 class PromotionConflict(RuntimeError):
@@ -108,23 +116,26 @@ class ChampionRegistry:
         self, version: str, expected_champion: str | None, record: dict[str, Any]
     ) -> dict[str, Any]:
         """Move `champion` to `version` if it still points where the evaluation saw it."""
-        with self._locked():
+        with self.locked():
             current = self.champion()
             current_version = current.version if current else None
-            if current_version == version:
+            if current_version == version:  # a rerun after a crash: record it as itself
                 return self._ensure_recorded("promote", version, expected_champion, record)
+            self.reconcile_locked()  # an earlier move, unrecorded, goes into history first
             if current_version != expected_champion:
                 raise PromotionConflict(
                     f"champion is v{current_version}, but v{version} was evaluated against "
                     f"v{expected_champion}: re-run validation_report before promoting"
                 )
+            crash_point("promotion:before_alias")
             self._move_champion_alias(version)
+            crash_point("promotion:after_alias")
             return self._record("promote", version, current_version, record)
 
     def rollback(self, reason: str = "manual rollback") -> dict[str, Any]:
         """Restore the champion that the current one replaced, and record it."""
-        with self._locked():
-            current = self.champion()
+        with self.locked():
+            current = self.reconcile_locked()
             if current is None:
                 raise NothingToRollBack(f"model {self.name!r} has no champion")
             previous = self._previous_of(current.version)
@@ -136,12 +147,84 @@ class ChampionRegistry:
             return self._record("rollback", previous, current.version, {"reason": reason})
 
     def history(self) -> list[dict[str, Any]]:
-        """Every promotion and rollback of this model, oldest first."""
+        """Every promotion and rollback of this model, oldest first.
+
+        A last line cut short by a crash is skipped; `reconcile` records the move again.
+        """
         if not self.history_path.exists():
             return []
-        lines = self.history_path.read_text().splitlines()
-        entries = [json.loads(line) for line in lines if line.strip()]
+        entries = []
+        for line in self.history_path.read_text().splitlines():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
         return [e for e in entries if e.get("model") == self.name]
+
+    def promotion_of(self, version: str) -> dict[str, Any]:
+        """The history entry that made `version` champion ({} if there is none)."""
+        for entry in reversed(self.history()):
+            if entry["version"] == version and entry["action"] == "promote":
+                return entry
+        return {}
+
+    def reconcile(self) -> ChampionInfo | None:
+        """The champion, with history and `champion.json` brought in line with the alias."""
+        with self.locked():
+            return self.reconcile_locked()
+
+    def reconcile_locked(self) -> ChampionInfo | None:
+        """`reconcile` for a caller that holds `locked()` already."""
+        champion = self.champion()
+        if champion is None:
+            return None
+        entries = self.history()
+        last = entries[-1] if entries else None
+        if last is None or last["version"] != champion.version:
+            self._record(*self._recovered_move(champion, last))
+        else:
+            self._follow(last, champion)
+        return champion
+
+    def locked(self) -> AbstractContextManager[None]:
+        """The promotion lock: held while the alias moves and while its followers catch up."""
+        profile = active_profile()
+        if profile.is_production:
+            lock_name = f"mlops-promotion:{self.name}"
+            return advisory_lock(profile.require_postgres(), lock_name, LOCK_TIMEOUT_S)
+        return file_lock(self.lock_path, LOCK_TIMEOUT_S)
+
+    def _recovered_move(
+        self, champion: ChampionInfo, last: dict[str, Any] | None
+    ) -> tuple[str, str, str | None, dict[str, Any]]:
+        """The history entry a move that was never recorded should have written."""
+        previous = last["version"] if last else None
+        if last and last["action"] == "promote" and last.get("previous") == champion.version:
+            return "rollback", champion.version, previous, {"reason": RECOVERED}
+        record: dict[str, Any] = {"reason": RECOVERED, "model_id": champion.run_id}
+        decision = self.paths.root / "models" / champion.run_id / "report" / "decision.json"
+        if decision.exists():
+            record["metrics"] = read_json(decision).get("metrics", {}).get("model", {})
+        return "promote", champion.version, previous, record
+
+    def _follow(self, entry: dict[str, Any], champion: ChampionInfo) -> None:
+        """Write the version tag and `champion.json` of a recorded move, where missing."""
+        tag = _MOVE_TAGS[entry["action"]]
+        if champion.tags.get(tag) != entry["at"]:
+            self.client.set_model_version_tag(self.name, champion.version, tag, entry["at"])
+        if not self._pointer_names(champion):
+            self._write_pointer(entry)
+
+    def _pointer_names(self, champion: ChampionInfo) -> bool:
+        if not self.pointer_path.exists():
+            return False
+        try:
+            pointer = read_json(self.pointer_path)
+        except (OSError, ValueError):
+            return False
+        return pointer.get("version") == champion.version and pointer.get("run_id") == (
+            champion.run_id
+        )
 
     def _move_champion_alias(self, version: str) -> None:
         self.client.set_registered_model_alias(self.name, CHAMPION, version)
@@ -176,23 +259,26 @@ class ChampionRegistry:
             "previous": previous,
             **record,
         }
-        with self.history_path.open("a") as handle:
-            handle.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
+        line = json.dumps(entry, sort_keys=True, default=str) + "\n"
+        with self.history_path.open("a+") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() and not self._ends_with_newline():
+                line = "\n" + line  # a line cut short by a crash stays on its own
+            handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
-        tag = {"promote": "promoted_at", "rollback": "rolled_back_at"}[action]
-        self.client.set_model_version_tag(self.name, version, tag, entry["at"])
+        crash_point("promotion:after_history")
+        self.client.set_model_version_tag(self.name, version, _MOVE_TAGS[action], entry["at"])
         self._write_pointer(entry)
+        crash_point("promotion:after_pointer")
         return entry
+
+    def _ends_with_newline(self) -> bool:
+        with self.history_path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
 
     def _write_pointer(self, entry: dict[str, Any]) -> None:
         info = self.champion()
         run_id = info.run_id if info else None
         write_json_atomic({**entry, "run_id": run_id}, self.pointer_path)
-
-    def _locked(self) -> AbstractContextManager[None]:
-        profile = active_profile()
-        if profile.is_production:
-            lock_name = f"mlops-promotion:{self.name}"
-            return advisory_lock(profile.require_postgres(), lock_name, LOCK_TIMEOUT_S)
-        return file_lock(self.lock_path, LOCK_TIMEOUT_S)

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from mlops_assets.core.drift import DriftResult, DriftThresholds, detect_drift
 from mlops_assets.core.quality import CheckOutcome, Severity
+from mlops_assets.deployment.registry import ChampionRegistry
 from mlops_assets.ingestion.assets import cleaned_data
 from mlops_assets.ingestion.checks import check_specs, to_check_result
 from mlops_assets.monitoring.inputs import (
@@ -18,6 +19,7 @@ from mlops_assets.monitoring.inputs import (
 )
 from mlops_assets.monitoring.push import push_drift
 from mlops_assets.resources import DatasetSpecResource, MetricsPush, MlopsHome
+from mlops_assets.training.tracking import MlflowTracking
 
 DRIFT_CHECKS = {
     "drift_below_threshold": "The newest batch has not drifted from the champion's data."
@@ -46,12 +48,14 @@ def drift_report(
     dataset: DatasetSpecResource,
     home: MlopsHome,
     metrics_push: MetricsPush,
+    mlflow_tracking: MlflowTracking,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """PSI and Wasserstein drift of the newest batch and of live traffic, per column."""
     spec, paths = dataset.load(), home.paths()
     thresholds = DriftThresholds(config.psi, config.wasserstein, config.drifted_share)
+    champion = ChampionRegistry(mlflow_tracking.client(), spec.name, paths).reconcile()
     try:
-        reference, source = reference_statistics(paths)
+        reference, source = reference_statistics(paths, champion.run_id if champion else None)
         batch, frame = newest_batch(paths, config.batch)
     except FileNotFoundError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc

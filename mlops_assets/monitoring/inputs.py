@@ -22,12 +22,17 @@ from mlops_assets.spec import DatasetSpec
 STATISTICS_FILE = "feature_statistics.json"
 
 
-def reference_statistics(paths: PlatformPaths) -> tuple[dict[str, Any], str]:
-    """The champion's training statistics (or the latest training set's, before any champion)."""
-    pointer = paths.root / "deployment" / "champion.json"
-    if pointer.exists():
-        run_id = read_json(pointer).get("run_id")
-        candidate = paths.root / "models" / str(run_id) / STATISTICS_FILE
+def reference_statistics(
+    paths: PlatformPaths, champion_run_id: str | None
+) -> tuple[dict[str, Any], str]:
+    """The champion's training statistics (or the latest training set's, before any champion).
+
+    The champion is the registry's (its run id passed in), never a pointer file that a crash
+    could have left behind.
+    """
+    if champion_run_id:
+        run_id = champion_run_id
+        candidate = paths.root / "models" / run_id / STATISTICS_FILE
         if candidate.exists():
             return read_json(candidate), f"champion run {run_id}"
     fallback = paths.root / "training" / STATISTICS_FILE

@@ -6,6 +6,7 @@ they are while predictions skip that overhead. Every answer names the model vers
 client error is a 4xx that names the problem, and nothing a client sends can cause a 5xx.
 """
 
+import asyncio
 import logging
 import time
 import uuid
@@ -27,11 +28,17 @@ from mlops_assets.serving.schema import MAX_BATCH, KeysRequest, batch_model, rec
 from mlops_assets.spec import DatasetSpec
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
+BODY_TIMEOUT_S = 15.0
 LOG = logging.getLogger(__name__)
 
 
-def build_app(spec: DatasetSpec, state: Callable[[], Any]) -> FastAPI:
-    """The API for one dataset spec; `state()` returns the live service (model, lookup, log)."""
+def build_app(
+    spec: DatasetSpec, state: Callable[[], Any], body_timeout_s: float = BODY_TIMEOUT_S
+) -> FastAPI:
+    """The API for one dataset spec; `state()` returns the live service (model, lookup, log).
+
+    A request body must arrive whole within `body_timeout_s` of the request's start.
+    """
     record, batch = record_model(spec), batch_model(spec)
     app = FastAPI(
         title=f"{spec.name} predictions",
@@ -39,6 +46,7 @@ def build_app(spec: DatasetSpec, state: Callable[[], Any]) -> FastAPI:
         version=str(spec.version),
     )
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(BodyDeadline, timeout_s=body_timeout_s)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
 
@@ -125,8 +133,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _error(status: int, message: str, **details: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **details}, status_code=status)
+def _error(
+    status: int, message: str, headers: dict[str, str] | None = None, **details: Any
+) -> JSONResponse:
+    return JSONResponse({"error": message, **details}, status_code=status, headers=headers)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -140,7 +150,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    return _error(exc.status_code, str(exc.detail))
+    return _error(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
 class BodyLimit:
@@ -170,6 +180,43 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+class BodyDeadline:
+    """Answer 408 and close when a request body does not arrive whole within `timeout_s`.
+
+    The server itself waits for a body as long as the client keeps the connection open, so a
+    client that declares more bytes than it sends (or drips them) would hold a connection and
+    a request slot forever. The deadline covers the whole body, not each read.
+    """
+
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app, self.timeout_s = app, timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, bounding the time its body may take to arrive."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = time.monotonic() + self.timeout_s
+        complete = False
+
+        async def bounded() -> Message:
+            nonlocal complete
+            if complete:  # after the body, receive() waits for a disconnect: not ours to bound
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
+            except TimeoutError:
+                raise HTTPException(
+                    408,
+                    f"request body not received within {self.timeout_s:g} s",
+                    headers={"connection": "close"},
+                ) from None
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, bounded, send)
 
 
 def _too_large(limit: int) -> JSONResponse:

@@ -21,6 +21,8 @@ from mlops_assets.profile import active_profile, redact_url
 MODEL_TAG_ENV = "MLOPS_MODEL_TAG"
 LOG_DIR_ENV = "MLOPS_PREDICTION_LOG_DIR"
 ONLINE_STORE_ENV = "MLOPS_ONLINE_FEATURES"  # "off" disables the by-key endpoint
+BODY_TIMEOUT_ENV = "MLOPS_BODY_TIMEOUT_S"
+DEFAULT_BODY_TIMEOUT_S = 15.0
 LOG = logging.getLogger(__name__)
 
 
@@ -62,6 +64,20 @@ def prediction_log_dir() -> Path:
     if configured:
         return Path(configured)
     return PlatformPaths(resolve_home()).root / "predictions"
+
+
+def body_timeout_s() -> float:
+    """Seconds a request body may take to arrive (`$MLOPS_BODY_TIMEOUT_S`, default 15)."""
+    configured = os.environ.get(BODY_TIMEOUT_ENV, "").strip()
+    if not configured:
+        return DEFAULT_BODY_TIMEOUT_S
+    try:
+        seconds = float(configured)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 3600:
+        raise ValueError(f"{BODY_TIMEOUT_ENV}={configured!r}: give seconds between 0 and 3600")
+    return seconds
 
 
 def online_lookup(spec: Any) -> Any | None:

@@ -4,7 +4,9 @@ Ranges become `ge`/`le`, categories become a `Literal` of the spec's values (int
 integer-coded categories: `"cp": 3` is accepted, `"cp": "3"`, `3.0` and `true` are not), nullable
 and imputed columns become optional (an imputed one is filled with the model's stored value),
 NaN and infinity are refused, and unknown fields are an error, so a bad request gets a 400 that
-names the field instead of a prediction on nonsense.
+names the field instead of a prediction on nonsense. Numbers and booleans are strict: `true` is
+not an integer and `"1800"` is not a number (a client sending them has a bug worth hearing
+about); an integer is still a valid float.
 """
 
 from __future__ import annotations
@@ -13,7 +15,17 @@ import functools
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    create_model,
+)
 
 from mlops_assets.spec import DatasetSpec, DType
 
@@ -69,7 +81,7 @@ class KeysRequest(BaseModel):
     """Entity keys whose features the online store holds."""
 
     model_config = ConfigDict(extra="forbid")
-    keys: list[Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]] = Field(
+    keys: list[Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]] = Field(
         min_length=1, max_length=MAX_KEYS
     )
 
@@ -92,11 +104,11 @@ def _annotation(dtype: DType, categories: tuple[Any, ...] | None) -> tuple[Any, 
             return Annotated[choices, BeforeValidator(_exact_integer)], {}
         return choices, {}
     if dtype == DType.INT:
-        return int, {"ge": INT64_MIN, "le": INT64_MAX}
+        return StrictInt, {"ge": INT64_MIN, "le": INT64_MAX}
     if dtype == DType.BOOL:
-        return bool, {}
+        return StrictBool, {}
     if dtype == DType.FLOAT:
-        return float, {}
+        return StrictFloat, {}  # strict, yet an int is accepted: 1800 is a valid 1800.0
     return str, {"max_length": 200}
 
 

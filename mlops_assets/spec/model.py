@@ -254,7 +254,8 @@ class DatasetSpec(_Strict):
             try:
                 expression = DerivedExpression.parse(derived.expr)
             except ExpressionError as exc:
-                raise ValueError(f"derived column {derived.name!r}: {exc}") from exc
+                shown = derived.expr if len(derived.expr) <= 120 else derived.expr[:120] + "..."
+                raise ValueError(f"derived column {derived.name!r} = {shown!r}: {exc}") from exc
             unknown = sorted(expression.columns - known)
             if unknown:
                 raise ValueError(f"derived column {derived.name!r} uses unknown columns {unknown}")

@@ -21,6 +21,7 @@ from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
 from tests.servers import bento_service
 
 ROOT = Path(__file__).resolve().parents[2]
+BODY_TIMEOUT_S = 5
 SPEC = load_spec(HOUSE_PRICES_SPEC)
 GOOD = {
     "sqft": 1800.0,
@@ -38,6 +39,7 @@ def served(tmp_path_factory) -> Iterator[dict]:
     home = tmp_path_factory.mktemp("served") / "mlops_home"
     env = {**os.environ, "MLOPS_HOME": str(home), "BENTOML_HOME": str(home / "bentoml")}
     env.pop("MLOPS_SPEC", None)
+    env["MLOPS_BODY_TIMEOUT_S"] = str(BODY_TIMEOUT_S)
     built = subprocess.run(
         [sys.executable, "-m", "mlops_assets.cli", "run", "--rows", "3000"],
         capture_output=True,
@@ -144,6 +146,11 @@ def test_missing_lot_size_is_filled_with_the_value_stored_with_the_model(served)
     ("body", "status", "named"),
     [
         ({**GOOD, "sqft": "big"}, 400, "sqft"),
+        ({**GOOD, "sqft": "1800"}, 400, "sqft"),
+        ({**GOOD, "sqft": True}, 400, "sqft"),
+        ({**GOOD, "bedrooms": True}, 400, "bedrooms"),
+        ({**GOOD, "bedrooms": "3"}, 400, "bedrooms"),
+        ({**GOOD, "bedrooms": 3.5}, 400, "bedrooms"),
         ({k: v for k, v in GOOD.items() if k != "bedrooms"}, 400, "bedrooms"),
         ({**GOOD, "colour": "red"}, 400, "colour"),
         (json.dumps({**GOOD, "sqft": float("nan")}), 400, "sqft"),
@@ -232,3 +239,62 @@ def test_no_client_input_causes_a_server_error(served):
     assert completed.returncode == 0, output[-4000:]
     generated = re.search(r"(\d+) generated", output)
     assert generated and int(generated.group(1)) >= 500, output[-2000:]
+
+
+def test_mlops_serve_listens_on_loopback_only_and_says_so(served):
+    """`mlops serve` without --host: the listening socket is 127.0.0.1, as its log line says."""
+    import psutil
+
+    from tests.servers import free_port, wait_ready
+
+    port = free_port()
+    env = {**os.environ, "MLOPS_HOME": str(served["home"])}
+    env.pop("BENTOML_HOST", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlops_assets.cli", "serve", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert wait_ready(server, f"http://127.0.0.1:{port}"), "mlops serve exited while starting"
+        listening = {
+            c.laddr.ip
+            for c in psutil.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        }
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=60)
+    assert listening == {"127.0.0.1"}
+    assert f"Listening on http://127.0.0.1:{port}" in output
+
+
+def test_an_integer_is_a_valid_float_and_keys_are_strict(served):
+    whole = _post(served, "/v1/predict", {**GOOD, "sqft": 1800, "lot_size": 5000})
+    assert whole.status_code == 200, whole.text
+    assert whole.json()["prediction"] == _post(served, "/v1/predict", GOOD).json()["prediction"]
+    for keys in ([True], ["1"], [1.0]):
+        refused = _post(served, "/v1/predict_by_key", {"keys": keys})
+        assert refused.status_code == 400 and "keys.0" in refused.json()["error"], keys
+
+
+def test_a_stalled_body_is_cut_off_with_408(served):
+    """Content-Length promises 100,000 bytes, 20 arrive: the answer comes, then the close."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(served["url"])
+    head = (
+        "POST /v1/predict HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\n"
+        "Content-Length: 100000\r\n\r\n"
+    )
+    started = time.monotonic()
+    with socket.create_connection((url.hostname, url.port), timeout=BODY_TIMEOUT_S + 20) as sock:
+        sock.sendall(head.encode() + b'{"sqft": 1800, "bed')
+        received = b""
+        while chunk := sock.recv(65536):  # ends when the server closes the connection
+            received += chunk
+    elapsed = time.monotonic() - started
+    assert received.startswith(b"HTTP/1.1 408"), received[:200]
+    assert b"not received within 5 s" in received
+    assert BODY_TIMEOUT_S - 0.5 <= elapsed < BODY_TIMEOUT_S + 10
+    assert served["client"].get("/readyz").status_code == 200, "still serving"

@@ -92,3 +92,36 @@ def test_derived_expression_is_vectorised_and_safe():
 def test_derived_expression_rejects_anything_but_arithmetic(source):
     with pytest.raises(ExpressionError):
         DerivedExpression.parse(source)
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("sqft + 9 ** 9 ** 9 ** 9", "exponent in '9 ** 9 ** 9 ** 9' must be a number"),
+        ("sqft ** 1000", "exponent in 'sqft ** 1000' must be a number between -8 and 8"),
+        ("sqft ** bedrooms", "must be a number between"),
+        ("sqft * 1e300", "out of bounds"),
+        ("sqft + 1e999", "out of bounds"),
+        (" + ".join(["sqft"] * 40), "has 79 syntax nodes; the limit is 64"),
+        ("log(" * 13 + "sqft" + ")" * 13, "levels deep; the limit is 12"),
+        ("sqft" + " + 1" * 200, "characters long; the limit is 500"),
+        ("log(sqft, sqft)", "log() takes 1 argument(s), got 2"),
+    ],
+)
+def test_unbounded_derived_expression_fails_at_load_naming_it(tmp_path, expr, expected):
+    path = _write_spec(tmp_path, lambda d: d["derived"][0].update(expr=expr))
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    name = yaml.safe_load(HOUSE_PRICES_SPEC.read_text())["derived"][0]["name"]
+    assert f"derived column {name!r} = '{expr[:100]}" in str(error.value)
+    assert expected in str(error.value)
+
+
+def test_bounded_powers_evaluate_in_float64_without_growing():
+    frame = pd.DataFrame({"a": [2.0, 3.0]})
+    np.testing.assert_allclose(
+        DerivedExpression.parse("a ** 8 + a ** -2").evaluate(frame), [256.25, 6561 + 1 / 9]
+    )
+    np.testing.assert_allclose(DerivedExpression.parse("a ** 0.5").evaluate(frame), np.sqrt([2, 3]))
+    overflow = DerivedExpression.parse("a * exp(exp(exp(1e12))) * 1e12 ** 8").evaluate(frame)
+    assert np.isnan(overflow).all(), "float64 overflow becomes NaN instead of a huge integer"

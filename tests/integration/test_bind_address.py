@@ -1,0 +1,75 @@
+"""Every server `mlops` starts listens on 127.0.0.1 unless `--host` says otherwise.
+
+The address is read from the listening socket of the real process, not from its arguments.
+(`mlops serve` is tested the same way beside the service tests, which have a champion.)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from mlops_assets.cli import feast_arguments, main
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _listening(port: int) -> set[str]:
+    return {
+        c.laddr.ip
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    }
+
+
+@pytest.mark.parametrize("command", ["mlflow", "ui"])
+def test_servers_listen_on_loopback_and_say_so(mlops_home, command):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlops_assets.cli", command, "--port", str(port)],
+        cwd=ROOT, env={**os.environ, "MLOPS_HOME": str(mlops_home)},
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=True,  # its own process group: dagster dev starts children
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not (bound := _listening(port)):
+            assert server.poll() is None, f"mlops {command} exited while starting"
+            assert time.monotonic() < deadline, f"mlops {command} did not listen within 180 s"
+            time.sleep(0.5)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            output, _ = server.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            output, _ = server.communicate(timeout=30)
+    assert bound == {"127.0.0.1"}
+    assert f"Listening on http://127.0.0.1:{port}" in output
+
+
+def test_feast_servers_are_bound_to_loopback_unless_told():
+    assert feast_arguments(["ui"]) == ["ui", "--host", "127.0.0.1"]
+    assert feast_arguments(["--log-level", "INFO", "serve_lineage", "-p", "9"]) == [
+        "--log-level", "INFO", "serve_lineage", "--host", "127.0.0.1", "-p", "9",
+    ]  # fmt: skip
+    assert feast_arguments(["ui", "--host", "0.0.0.0"]) == ["ui", "--host", "0.0.0.0"]
+    assert feast_arguments(["feature-views", "list"]) == ["feature-views", "list"]
+    assert feast_arguments(["serve_registry", "--no-grpc", "-r"]) == [
+        "serve_registry", "--host", "127.0.0.1", "--no-grpc", "-r",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("arguments", [["serve_transformations"], ["serve_registry"]])
+def test_feast_servers_that_bind_every_interface_are_refused(mlops_home, capsys, arguments):
+    assert main(["feast", *arguments]) == 2
+    output = capsys.readouterr().out
+    assert f"feast {arguments[0]}` listens on every network interface" in output
