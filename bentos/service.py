@@ -16,7 +16,7 @@ from pathlib import Path
 
 import bentoml
 
-from mlops_assets.serving.app import build_app
+from mlops_assets.serving.app import build_app, docs_redirect
 from mlops_assets.serving.metrics import publish_model
 from mlops_assets.serving.prediction_log import PredictionLog
 from mlops_assets.serving.predictor import SPEC_FILE, Predictor, load_bundle
@@ -46,6 +46,7 @@ api = build_app(SPEC, lambda: _LIVE["service"], body_timeout_s())
     tracing={"excluded_urls": "/v1/predict,/v1/predict_batch,/v1/predict_by_key"},
 )
 @bentoml.asgi_app(api, path="/v1")
+@bentoml.asgi_app(docs_redirect, path="/docs")
 class PredictionService:
     """Predictions of the champion: single, batch and by entity key."""
 

@@ -17,7 +17,8 @@ import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,7 +41,8 @@ def build_app(
     A request body must arrive whole within `body_timeout_s` of the request's start.
     """
     record, batch = record_model(spec), batch_model(spec)
-    app = FastAPI(
+    # The docs page's scripts and styles come from a package, not a CDN: it renders offline.
+    app = FastAPIOffline(
         title=f"{spec.name} predictions",
         description=f"Predictions of the champion model for dataset {spec.name!r}.",
         version=str(spec.version),
@@ -131,6 +133,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown entity keys (named in the body)."},
     413: {"description": "Request body too large."},
 }
+
+
+async def docs_redirect(scope: Scope, receive: Receive, send: Send) -> None:
+    """`/docs`, where FastAPI users look first, leads to the API's page under `/v1`."""
+    await RedirectResponse("/v1/docs", status_code=307)(scope, receive, send)
 
 
 def _error(

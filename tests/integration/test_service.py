@@ -298,3 +298,29 @@ def test_a_stalled_body_is_cut_off_with_408(served):
     assert b"not received within 5 s" in received
     assert BODY_TIMEOUT_S - 0.5 <= elapsed < BODY_TIMEOUT_S + 10
     assert served["client"].get("/readyz").status_code == 200, "still serving"
+
+
+def test_docs_page_renders_offline_in_a_real_browser(served, tmp_path):
+    """`/docs` leads to `/v1/docs`, whose Swagger UI renders every operation with no internet:
+    Chromium may resolve no host but loopback, so a CDN script could not load."""
+    import shutil
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        if os.environ.get("MLOPS_REQUIRE_SERVERS") == "1":
+            pytest.fail("chromium is missing: apt-get install chromium")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    page = subprocess.run(
+        [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--virtual-time-budget=15000", "--dump-dom", f"{served['url']}/docs",
+        ],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    rendered = set(re.findall(r'class="opblock-summary-path" data-path="([^"]+)"', page.stdout))
+    assert rendered == {"/predict", "/predict_batch", "/predict_by_key", "/model_info"}, (
+        page.stdout[-2000:] + page.stderr[-2000:]
+    )
