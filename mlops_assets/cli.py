@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run independent steps in parallel processes (needs the production profile)",
     )
     _synthetic_options(run)
+    _training_options(run)
     run.set_defaults(handler=_run)
 
     land = commands.add_parser("land", help="drop a generated batch into the landing folder")
@@ -148,6 +149,29 @@ def _synthetic_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    """The common `training:` settings of the spec, overridden for this run only."""
+    group = parser.add_argument_group("training (default: the spec's training: section)")
+    group.add_argument(
+        "--search-trials", type=int, help="XGBoost random-search trials (training.search_trials)"
+    )
+    group.add_argument(
+        "--protocol",
+        choices=("auto", "cross_validation", "holdout"),
+        help="evaluation protocol (training.protocol)",
+    )
+    group.add_argument("--folds", type=int, help="cross-validation folds (training.folds)")
+
+
+def _model_config(args: argparse.Namespace) -> dict:
+    given = {
+        "search_trials": args.search_trials,
+        "protocol": args.protocol,
+        "folds": args.folds,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def _synthetic_config(args: argparse.Namespace) -> dict:
     return {
         "rows": args.rows,
@@ -189,7 +213,7 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
     _report(run, paths)
     if not run.success:
         return 1
-    pipeline = run_pipeline(instance, parallel=args.parallel)
+    pipeline = run_pipeline(instance, parallel=args.parallel, model_config=_model_config(args))
     _report_pipeline(pipeline)
     if not pipeline.success:
         return 1
@@ -474,15 +498,31 @@ def _report_pipeline(run: PipelineRun) -> None:
         f"{_n(training.get('validation_rows'))} validation / {_n(training.get('test_rows'))} test"
     )
     if report:
-        metrics = report.get("test_metrics", {})
+        metrics = report.get("estimate_metrics", {})
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-        _say(f"Model {report.get('model_id', '')[:12]}: test {shown}")
+        _say(f"Model {report.get('model_id', '')[:12]} ({report.get('family', '')}): {shown}")
+        _say(f"Estimate: {_describe_estimate(report.get('estimate', {}))}")
         verdict = "promoted" if promotion.get("promoted") else "not promoted"
         _say(
             f"Promotion: {verdict} ({report.get('reason', '')}); champion is "
             f"v{promotion.get('champion_version', '-')} "
             f"of '{promotion.get('registered_model', '')}'"
         )
+
+
+def _describe_estimate(estimate: dict) -> str:
+    """`roc_auc 0.991 (95% interval 0.984 to 0.997), 5-fold cross-validation on 569 rows`."""
+    if not estimate:
+        return "-"
+    low, high = estimate.get("interval", [float("nan")] * 2)
+    if estimate.get("protocol") == "cross_validation":
+        how = f"{estimate.get('folds')}-fold cross-validation on {_n(estimate.get('rows'))} rows"
+    else:
+        how = f"holdout, {_n(estimate.get('evaluation_rows'))} test rows"
+    return (
+        f"{estimate.get('primary_metric')} {estimate.get('value', float('nan')):.4g} "
+        f"({estimate.get('confidence', 0.95):.0%} interval {low:.4g} to {high:.4g}), {how}"
+    )
 
 
 def _report(run: BatchRun, paths: PlatformPaths) -> None:

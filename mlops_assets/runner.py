@@ -93,8 +93,11 @@ def run_pipeline(
     job: str = "pipeline_job",
     *,
     parallel: bool = False,
+    model_config: dict[str, Any] | None = None,
 ) -> PipelineRun:
     """Run an unpartitioned job; by default everything after ingestion, over all batches.
+
+    `model_config` overrides the `model` asset's run config (training settings) for this run.
 
     `parallel` runs independent steps in their own processes (the multiprocess executor). That
     needs instance storage several processes can write at once: PostgreSQL, the production
@@ -103,6 +106,8 @@ def run_pipeline(
     from mlops_assets.definitions import defs
 
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if model_config:
+        run_config["ops"] = {"model": {"config": model_config}}
     if not parallel:
         result = defs.resolve_job_def(job).execute_in_process(
             instance=instance, run_config=run_config, tags=process_tags(), raise_on_error=False

@@ -1,8 +1,8 @@
 """Metrics, per-slice metrics, promotion gates and the champion/challenger decision.
 
-The decision is a pure function of metrics and the spec's gates, so it is tested without any
-registry: a challenger is promoted only when every gate passes and its primary metric is not
-worse than the champion's beyond the spec's relative tolerance.
+The decision is a pure function of metrics and the spec's settings, so it is tested without
+any registry: a challenger is promoted only when every gate passes, it beats the best baseline
+and it is strictly better than the champion on the same rows (see `decide`).
 """
 
 from __future__ import annotations
@@ -96,6 +96,10 @@ class Decision:
     challenger: float | None = None
     champion: float | None = None
     champion_version: str | None = None
+    baseline: str | None = None
+    baseline_value: float | None = None
+    improvement: float | None = None  # relative, over the champion (positive: better)
+    interval: tuple[float, float] | None = None  # paired bootstrap of the improvement
 
     @property
     def gates_passed(self) -> bool:
@@ -105,6 +109,19 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form for reports, metadata and the promotion history."""
         return {**asdict(self), "gates_passed": self.gates_passed}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The challenger against the champion on the same rows.
+
+    `paired` is the bootstrap interval of the challenger's improvement in the primary metric
+    (positive: better), given on small data where one number alone is mostly noise.
+    """
+
+    champion: dict[str, float]
+    version: str
+    paired: tuple[float, float] | None = None
 
 
 def evaluate_gates(metrics: dict[str, float], spec: DatasetSpec) -> list[GateResult]:
@@ -121,50 +138,90 @@ def evaluate_gates(metrics: dict[str, float], spec: DatasetSpec) -> list[GateRes
     return results
 
 
+def relative_gain(mine: float, theirs: float, primary: str) -> float:
+    """How much better `mine` is than `theirs`, as a share of `theirs` (positive: better)."""
+    gain = (theirs - mine) if primary in LOWER_IS_BETTER else (mine - theirs)
+    return float(gain / max(abs(theirs), 1e-12))
+
+
 def decide(
     challenger: dict[str, float],
-    champion: dict[str, float] | None,
     spec: DatasetSpec,
-    champion_version: str | None = None,
+    *,
+    baselines: dict[str, dict[str, float]] | None = None,
+    champion: Comparison | None = None,
 ) -> Decision:
-    """Promote when every gate passes and the challenger is not worse beyond the tolerance."""
-    gates = evaluate_gates(challenger, spec)
+    """Promote only a challenger that is good enough, beats the baselines and the champion.
+
+    Good enough: every gate passes. Beats the best baseline by more than the margin, and the
+    champion on the same rows by more than the minimum improvement (and, when an interval is
+    given, the improvement's lower bound is above zero).
+
+    A tie keeps the champion, so no sequence of promotions can walk quality down.
+    """
     primary = spec.gates.primary_metric
     mine = challenger.get(primary)
-    failed = [g for g in gates if not g.passed]
-    common = {
+    gates = evaluate_gates(challenger, spec)
+    common: dict[str, Any] = {
         "gates": gates,
         "primary_metric": primary,
         "challenger": mine,
-        "champion_version": champion_version,
+        "champion": champion.champion.get(primary) if champion else None,
+        "champion_version": champion.version if champion else None,
     }
+    failed = [g for g in gates if not g.passed]
     if failed:
         reasons = ", ".join(_describe_gate(g) for g in failed)
-        return Decision(
-            False, f"failed gates: {reasons}", champion=(champion or {}).get(primary), **common
-        )
+        return Decision(False, f"failed gates: {reasons}", **common)
+    if mine is None or not np.isfinite(mine):
+        return Decision(False, f"primary metric {primary!r} missing", **common)
+    best = _best_baseline(baselines or {}, primary)
+    if best is not None:
+        name, value = best
+        common.update(baseline=name, baseline_value=value)
+        margin = spec.training.baseline_margin
+        gain = relative_gain(mine, value, primary)
+        if not gain > margin:
+            return Decision(
+                False,
+                f"does not beat the best baseline '{name}': {primary} {mine:.6g} vs {value:.6g} "
+                f"(gain {gain:+.2%}, needs more than {margin:.2%}: training.baseline_margin)",
+                **common,
+            )
     if champion is None:
-        return Decision(True, "first model to pass every gate", champion=None, **common)
-    theirs = champion.get(primary)
-    if mine is None or theirs is None:
-        return Decision(False, f"primary metric {primary!r} missing", champion=theirs, **common)
-    tolerance = spec.gates.champion_tolerance
-    if primary in LOWER_IS_BETTER:
-        worse = mine > theirs * (1 + tolerance)
-    else:
-        worse = mine < theirs * (1 - tolerance)
+        return Decision(True, "first model to pass every gate and beat the baselines", **common)
+    theirs = champion.champion.get(primary)
+    if theirs is None or not np.isfinite(theirs):
+        return Decision(False, f"champion's {primary!r} missing", **common)
+    gain = relative_gain(mine, theirs, primary)
+    needed = spec.training.min_improvement
     verdict = (
-        f"{primary} {mine:.6g} vs champion v{champion_version} {theirs:.6g} "
-        f"(tolerance {tolerance:.1%})"
+        f"{primary} {mine:.6g} vs champion v{champion.version} {theirs:.6g} on the same rows "
+        f"(gain {gain:+.3%}, needs more than {needed:.2%}: training.min_improvement"
     )
-    if worse:
-        return Decision(False, f"worse than the champion: {verdict}", champion=theirs, **common)
-    return Decision(
-        True,
-        f"passes every gate and is not worse than the champion: {verdict}",
-        champion=theirs,
-        **common,
-    )
+    common.update(improvement=gain, interval=champion.paired)
+    if champion.paired is not None:
+        low, high = champion.paired
+        verdict += f"; paired {spec.training.confidence:.0%} interval {low:+.4g} to {high:+.4g}"
+    verdict += ")"
+    if gain == 0:
+        return Decision(False, f"a tie keeps the champion: {verdict}", **common)
+    if not gain > needed:
+        return Decision(False, f"not better than the champion: {verdict}", **common)
+    if champion.paired is not None and not champion.paired[0] > 0:
+        return Decision(False, f"better only within noise: {verdict}", **common)
+    return Decision(True, f"better than the champion: {verdict}", **common)
+
+
+def _best_baseline(
+    baselines: dict[str, dict[str, float]], primary: str
+) -> tuple[str, float] | None:
+    scored = {n: m[primary] for n, m in baselines.items() if np.isfinite(m.get(primary, np.nan))}
+    if not scored:
+        return None
+    pick = min if primary in LOWER_IS_BETTER else max
+    name = pick(scored, key=scored.__getitem__)
+    return name, float(scored[name])
 
 
 def _describe_gate(gate: GateResult) -> str:

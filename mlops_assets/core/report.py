@@ -27,6 +27,7 @@ class ReportInputs:
     decision: Decision
     slices: dict[str, dict[str, dict[str, float]]]
     plots: list[str] = field(default_factory=list)
+    estimate: dict[str, Any] = field(default_factory=dict)  # protocol, rows, interval, folds
 
 
 def render_markdown(inputs: ReportInputs) -> str:
@@ -37,13 +38,16 @@ def render_markdown(inputs: ReportInputs) -> str:
         "",
         f"- MLflow run: `{inputs.mlflow_run_id}`",
         f"- Training data hash: `{inputs.data_hash[:16]}…`",
-        f"- Test rows: {inputs.test_rows:,} (entity-hash split, the same rows for every model)",
+        "",
+        "## How the estimate was obtained",
+        "",
+        *_estimate_lines(inputs),
         "",
         f"## Decision: {'PROMOTE' if decision.promote else 'KEEP CHAMPION'}",
         "",
         decision.reason,
         "",
-        "## Test metrics",
+        "## Metrics (challenger, other candidates, baselines, champion; the same rows)",
         "",
         _table(inputs.metrics, "model"),
         "",
@@ -67,7 +71,10 @@ def render_markdown(inputs: ReportInputs) -> str:
         )
     lines += [
         "",
-        f"Champion tolerance on `{decision.primary_metric}`: {spec.gates.champion_tolerance:.1%}.",
+        f"Promotion on `{decision.primary_metric}` needs a gain over the best baseline above "
+        f"{spec.training.baseline_margin:.2%} (`training.baseline_margin`) and over the champion "
+        f"above {spec.training.min_improvement:.2%} (`training.min_improvement`); on "
+        "cross-validation also a paired interval of the gain above zero. A tie keeps the champion.",
         "",
     ]
     for column, per_value in inputs.slices.items():
@@ -85,6 +92,39 @@ def _threshold_note(spec: DatasetSpec) -> list[str]:
         "`decision_threshold`); ROC AUC, PR AUC, log loss and Brier score use the probabilities.",
         "",
     ]
+
+
+def _estimate_lines(inputs: ReportInputs) -> list[str]:
+    """Protocol, rows, folds and the interval of the primary metric."""
+    facts = inputs.estimate
+    if not facts:
+        return [f"- Evaluation rows: {inputs.test_rows:,}"]
+    protocol = facts.get("protocol", "")
+    if protocol == "cross_validation":
+        how = (
+            f"{facts.get('folds')}-fold cross-validation (stratified by class, grouped by "
+            f"entity) on {facts.get('rows', 0):,} rows: every row predicted by a model that "
+            "never saw it; the served model is refit on all rows"
+        )
+    else:
+        how = (
+            f"holdout: entity-hash split, {facts.get('evaluation_rows', 0):,} test rows of "
+            f"{facts.get('rows', 0):,}, the same rows for every model"
+        )
+    low, high = facts.get("interval", [float("nan")] * 2)
+    lines = [
+        f"- Protocol: {how} ({facts.get('why', '')}).",
+        f"- Challenger: `{facts.get('family', '')}`, the best of the candidates on "
+        f"`{facts.get('primary_metric', '')}`.",
+        f"- Estimate: {facts.get('primary_metric', '')} {_fmt(facts.get('value'))}, "
+        f"{facts.get('confidence', 0.95):.0%} bootstrap interval {_fmt(low)} to {_fmt(high)}.",
+    ]
+    if "fold_std" in facts:
+        lines.append(
+            f"- Across folds: mean {_fmt(facts['fold_mean'])}, standard deviation "
+            f"{_fmt(facts['fold_std'])}."
+        )
+    return lines
 
 
 def _table(rows: dict[str, dict[str, float]], first: str) -> str:

@@ -1,4 +1,4 @@
-"""Training: XGBoost on the model matrix, with baselines and an optional bounded search.
+"""Training: XGBoost on the model matrix, with early stopping and an optional bounded search.
 
 Everything here is a plain function of arrays, so the same data, seed and code give the same
 booster (byte for byte: XGBoost's `hist` method is deterministic for a fixed thread count).
@@ -15,10 +15,6 @@ import xgboost as xgb
 
 from mlops_assets.core.features import feature_types
 from mlops_assets.spec import DatasetSpec, TaskType
-
-
-class TrainingDataError(ValueError):
-    """The training data cannot produce a meaningful model; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -76,32 +72,6 @@ class TrainedModel:
     search: list[dict[str, Any]]
 
 
-def validate_training_data(
-    y_train: np.ndarray, y_validation: np.ndarray, spec: DatasetSpec, min_rows: int
-) -> None:
-    """Refuse data that cannot train a meaningful model, before any time is spent."""
-    for name, y in (("train", y_train), ("validation", y_validation)):
-        if len(y) < min_rows:
-            raise TrainingDataError(
-                f"{name} split has {len(y)} rows; at least {min_rows} are needed"
-            )
-        missing = int(np.isnan(y).sum())
-        if missing:
-            raise TrainingDataError(
-                f"label column {spec.target!r} has {missing} nulls in the {name} split"
-            )
-    if np.unique(y_train).size < 2:
-        raise TrainingDataError(
-            f"label column {spec.target!r} is constant ({y_train[0]!r}) in the train split"
-        )
-    if spec.task == TaskType.BINARY_CLASSIFICATION:
-        unexpected = sorted(set(np.unique(np.concatenate([y_train, y_validation]))) - {0.0, 1.0})
-        if unexpected:
-            raise TrainingDataError(
-                f"label column {spec.target!r} must be 0/1, found {unexpected[:5]}"
-            )
-
-
 def train(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -112,7 +82,7 @@ def train(
     search_trials: int = 0,
 ) -> TrainedModel:
     """Train with early stopping on the validation split; optionally search first."""
-    candidates = [params, *_search_candidates(params, search_trials)]
+    candidates = search_candidates(params, search_trials)
     search: list[dict[str, Any]] = []
     best: TrainedModel | None = None
     for candidate in candidates:
@@ -130,6 +100,17 @@ def train(
     return replace(best, search=search if search_trials else [])
 
 
+def fit_rounds(
+    x: np.ndarray, y: np.ndarray, spec: DatasetSpec, params: TrainParams, rounds: int
+) -> xgb.Booster:
+    """A booster of exactly `rounds` trees on all given rows (no early stopping: nothing held out).
+
+    The refit of cross-validation: the number of rounds was chosen inside the folds.
+    """
+    matrix = _matrix(x, y, spec)
+    return xgb.train(params.booster_params(spec.task), matrix, num_boost_round=max(rounds, 1))
+
+
 def predict(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
     """Predictions (regression values or positive-class probabilities) as float64."""
     return np.asarray(booster.inplace_predict(matrix), dtype=np.float64)
@@ -143,18 +124,8 @@ def booster_bytes(booster: xgb.Booster) -> bytes:
 def _fit(
     x_train, y_train, x_validation, y_validation, spec: DatasetSpec, params: TrainParams
 ) -> TrainedModel:
-    types = feature_types(spec)
-    names = list(spec.model_features)
-    train_matrix = xgb.DMatrix(
-        x_train, y_train, feature_names=names, feature_types=types, enable_categorical=True
-    )
-    valid_matrix = xgb.DMatrix(
-        x_validation,
-        y_validation,
-        feature_names=names,
-        feature_types=types,
-        enable_categorical=True,
-    )
+    train_matrix = _matrix(x_train, y_train, spec)
+    valid_matrix = _matrix(x_validation, y_validation, spec)
     evals_result: dict[str, Any] = {}
     booster = xgb.train(
         params.booster_params(spec.task),
@@ -170,6 +141,21 @@ def _fit(
     trimmed = booster[: best_iteration + 1]
     scores = next(iter(evals_result["validation"].values()))
     return TrainedModel(trimmed, params, best_iteration, float(scores[best_iteration]), [])
+
+
+def _matrix(x: np.ndarray, y: np.ndarray, spec: DatasetSpec) -> xgb.DMatrix:
+    return xgb.DMatrix(
+        x,
+        y,
+        feature_names=list(spec.model_features),
+        feature_types=feature_types(spec),
+        enable_categorical=True,
+    )
+
+
+def search_candidates(base: TrainParams, trials: int) -> list[TrainParams]:
+    """The base parameters followed by `trials` seeded draws from the search grid."""
+    return [base, *_search_candidates(base, trials)]
 
 
 def _search_candidates(base: TrainParams, trials: int) -> list[TrainParams]:

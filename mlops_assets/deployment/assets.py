@@ -49,6 +49,7 @@ def promoted_model(
         "feature_service": manifest.feature_service,
         "code_version": manifest.code_version,
         "gates_passed": str(decision["gates_passed"]).lower(),
+        "family": manifest.family,
         "decision": decision["reason"][:500],
     }
     with failing_clearly(
@@ -102,7 +103,9 @@ def _register_and_promote(
     decision = report["decision"]
     version = registry.register(manifest.mlflow_model_uri, manifest.mlflow_run_id, tags)
     registry.set_challenger(version)
-    if decision["promote"]:
+    if not decision["promote"]:
+        registry.record_kept(version, decision["champion_version"], {"reason": decision["reason"]})
+    else:
         record = {
             "model_id": model_id,
             "reason": decision["reason"],

@@ -1,7 +1,8 @@
 """Exporting the champion into BentoML's model store and building the bento.
 
 BentoML's store lives in the state folder (`$MLOPS_HOME/bentoml`). The exported model is a
-plain folder (booster in XGBoost's format, dataset spec, manifest, registry facts), so the
+plain folder (the model file: XGBoost's format or JSON coefficients; dataset spec, manifest,
+registry facts), so the
 service loads it without pickle; its tag names the registry version and run, so each champion
 is exported once and the export is idempotent.
 
@@ -25,7 +26,7 @@ from mlops_assets.deployment.registry import ChampionInfo, ChampionRegistry
 from mlops_assets.paths import PROJECT_ROOT, PlatformPaths
 from mlops_assets.serving.predictor import write_bundle
 from mlops_assets.serving.runtime import bentoml_home, export_pointer
-from mlops_assets.training.model_store import BOOSTER_FILE, SPEC_FILE, load_manifest, models_dir
+from mlops_assets.training.model_store import SPEC_FILE, load_manifest, models_dir
 
 BENTOFILE = PROJECT_ROOT / "bentos" / "bentofile.yaml"
 BUILD_TIMEOUT_S = 600
@@ -65,6 +66,7 @@ def export_champion(
     info = {
         "model_name": registry.name,
         "model_version": champion.version,
+        "family": manifest.family,
         "mlflow_run_id": champion.run_id,
         "data_hash": manifest.data_hash,
         "feature_service": manifest.feature_service,
@@ -82,7 +84,7 @@ def export_champion(
     return export_model(
         paths,
         model_tag(registry.name, champion.version, champion.run_id),
-        folder / BOOSTER_FILE,
+        folder / manifest.model_file,
         trained_with if trained_with.exists() else spec_path,
         asdict(manifest),
         info,
@@ -109,7 +111,7 @@ def model_tag(dataset: str, version: str, run_id: str) -> str:
 def export_model(
     paths: PlatformPaths,
     tag: str,
-    booster_path: Path,
+    model_path: Path,
     spec_path: Path,
     manifest: dict[str, Any],
     info: dict[str, Any],
@@ -128,7 +130,7 @@ def export_model(
         with bentoml.models.create(
             tag, labels=labels, metadata=_flat(info), _model_store=store
         ) as ref:
-            write_bundle(Path(ref.path), booster_path, spec_path, manifest, info)
+            write_bundle(Path(ref.path), model_path, spec_path, manifest, info)
         created = bentoml.models.get(tag, _model_store=store)
         exported = ExportedModel(str(created.tag), str(created.path), created=True)
     crash_point("export:before_pointer")

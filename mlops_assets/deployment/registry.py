@@ -132,6 +132,31 @@ class ChampionRegistry:
             crash_point("promotion:after_alias")
             return self._record("promote", version, current_version, record)
 
+    def record_kept(self, version: str, champion: str | None, record: dict[str, Any]) -> None:
+        """Record that `version` was evaluated and the champion kept (once per version).
+
+        The history then explains every decision, not only the moves of the alias.
+        """
+        with self.locked():
+            if any(e["action"] == "keep" and e["version"] == version for e in self.history()):
+                return
+            entry = {
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "action": "keep",
+                "model": self.name,
+                "version": version,
+                "previous": champion,
+                **record,
+            }
+            with self.history_path.open("a+") as handle:
+                handle.seek(0, os.SEEK_END)
+                line = json.dumps(entry, sort_keys=True, default=str) + "\n"
+                if handle.tell() and not self._ends_with_newline():
+                    line = "\n" + line
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+
     def rollback(self, reason: str = "manual rollback") -> dict[str, Any]:
         """Restore the champion that the current one replaced, and record it."""
         with self.locked():
@@ -147,7 +172,7 @@ class ChampionRegistry:
             return self._record("rollback", previous, current.version, {"reason": reason})
 
     def history(self) -> list[dict[str, Any]]:
-        """Every promotion and rollback of this model, oldest first.
+        """Every promotion, kept champion and rollback of this model, oldest first.
 
         A last line cut short by a crash is skipped; `reconcile` records the move again.
         """
@@ -178,7 +203,7 @@ class ChampionRegistry:
         champion = self.champion()
         if champion is None:
             return None
-        entries = self.history()
+        entries = [e for e in self.history() if e["action"] != "keep"]  # moves only
         last = entries[-1] if entries else None
         if last is None or last["version"] != champion.version:
             self._record(*self._recovered_move(champion, last))
@@ -242,7 +267,7 @@ class ChampionRegistry:
     def _ensure_recorded(
         self, action: str, version: str, previous: str | None, record: dict[str, Any]
     ) -> dict[str, Any]:
-        entries = self.history()
+        entries = [e for e in self.history() if e["action"] != "keep"]
         if entries and entries[-1]["version"] == version:
             self._write_pointer(entries[-1])
             return entries[-1]

@@ -33,15 +33,24 @@ from mlops_assets.resources import DatasetSpecResource, FeatureStoreResource, Ml
 from mlops_assets.spec import DatasetSpec
 
 SPLIT_COLUMN = "split"
-SPLIT_METHOD = "entity hash (salted, 70/15/15): all rows of an entity in one split"
+SPLIT_METHOD = "entity hash (salted): all rows of an entity in one split"
 
 
 class TrainingSetConfig(dg.Config):
-    """How the labelled rows are split."""
+    """One-run override of the holdout split (None: the spec's `training.split`)."""
 
-    train_fraction: float = 0.70
-    validation_fraction: float = 0.15
-    test_fraction: float = 0.15
+    train_fraction: float | None = None
+    validation_fraction: float | None = None
+    test_fraction: float | None = None
+
+    def fractions(self, spec: DatasetSpec) -> tuple[float, float, float]:
+        """(train, validation, test) in force."""
+        given = (self.train_fraction, self.validation_fraction, self.test_fraction)
+        default = spec.training.split.as_tuple()
+        train, validation, test = (
+            d if g is None else g for g, d in zip(given, default, strict=True)
+        )
+        return (train, validation, test)
 
 
 @dg.asset(
@@ -164,7 +173,7 @@ def training_set(
     outcomes = _training_set_checks(labels, joined, table, features, spec)
     if blocking_failures(outcomes):
         yield from reject(outcomes, "training_set")
-    fractions = (config.train_fraction, config.validation_fraction, config.test_fraction)
+    fractions = config.fractions(spec)
     table[SPLIT_COLUMN] = entity_split(table[spec.entity_key].to_numpy(), fractions)
     statistics = feature_statistics(table.loc[table[SPLIT_COLUMN] == "train"], spec)
     path = write_parquet_atomic(table, paths.root / "training" / "training_set.parquet")

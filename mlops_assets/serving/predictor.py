@@ -1,7 +1,8 @@
-"""The champion as the service holds it: booster, spec and lineage, loaded from one folder.
+"""The champion as the service holds it: model, spec and lineage, loaded from one folder.
 
-The folder is a BentoML model's directory (written by the `bento_model` asset): the booster in
-XGBoost's format, the dataset spec it was trained with, its manifest and its registry facts.
+The folder is a BentoML model's directory (written by the `bento_model` asset): the model file
+(XGBoost's own format, or the linear model's JSON coefficients, as the manifest's `family`
+says), the dataset spec it was trained with, its manifest and its registry facts.
 No pickle anywhere on this path.
 """
 
@@ -14,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xgboost as xgb
 
+from mlops_assets.core.families import Model, load_model_file
 from mlops_assets.core.features import arrays_to_matrix, engineer_arrays
-from mlops_assets.spec import DatasetSpec, load_spec
+from mlops_assets.spec import DatasetSpec, Family, load_spec
 
-BOOSTER_FILE = "model.ubj"
 SPEC_FILE = "dataset_spec.yaml"
 MANIFEST_FILE = "manifest.json"
 INFO_FILE = "model_info.json"
@@ -29,7 +29,7 @@ INFO_FILE = "model_info.json"
 class ModelBundle:
     """Everything needed to predict and to say which model answered."""
 
-    booster: xgb.Booster
+    model: Model
     spec: DatasetSpec
     manifest: dict[str, Any]
     info: dict[str, Any]
@@ -42,23 +42,22 @@ class ModelBundle:
 
 def load_bundle(folder: Path) -> ModelBundle:
     """Load a bundle written by `write_bundle`."""
-    booster = xgb.Booster()
-    booster.load_model(str(folder / BOOSTER_FILE))
-    booster.set_param({"nthread": 1})  # one request, one thread: no oversubscription
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    family = manifest.get("family", Family.XGBOOST)
     return ModelBundle(
-        booster=booster,
+        model=load_model_file(folder, family, threads=1),  # one request, one thread
         spec=load_spec(folder / SPEC_FILE),
-        manifest=json.loads((folder / MANIFEST_FILE).read_text()),
+        manifest=manifest,
         info=json.loads((folder / INFO_FILE).read_text()),
     )
 
 
 def write_bundle(
-    folder: Path, booster_path: Path, spec_path: Path, manifest: dict, info: dict
+    folder: Path, model_path: Path, spec_path: Path, manifest: dict, info: dict
 ) -> None:
     """Lay out a bundle folder (used when exporting the champion to BentoML)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / BOOSTER_FILE).write_bytes(booster_path.read_bytes())
+    (folder / model_path.name).write_bytes(model_path.read_bytes())
     (folder / SPEC_FILE).write_text(spec_path.read_text())
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
     (folder / INFO_FILE).write_text(json.dumps(info, indent=2, default=str))
@@ -96,7 +95,7 @@ class Predictor:
 
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """Predictions for a model matrix already in the model's column order."""
-        return np.asarray(self.bundle.booster.inplace_predict(matrix), dtype=np.float64)
+        return self.bundle.model.predict(matrix)
 
 
 def _naive_utc(moment: datetime) -> datetime:

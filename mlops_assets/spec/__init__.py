@@ -9,10 +9,13 @@ from mlops_assets.spec.model import (
     ColumnSpec,
     DatasetSpec,
     DType,
+    Family,
     Imputation,
+    Protocol,
     Role,
     SpecError,
     TaskType,
+    TrainingSettings,
     load_spec,
 )
 
@@ -29,9 +32,12 @@ __all__ = [
     "ColumnSpec",
     "DType",
     "DatasetSpec",
+    "Family",
     "Imputation",
+    "Protocol",
     "Role",
     "SpecError",
     "TaskType",
+    "TrainingSettings",
     "load_spec",
 ]

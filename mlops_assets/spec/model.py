@@ -204,11 +204,87 @@ class Gate(_Strict):
 
 
 class Gates(_Strict):
-    """Promotion policy: absolute gates plus how much worse than the champion is tolerated."""
+    """Promotion policy: absolute gates on the estimate, and the metric models are ranked by.
+
+    How much a challenger must beat the baselines and the champion is part of `training:`.
+    """
 
     rules: tuple[Gate, ...] = ()
     primary_metric: str = "rmse"
-    champion_tolerance: float = Field(default=0.02, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_tolerance(cls, data: object) -> object:
+        if isinstance(data, dict) and "champion_tolerance" in data:
+            raise ValueError(
+                "champion_tolerance was removed: a challenger must now be strictly better than "
+                "the champion; set training.min_improvement instead (default 0)"
+            )
+        return data
+
+
+class Protocol(StrEnum):
+    """How a model's quality is estimated: `auto` picks by the number of labelled rows."""
+
+    AUTO = "auto"
+    CROSS_VALIDATION = "cross_validation"
+    HOLDOUT = "holdout"
+
+
+class Family(StrEnum):
+    """Model families that compete for the challenger's place."""
+
+    XGBOOST = "xgboost"
+    LINEAR = "linear"
+
+
+class SplitFractions(_Strict):
+    """Shares of the entity-hash split used by the holdout protocol."""
+
+    train: float = Field(default=0.70, gt=0, lt=1)
+    validation: float = Field(default=0.15, gt=0, lt=1)
+    test: float = Field(default=0.15, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitFractions:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + validation + test must be 1, got {total:g}")
+        return self
+
+    def as_tuple(self) -> tuple[float, float, float]:
+        """(train, validation, test)."""
+        return (self.train, self.validation, self.test)
+
+
+class TrainingSettings(_Strict):
+    """How models are trained, compared and estimated; defaults suit most tabular data.
+
+    Below `cv_below_rows` labelled rows, `auto` cross-validates: a 15 % test split of a few
+    hundred rows is a few dozen rows, whose metric swings by several points from one split to
+    the next. At ten thousand rows the test split holds 1,500 rows, enough for a stable
+    estimate, while five-fold cross-validation would cost five trainings per candidate.
+    """
+
+    protocol: Protocol = Protocol.AUTO
+    cv_below_rows: int = Field(default=10_000, ge=1)
+    folds: int = Field(default=5, ge=2, le=20)
+    split: SplitFractions = SplitFractions()
+    search_trials: int = Field(default=0, ge=0, le=50)
+    seed: int = 42
+    families: tuple[Family, ...] = Field(default=(Family.XGBOOST, Family.LINEAR), min_length=1)
+    min_rows: int = Field(default=50, ge=2)
+    baseline_margin: float = Field(default=0.0, ge=0, lt=1)
+    min_improvement: float = Field(default=0.0, ge=0, lt=1)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    bootstrap_resamples: int = Field(default=1_000, ge=100, le=100_000)
+
+    @field_validator("families")
+    @classmethod
+    def _unique(cls, families: tuple[Family, ...]) -> tuple[Family, ...]:
+        if len(set(families)) != len(families):
+            raise ValueError(f"families listed twice: {[str(f) for f in families]}")
+        return families
 
 
 class DatasetSpec(_Strict):
@@ -222,6 +298,7 @@ class DatasetSpec(_Strict):
     derived: tuple[DerivedColumn, ...] = ()
     quality: QualityRules = QualityRules()
     gates: Gates = Gates()
+    training: TrainingSettings = TrainingSettings()
     positive_class: str | int | None = None
     decision_threshold: float | None = Field(
         default=None,

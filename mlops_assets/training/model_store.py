@@ -1,4 +1,6 @@
-"""Local copies of trained models: the booster in XGBoost's format plus a manifest.
+"""Local copies of trained models: the model file, its manifest and its evaluation rows.
+
+The model file is XGBoost's own format or the linear model's JSON coefficients (no pickle).
 
 The MLflow registry is the source of truth for which model is champion; the local copy under
 `MLOPS_HOME/models/<model id>/` lets the report, promotion and serving stages load a model and
@@ -12,18 +14,20 @@ import os
 import shutil
 import subprocess
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import xgboost as xgb
+import pandas as pd
 
+from mlops_assets.core.families import MODEL_FILES, Model, load_model_file, save_model_file
 from mlops_assets.core.storage import read_json, write_json_atomic
 from mlops_assets.paths import PROJECT_ROOT, PlatformPaths
+from mlops_assets.spec import DatasetSpec, Family
 
-BOOSTER_FILE = "model.ubj"
 MANIFEST_FILE = "manifest.json"
 SPEC_FILE = "dataset_spec.yaml"
+EVALUATION_FILE = "evaluation.parquet"
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,12 @@ class ModelManifest:
     data_hash: str
     code_version: str
     params: dict[str, Any]
-    best_iteration: int
     validation_score: float
-    baseline_test_metrics: dict[str, dict[str, float]]
     trained_at: str
+    family: str = Family.XGBOOST.value
+    model_file: str = MODEL_FILES[Family.XGBOOST]
+    evaluation: dict[str, Any] = field(default_factory=dict)  # protocol, folds, rows, why
+    candidates: dict[str, dict[str, Any]] = field(default_factory=dict)  # family -> score, settings
     # The fill values of imputed columns, learned by the feature stage: the service fills a
     # missing field with exactly the value the training rows were filled with.
     imputation: dict[str, Any] = field(default_factory=dict)
@@ -59,19 +65,26 @@ def models_dir(paths: PlatformPaths) -> Path:
 
 
 def save_model(
-    paths: PlatformPaths, booster: xgb.Booster, manifest: ModelManifest, spec_path: Path
+    paths: PlatformPaths,
+    model: Model,
+    manifest: ModelManifest,
+    spec: DatasetSpec,
+    spec_path: Path,
+    evaluation: pd.DataFrame,
 ) -> Path:
     """Write a model folder atomically and mark it the candidate.
 
-    The folder holds the booster, the manifest and the dataset spec it was trained with.
+    The folder holds the model file, the manifest, the dataset spec it was trained with and
+    the evaluation rows (fold, label and every candidate's and baseline's prediction).
     """
     final = models_dir(paths) / manifest.model_id
     staging = models_dir(paths) / f".{manifest.model_id}.{uuid.uuid4().hex}.tmp"
     staging.mkdir(parents=True)
     try:
-        booster.save_model(str(staging / BOOSTER_FILE))
+        save_model_file(model, staging, spec)
         write_json_atomic(asdict(manifest), staging / MANIFEST_FILE)
         shutil.copyfile(spec_path, staging / SPEC_FILE)
+        evaluation.to_parquet(staging / EVALUATION_FILE, index=False)
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
@@ -82,15 +95,21 @@ def save_model(
 
 
 def load_manifest(paths: PlatformPaths, model_id: str) -> ModelManifest:
-    """The manifest of a saved model."""
-    return ModelManifest(**read_json(models_dir(paths) / model_id / MANIFEST_FILE))
+    """The manifest of a saved model (fields a newer or older platform wrote are tolerated)."""
+    document = read_json(models_dir(paths) / model_id / MANIFEST_FILE)
+    known = {f.name for f in fields(ModelManifest)}
+    return ModelManifest(**{k: v for k, v in document.items() if k in known})
 
 
-def load_booster(paths: PlatformPaths, model_id: str) -> xgb.Booster:
-    """The saved booster (XGBoost's own format; no pickle)."""
-    booster = xgb.Booster()
-    booster.load_model(str(models_dir(paths) / model_id / BOOSTER_FILE))
-    return booster
+def load_model(paths: PlatformPaths, model_id: str) -> Model:
+    """The saved model of any family (XGBoost's format or JSON coefficients; no pickle)."""
+    manifest = load_manifest(paths, model_id)
+    return load_model_file(models_dir(paths) / model_id, manifest.family)
+
+
+def load_evaluation(paths: PlatformPaths, model_id: str) -> pd.DataFrame:
+    """The evaluation rows saved with a model."""
+    return pd.read_parquet(models_dir(paths) / model_id / EVALUATION_FILE)
 
 
 def candidate_id(paths: PlatformPaths) -> str:

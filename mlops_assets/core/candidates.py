@@ -1,0 +1,239 @@
+"""The competition: every candidate family on the same rows, the best becomes the challenger.
+
+Holdout (large data): each family is fitted on the train split, ranked on the validation split
+and estimated on the test split. Cross-validation (small data): each family predicts every row
+from a model that never saw it (out-of-fold), is ranked and estimated on those predictions, and
+the winner is refitted on all rows with the settings the folds chose (for XGBoost: its
+parameters and the mean number of trees that early stopping kept inside the folds, on an inner
+split of the training folds, so the held-out fold never picks its own model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from mlops_assets.core.families import BoosterModel, Model
+from mlops_assets.core.linear_model import fit_linear
+from mlops_assets.core.protocols import Plan, inner_split
+from mlops_assets.core.training import TrainParams, fit_rounds, search_candidates, train
+from mlops_assets.core.uncertainty import better_sign, metric
+from mlops_assets.spec import DatasetSpec, Family, Protocol, TaskType
+
+CONSTANT = {TaskType.REGRESSION: "mean", TaskType.BINARY_CLASSIFICATION: "prior"}
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The labelled rows a competition runs on: matrix, labels, entity of each row."""
+
+    x: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One family's result: its score for ranking, its estimate rows' predictions, its model."""
+
+    family: Family
+    score: float  # primary metric on the ranking rows (validation split, or out-of-fold)
+    predictions: np.ndarray  # on the evaluation rows (test split, or out-of-fold)
+    model: Model  # what would be served
+    settings: dict[str, Any]  # what re-creates it: parameters, number of trees, strength
+    search: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Competition:
+    """All candidates and baselines on the same evaluation rows, and the winner."""
+
+    protocol: Protocol
+    rows: np.ndarray  # positions of the evaluation rows in the training table
+    folds: np.ndarray  # fold of each evaluation row (0 everywhere for holdout)
+    y: np.ndarray
+    candidates: dict[str, Candidate]
+    baselines: dict[str, np.ndarray]
+    winner: str
+
+    @property
+    def challenger(self) -> Candidate:
+        """The winning candidate."""
+        return self.candidates[self.winner]
+
+
+def compete(
+    rows: Rows,
+    spec: DatasetSpec,
+    plan: Plan,
+    params: TrainParams,
+    *,
+    folds: np.ndarray | None = None,
+    split: np.ndarray | None = None,
+) -> Competition:
+    """Run every family of the plan under its protocol and pick the best on the primary metric."""
+    if plan.protocol == Protocol.CROSS_VALIDATION:
+        assert folds is not None
+        candidates = {
+            str(f): cross_validate(f, rows, folds, spec, plan, params)
+            for f in plan.settings.families
+        }
+        baselines = _cv_baselines(rows, folds, spec, plan)
+        evaluation, fold_of_row = np.arange(len(rows.y)), folds
+    else:
+        assert split is not None
+        candidates = {
+            str(f): _holdout(f, rows, split, spec, plan, params) for f in plan.settings.families
+        }
+        train_rows = split == "train"
+        evaluation = np.flatnonzero(split == "test")
+        baselines = _baselines(rows, train_rows, evaluation, spec, plan)
+        fold_of_row = np.zeros(len(evaluation), dtype=np.int64)
+    primary = spec.gates.primary_metric
+    sign = better_sign(primary)
+    ranked = sorted(candidates, key=lambda name: -sign * _finite(candidates[name].score, sign))
+    return Competition(
+        plan.protocol,
+        evaluation,
+        fold_of_row,
+        rows.y[evaluation],
+        candidates,
+        baselines,
+        ranked[0],
+    )
+
+
+def cross_validate(
+    family: Family | str,
+    rows: Rows,
+    folds: np.ndarray,
+    spec: DatasetSpec,
+    plan: Plan,
+    params: TrainParams,
+    *,
+    search: bool = True,
+) -> Candidate:
+    """Out-of-fold predictions of one family's settings, and its refit on every row.
+
+    With `search` off, `params` are evaluated as they are (re-evaluating a champion's settings).
+    """
+    family = Family(family)
+    if family == Family.LINEAR:
+        oof = np.empty(len(rows.y))
+        for fold in np.unique(folds):
+            held = folds == fold
+            oof[held] = fit_linear(rows.x[~held], rows.y[~held], spec, plan.settings.seed).predict(
+                rows.x[held]
+            )
+        model = fit_linear(rows.x, rows.y, spec, plan.settings.seed)
+        score = metric(rows.y, oof, spec.gates.primary_metric, spec.task, spec.threshold)
+        return Candidate(family, score, oof, model, {"regularisation": model.regularisation})
+    trials = search_candidates(params, plan.settings.search_trials if search else 0)
+    results = [_xgboost_oof(rows, folds, spec, plan, trial) for trial in trials]
+    sign = better_sign(spec.gates.primary_metric)
+    best = max(range(len(results)), key=lambda i: sign * _finite(results[i][1], sign))
+    oof, score, rounds = results[best]
+    chosen = trials[best]
+    booster = fit_rounds(rows.x, rows.y, spec, chosen, rounds)
+    history = [
+        {**asdict(t), "oof_score": r[1], "rounds": r[2]}
+        for t, r in zip(trials, results, strict=True)
+    ]
+    return Candidate(
+        family,
+        score,
+        oof,
+        BoosterModel(booster),
+        {**asdict(chosen), "rounds": rounds},
+        history if len(trials) > 1 else [],
+    )
+
+
+def _xgboost_oof(
+    rows: Rows, folds: np.ndarray, spec: DatasetSpec, plan: Plan, params: TrainParams
+) -> tuple[np.ndarray, float, int]:
+    """Out-of-fold predictions, their score, and the mean number of trees early stopping kept."""
+    oof = np.empty(len(rows.y))
+    kept = []
+    for fold in np.unique(folds):
+        training = np.flatnonzero(folds != fold)
+        fit, stop = inner_split(
+            rows.y[training], rows.groups[training], spec.task, plan.settings.seed + int(fold)
+        )
+        fit, stop = training[fit], training[stop]
+        trained = train(rows.x[fit], rows.y[fit], rows.x[stop], rows.y[stop], spec, params)
+        held = folds == fold
+        oof[held] = BoosterModel(trained.booster).predict(rows.x[held])
+        kept.append(trained.best_iteration + 1)
+    return (
+        oof,
+        metric(rows.y, oof, spec.gates.primary_metric, spec.task, spec.threshold),
+        round(float(np.mean(kept))),
+    )
+
+
+def _holdout(
+    family: Family,
+    rows: Rows,
+    split: np.ndarray,
+    spec: DatasetSpec,
+    plan: Plan,
+    params: TrainParams,
+) -> Candidate:
+    parts = {name: split == name for name in ("train", "validation", "test")}
+    x_train, y_train = rows.x[parts["train"]], rows.y[parts["train"]]
+    x_valid, y_valid = rows.x[parts["validation"]], rows.y[parts["validation"]]
+    primary = spec.gates.primary_metric
+    if family == Family.LINEAR:
+        linear = fit_linear(x_train, y_train, spec, plan.settings.seed)
+        score = metric(y_valid, linear.predict(x_valid), primary, spec.task, spec.threshold)
+        return Candidate(
+            family,
+            score,
+            linear.predict(rows.x[parts["test"]]),
+            linear,
+            {"regularisation": linear.regularisation},
+        )
+    trained = train(x_train, y_train, x_valid, y_valid, spec, params, plan.settings.search_trials)
+    model = BoosterModel(trained.booster)
+    score = metric(y_valid, model.predict(x_valid), primary, spec.task, spec.threshold)
+    settings = {**asdict(trained.params), "rounds": trained.best_iteration + 1}
+    return Candidate(
+        family, score, model.predict(rows.x[parts["test"]]), model, settings, trained.search
+    )
+
+
+def _cv_baselines(
+    rows: Rows, folds: np.ndarray, spec: DatasetSpec, plan: Plan
+) -> dict[str, np.ndarray]:
+    result: dict[str, np.ndarray] = {}
+    for fold in np.unique(folds):
+        held = np.flatnonzero(folds == fold)
+        for name, values in _baselines(rows, folds != fold, held, spec, plan).items():
+            result.setdefault(name, np.empty(len(rows.y)))[held] = values
+    return result
+
+
+def _baselines(
+    rows: Rows, training: np.ndarray, evaluation: np.ndarray, spec: DatasetSpec, plan: Plan
+) -> dict[str, np.ndarray]:
+    """The constant baseline, and the linear one unless linear competes as a candidate."""
+    y_train = rows.y[training]
+    result = {CONSTANT[spec.task]: np.full(len(evaluation), float(np.mean(y_train)))}
+    if Family.LINEAR not in plan.settings.families:
+        linear = fit_linear(rows.x[training], y_train, spec, plan.settings.seed)
+        result["linear"] = linear.predict(rows.x[evaluation])
+    return result
+
+
+def _finite(value: float, sign: float) -> float:
+    """NaN ranks last."""
+    return value if np.isfinite(value) else -sign * np.inf
+
+
+def with_rounds(params: TrainParams, settings: dict[str, Any]) -> TrainParams:
+    """TrainParams from a stored settings dict (unknown keys such as `rounds` ignored)."""
+    known = TrainParams.__dataclass_fields__
+    return replace(params, **{k: v for k, v in settings.items() if k in known})
