@@ -130,6 +130,9 @@ def cross_validate(
         model = fit_linear(rows.x, rows.y, spec, plan.settings.seed)
         score = metric(rows.y, oof, spec.gates.primary_metric, spec.task, spec.threshold)
         return Candidate(family, score, oof, model, {"regularisation": model.regularisation})
+    # One thread: on a few thousand rows more threads cost more than they save (and under a
+    # busy CPU their spin-waits cost several times the training itself).
+    params = replace(params, threads=1)
     trials = search_candidates(params, plan.settings.search_trials if search else 0)
     results = [_xgboost_oof(rows, folds, spec, plan, trial) for trial in trials]
     sign = better_sign(spec.gates.primary_metric)

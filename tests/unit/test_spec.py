@@ -48,6 +48,16 @@ def _write_spec(tmp_path: Path, mutate) -> Path:
         (lambda d: d["columns"][9].update(role="feature"), "no column has role 'target'"),
         (lambda d: d["columns"][2].update(name="sqft[m2]"), "contains"),
         (lambda d: d["gates"]["rules"].append({"metric": "r2"}), "needs min or max"),
+        (lambda d: d["training"].update(folds=1), "training.folds"),
+        (lambda d: d["training"].update(protocol="kfold"), "training.protocol"),
+        (lambda d: d["training"].update(families=["xgboost", "forest"]), "training.families.1"),
+        (lambda d: d["training"].update(families=["linear", "linear"]), "families listed twice"),
+        (
+            lambda d: d["training"].update(split={"train": 0.8, "validation": 0.15, "test": 0.15}),
+            "training.split: Value error, train + validation + test must be 1",
+        ),
+        (lambda d: d["training"].update(search=3), "training.search: Extra inputs"),
+        (lambda d: d["gates"].update(champion_tolerance=0.02), "set training.min_improvement"),
     ],
 )
 def test_invalid_spec_fails_at_load_naming_the_problem(tmp_path, mutate, expected):
