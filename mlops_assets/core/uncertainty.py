@@ -140,4 +140,4 @@ def _interval(point: float, values: np.ndarray, level: float) -> Interval:
     if values.size == 0:
         return Interval(point, np.nan, np.nan, level)
     low, high = np.percentile(values, [tail, 100 - tail])
-    return Interval(float(point), float(low), float(high), level)
+    return Interval(float(point) + 0.0, float(low) + 0.0, float(high) + 0.0, level)  # no -0
