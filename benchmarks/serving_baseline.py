@@ -1,27 +1,27 @@
 """The comparison peer of `benchmarks/serving.py`: a hand-written async FastAPI service.
 
-It loads the same booster and spec as the platform's service, validates with a pydantic model
-of the same fields, computes the same features and answers one JSON object; no logging, no
-metrics, no BentoML. Started by the benchmark as `uvicorn serving_baseline:app`.
+It loads the same model (any family) and spec as the platform's service, validates with a
+pydantic model of the same fields, computes the same features and answers one JSON object; no
+logging, no metrics, no BentoML. Started by the benchmark as `uvicorn serving_baseline:app`.
 """
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
-import xgboost as xgb
 from fastapi import FastAPI
 from fastapi.responses import Response
 
+from mlops_assets.core.families import load_model_file
 from mlops_assets.core.features import arrays_to_matrix, engineer_arrays
 from mlops_assets.serving.schema import record_model
 from mlops_assets.spec import load_spec
 
 FOLDER = Path(os.environ["BASELINE_MODEL_DIR"])
 SPEC = load_spec(FOLDER / "dataset_spec.yaml")
-BOOSTER = xgb.Booster()
-BOOSTER.load_model(str(FOLDER / "model.ubj"))
-BOOSTER.set_param({"nthread": 1})
+FAMILY = json.loads((FOLDER / "manifest.json").read_text()).get("family", "xgboost")
+MODEL = load_model_file(FOLDER, FAMILY, threads=1)
 Record = record_model(SPEC)
 app = FastAPI()
 
@@ -32,5 +32,5 @@ async def predict(record: Record) -> Response:  # type: ignore[valid-type]
     columns = {name: [values[name]] for name in SPEC.feature_columns}
     times = np.array([np.datetime64("now", "ns")])
     matrix = arrays_to_matrix(engineer_arrays(columns, times, SPEC), SPEC)
-    prediction = float(BOOSTER.inplace_predict(matrix)[0])
+    prediction = float(MODEL.predict(matrix)[0])
     return Response(f'{{"prediction": {prediction}}}', media_type="application/json")

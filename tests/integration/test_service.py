@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import xgboost as xgb
 
+from mlops_assets.core.families import load_model_file
 from mlops_assets.core.features import engineer, to_matrix
 from mlops_assets.features.online_write import newest_per_entity
 from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
@@ -81,31 +81,67 @@ def test_single_batch_by_key_and_info_carry_the_model_version(served):
 
 
 def test_offline_http_and_by_key_predictions_agree(served):
-    """Training/serving skew: the same rows through every path, to 1e-6."""
-    home = served["home"]
+    """Training/serving skew: the same rows through every path, to 1e-6 (XGBoost won here)."""
+    assert served["client"].get("/v1/model_info").json()["family"] == "xgboost"
+    assert_every_path_agrees(served, SPEC)
+
+
+def test_a_linear_winner_is_served_identically_on_every_path(tmp_path_factory):
+    """On a linear target the linear family wins, and is served from its JSON coefficients."""
+    folder = tmp_path_factory.mktemp("linear")
+    spec_path, csv = write_linear_dataset(folder)
+    home = folder / "mlops_home"
+    env = {**os.environ, "MLOPS_HOME": str(home), "BENTOML_HOME": str(home / "bentoml")}
+    env.pop("MLOPS_SPEC", None)
+    command = ["run", "--spec", str(spec_path), "--source", "file", "--path", str(csv)]
+    built = subprocess.run(
+        [sys.executable, "-m", "mlops_assets.cli", *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    assert "Model " in built.stdout and "(linear)" in built.stdout, built.stdout
+    assert "5-fold cross-validation on 600 rows" in built.stdout
+    with bento_service(env, ROOT) as url, httpx.Client(base_url=url, timeout=30) as client:
+        served = {"client": client, "home": home}
+        info = client.get("/v1/model_info").json()
+        assert info["family"] == "linear"
+        folder = home / "models" / info["mlflow_run_id"]
+        assert not (folder / "model.ubj").exists()
+        document = json.loads((folder / "linear_model.json").read_text())
+        assert document["link"] == "identity" and set(document["numeric"]) == {"a", "b", "c"}
+        assert_every_path_agrees(served, load_spec(spec_path))
+
+
+def assert_every_path_agrees(served: dict, spec, sample: int = 150) -> None:
+    """Offline, /predict, /predict_batch and by key give the same predictions, to 1e-6."""
+    home, key, time_column = served["home"], spec.entity_key, spec.event_timestamp
     info = served["client"].get("/v1/model_info").json()
-    booster = xgb.Booster()
-    booster.load_model(str(home / "models" / info["mlflow_run_id"] / "model.ubj"))
-    cleaned = pd.read_parquet(next((home / "data" / "cleaned").glob("*.parquet")))
-    features = pd.read_parquet(home / "feast" / "data" / "house_prices_features.parquet")
-    newest = newest_per_entity(features, "house_id", "event_timestamp").sample(150, random_state=3)
-    rows = cleaned.merge(
-        newest[["house_id", "event_timestamp"]], on=["house_id", "event_timestamp"]
+    folder = home / "models" / info["mlflow_run_id"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    model = load_model_file(folder, manifest["family"])
+    cleaned = pd.concat(
+        [pd.read_parquet(p) for p in sorted((home / "data" / "cleaned").glob("*.parquet"))]
     )
-    assert len(rows) == 150
-    offline = booster.inplace_predict(
-        to_matrix(newest.set_index("house_id").loc[rows["house_id"]].reset_index(), SPEC)
-    )
+    features = pd.read_parquet(home / "feast" / "data" / f"{spec.name}_features.parquet")
+    newest = newest_per_entity(features, key, time_column).sample(sample, random_state=3)
+    rows = cleaned.merge(newest[[key, time_column]], on=[key, time_column])
+    assert len(rows) == sample
+    offline = model.predict(to_matrix(newest.set_index(key).loc[rows[key]].reset_index(), spec))
+    objects = dict.fromkeys(spec.categorical_columns, "object")
     records = [
         {
-            **{c: (r[c].item() if hasattr(r[c], "item") else r[c]) for c in SPEC.feature_columns},
-            "event_timestamp": r["event_timestamp"].isoformat(),
+            **{c: (r[c].item() if hasattr(r[c], "item") else r[c]) for c in spec.feature_columns},
+            time_column: r[time_column].isoformat(),
         }
-        for _, r in rows.astype({"location": "object", "condition": "object"}).iterrows()
+        for _, r in rows.astype(objects).iterrows()
     ]
     batch = _post(served, "/v1/predict_batch", {"records": records}).json()["predictions"]
     singles = [_post(served, "/v1/predict", r).json()["prediction"] for r in records[:25]]
-    keys = rows["house_id"].tolist()
+    keys = rows[key].tolist()
     by_key = _post(served, "/v1/predict_by_key", {"keys": keys}).json()["predictions"]
     np.testing.assert_allclose(batch, offline, rtol=0, atol=1e-6)
     np.testing.assert_allclose(singles, offline[:25], rtol=0, atol=1e-6)
@@ -134,12 +170,52 @@ def test_missing_lot_size_is_filled_with_the_value_stored_with_the_model(served)
     row["event_timestamp"] = pd.Timestamp(moment)
     for name in SPEC.categorical_columns:
         row[name] = pd.Categorical(row[name], categories=list(SPEC.column(name).categories))
-    booster = xgb.Booster()
-    booster.load_model(str(folder / "model.ubj"))
+    family = json.loads((folder / "manifest.json").read_text())["family"]
     features = engineer(row, SPEC, {"lot_size": stored})
     assert features.loc[0, "log_lot_size"] == pytest.approx(np.log(stored))
-    offline = float(booster.inplace_predict(to_matrix(features, SPEC))[0])
+    offline = float(load_model_file(folder, family).predict(to_matrix(features, SPEC))[0])
     assert answers[0] == pytest.approx(offline, abs=1e-6)
+
+
+LINEAR_SPEC = """
+name: linear_target
+task: regression
+columns:
+  - {name: id, dtype: int, role: entity_key, min: 1}
+  - {name: event_timestamp, dtype: datetime, role: event_timestamp}
+  - {name: a, dtype: float}
+  - {name: b, dtype: float}
+  - {name: c, dtype: float, nullable: true, impute: median}
+  - {name: kind, dtype: category, categories: [x, y, z]}
+  - {name: label, dtype: float, role: target}
+quality: {min_rows: 100}
+gates:
+  primary_metric: rmse
+  rules: [{metric: r2, min: 0.9}]
+"""
+
+
+def write_linear_dataset(folder: Path, rows: int = 600) -> tuple[Path, Path]:
+    """A label that is a linear function of the features plus a little noise."""
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(1, rows + 1),
+            "event_timestamp": pd.Timestamp("2024-01-01", tz="UTC")
+            + pd.to_timedelta(rng.integers(0, 300, rows), unit="D"),
+            "a": rng.uniform(-3, 3, rows),
+            "b": rng.uniform(-3, 3, rows),
+            "c": rng.uniform(0, 10, rows),
+            "kind": rng.choice(["x", "y", "z"], rows),
+        }
+    )
+    effect = frame["kind"].map({"x": 0.0, "y": 2.0, "z": -1.0})
+    frame["label"] = 3 * frame["a"] - 2 * frame["b"] + 0.5 * frame["c"] + effect
+    frame["label"] += rng.normal(0, 0.3, rows)
+    spec_path, csv = folder / "linear_target.yaml", folder / "linear_target.csv"
+    spec_path.write_text(LINEAR_SPEC)
+    frame.to_csv(csv, index=False)
+    return spec_path, csv
 
 
 @pytest.mark.parametrize(

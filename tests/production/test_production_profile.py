@@ -8,6 +8,7 @@ process terminated); only the instant is chosen by wrapping the call that reache
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -179,11 +180,11 @@ def test_service_reads_features_by_key_from_redis(deployment: Deployment) -> Non
             assert client.get("/readyz").status_code == 200  # the model keeps serving
         finally:
             deployment.servers.redis.start()
-    import xgboost as xgb
+    from mlops_assets.core.families import load_model_file
 
-    booster = xgb.Booster()
-    booster.load_model(str(deployment.home / "models" / info["mlflow_run_id"] / "model.ubj"))
-    offline = booster.inplace_predict(to_matrix(newest, SPEC))
+    folder = deployment.home / "models" / info["mlflow_run_id"]
+    family = json.loads((folder / "manifest.json").read_text())["family"]
+    offline = load_model_file(folder, family).predict(to_matrix(newest, SPEC))
     np.testing.assert_allclose([by_key[str(k)] for k in keys], offline, rtol=0, atol=1e-6)
 
 
