@@ -8,12 +8,18 @@ import pandas as pd
 
 from mlops_assets.sources.base import SourceError
 
-LOADERS = {"breast_cancer": "load_breast_cancer", "diabetes": "load_diabetes"}
+LOADERS = {
+    "breast_cancer": "load_breast_cancer",
+    "diabetes": "load_diabetes",
+    "wine_binary": "load_wine",
+}
+# The platform's classification is binary: wine keeps its first two cultivars (130 rows).
+KEEP_CLASSES = {"wine_binary": (0, 1)}
 
 
 def snake_case(name: str) -> str:
     """Column names as a spec can use them: lower case, words joined by underscores."""
-    return "_".join(name.strip().lower().replace("-", " ").split())
+    return "_".join(name.strip().lower().replace("-", " ").replace("/", " ").split())
 
 
 @dataclass(frozen=True)
@@ -37,4 +43,6 @@ class SklearnSource:
         bunch = getattr(datasets, LOADERS[self.dataset])(as_frame=True)
         frame = bunch.frame.copy()
         frame.columns = [snake_case(str(c)) for c in frame.columns]
-        return frame
+        if self.dataset in KEEP_CLASSES:
+            frame = frame.loc[frame["target"].isin(KEEP_CLASSES[self.dataset])]
+        return frame.reset_index(drop=True)

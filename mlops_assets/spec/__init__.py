@@ -22,13 +22,17 @@ from mlops_assets.spec.model import (
 SPECS_DIR = Path(__file__).parent
 HOUSE_PRICES_SPEC = SPECS_DIR / "house_prices.yaml"
 BREAST_CANCER_SPEC = SPECS_DIR / "breast_cancer.yaml"
+DIABETES_SPEC = SPECS_DIR / "diabetes.yaml"
+WINE_BINARY_SPEC = SPECS_DIR / "wine_binary.yaml"
 
 __all__ = [
     "BREAST_CANCER_SPEC",
     "DERIVED_ENTITY_KEY",
     "DERIVED_EVENT_TIMESTAMP",
+    "DIABETES_SPEC",
     "EVENT_YEAR",
     "HOUSE_PRICES_SPEC",
+    "WINE_BINARY_SPEC",
     "ColumnSpec",
     "DType",
     "DatasetSpec",

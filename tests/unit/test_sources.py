@@ -121,6 +121,9 @@ def test_sklearn_datasets_load_with_snake_case_names():
     assert cancer.shape == (569, 31)
     assert "mean_radius" in cancer.columns and "target" in cancer.columns
     assert SklearnSource("diabetes").load().shape == (442, 11)
+    wine = SklearnSource("wine_binary").load()
+    assert wine.shape == (130, 14) and set(wine["target"]) == {0, 1}
+    assert "od280_od315_of_diluted_wines" in wine.columns
     with pytest.raises(SourceError, match="unknown scikit-learn dataset"):
         SklearnSource("iris2").load()
 
