@@ -256,3 +256,20 @@ def test_a_gain_within_noise_is_refused_on_small_data(cancer_spec):
         ),
     )
     assert not decision.promote and decision.reason.startswith("better only within noise")
+
+
+def test_run_overrides_are_validated_like_the_spec(house_spec):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="folds"):
+        resolve_settings(house_spec, {"folds": 1})
+    settings = resolve_settings(house_spec, {"search_trials": 5, "folds": None})
+    assert settings.search_trials == 5 and settings.folds == house_spec.training.folds
+
+
+def test_mlops_run_options_reach_the_model_config():
+    from mlops_assets.cli import _model_config, _parser
+
+    args = _parser().parse_args(["run", "--search-trials", "4", "--protocol", "holdout"])
+    assert _model_config(args) == {"search_trials": 4, "protocol": "holdout"}
+    assert _model_config(_parser().parse_args(["run"])) == {}, "the spec decides by default"
