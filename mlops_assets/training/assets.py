@@ -326,7 +326,11 @@ def validation_report(
 
 
 def _estimate(
-    y: np.ndarray, predicted: np.ndarray, folds: np.ndarray, spec: DatasetSpec, manifest
+    y: np.ndarray,
+    predicted: np.ndarray,
+    folds: np.ndarray,
+    spec: DatasetSpec,
+    manifest: ModelManifest,
 ) -> dict[str, Any]:
     """How the estimate was obtained and how sure it is."""
     facts = manifest.evaluation
