@@ -278,7 +278,9 @@ def validation_report(
     )
     if comparison is not None:
         metrics[f"champion v{comparison.version}"] = comparison.champion
-    decision = decide(metrics["model"], spec, baselines=baselines, champion=comparison)
+    decision = decide(
+        metrics["model"], spec, baselines=_gate_baselines(metrics, baselines), champion=comparison
+    )
     folder = models_dir(paths) / model_id / "report"
     model_object = load_model(paths, model_id)
     plots = render_plots(folder, y, predicted, model_object.importance(), spec.task)
@@ -323,6 +325,18 @@ def validation_report(
             **{f"estimate_{k}": v for k, v in metrics["model"].items()},
         }
     )
+
+
+def _gate_baselines(
+    metrics: dict[str, dict[str, float]], baselines: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """The baselines a challenger must beat: the constant one, and the linear model.
+
+    A linear candidate that lost the ranking is still a baseline on the estimate's rows: on a
+    holdout the ranking used the validation split, and the test split may disagree.
+    """
+    linear = metrics.get(f"candidate {Family.LINEAR}")
+    return {**baselines, "linear": linear} if linear is not None else dict(baselines)
 
 
 def _estimate(
