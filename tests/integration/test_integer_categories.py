@@ -16,9 +16,9 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import xgboost as xgb
 
 from mlops_assets.core.cleaning import REASON_COLUMN
+from mlops_assets.core.families import load_model_file
 from mlops_assets.core.features import to_matrix
 from mlops_assets.spec import load_spec
 from tests.servers import bento_service
@@ -92,10 +92,10 @@ def _post(served, path: str, body) -> httpx.Response:
     )
 
 
-def _booster(served) -> xgb.Booster:
-    booster = xgb.Booster()
-    booster.load_model(str(served["model"] / "model.ubj"))
-    return booster
+def _model(served):
+    """The served model, whichever family won (XGBoost's file or the linear JSON)."""
+    family = json.loads((served["model"] / "manifest.json").read_text())["family"]
+    return load_model_file(served["model"], family)
 
 
 def _cleaned(served) -> pd.DataFrame:
@@ -144,7 +144,7 @@ def test_records_and_keys_agree_with_the_offline_prediction(served):
     features = _features(served).sample(60, random_state=2).reset_index(drop=True)
     cleaned = _cleaned(served).set_index("row_id").loc[features["row_id"]].reset_index()
     assert cleaned["chol"].isna().any(), "the sample holds rows whose chol was imputed"
-    offline = _booster(served).inplace_predict(to_matrix(_typed(features), SPEC))
+    offline = _model(served).predict(to_matrix(_typed(features), SPEC))
     records = [_record(row) for _, row in cleaned.iterrows()]
     batch = _post(served, "/v1/predict_batch", {"records": records}).json()["predictions"]
     keys = features["row_id"].tolist()
@@ -164,7 +164,7 @@ def test_a_missing_imputed_field_gets_the_value_training_used(served):
     assert np.allclose(imputed["chol_per_age"], stored / imputed["age"])
 
     row = imputed.iloc[0]
-    offline = float(_booster(served).inplace_predict(to_matrix(_typed(imputed.iloc[:1]), SPEC))[0])
+    offline = float(_model(served).predict(to_matrix(_typed(imputed.iloc[:1]), SPEC))[0])
     record = _record(cleaned.set_index("row_id").loc[row["row_id"]])
     assert record["chol"] is None
     without = {k: v for k, v in record.items() if k != "chol"}
@@ -185,10 +185,10 @@ def test_report_uses_the_specs_threshold_and_shows_calibration(served):
     decision = json.loads((report / "decision.json").read_text())
     metrics = decision["metrics"]["model"]
     assert {"roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "f1"} <= set(metrics)
-    table = pd.read_parquet(served["home"] / "training" / "training_set.parquet")
-    test = table.loc[table["split"] == "test"]
-    probabilities = _booster(served).inplace_predict(to_matrix(test, SPEC))
-    y = test["target"].to_numpy()
+    # The estimate's rows (out-of-fold on this small set) and the winner's predictions on them.
+    evaluation = pd.read_parquet(served["model"] / "evaluation.parquet")
+    probabilities = evaluation[f"candidate:{decision['estimate']['family']}"].to_numpy()
+    y = evaluation["y"].to_numpy()
     assert metrics["accuracy"] == pytest.approx(np.mean((probabilities >= 0.4) == y))
     assert metrics["brier"] == pytest.approx(np.mean((probabilities - y) ** 2), rel=1e-6)
     assert (report / "calibration.png").stat().st_size > 5_000
