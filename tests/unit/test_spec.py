@@ -50,11 +50,14 @@ def _write_spec(tmp_path: Path, mutate) -> Path:
         (lambda d: d["gates"]["rules"].append({"metric": "r2"}), "needs min or max"),
         (lambda d: d["training"].update(folds=1), "training.folds"),
         (lambda d: d["training"].update(protocol="kfold"), "training.protocol"),
-        (lambda d: d["training"].update(families=["xgboost", "forest"]), "training.families.1"),
+        (
+            lambda d: d["training"].update(families=["xgboost", "forest"]),
+            "training.families[1]: Input should be 'xgboost' or 'linear'",
+        ),
         (lambda d: d["training"].update(families=["linear", "linear"]), "families listed twice"),
         (
             lambda d: d["training"].update(split={"train": 0.8, "validation": 0.15, "test": 0.15}),
-            "training.split: Value error, train + validation + test must be 1",
+            "train + validation + test must be 1",
         ),
         (lambda d: d["training"].update(search=3), "training.search: Extra inputs"),
         (lambda d: d["gates"].update(champion_tolerance=0.02), "set training.min_improvement"),
