@@ -4,12 +4,16 @@ Executed the way Dagster runs a job, without the CLI's process tags, so a run ki
 found through the pid Dagster records in the run's own event log.
 """
 
+import json
+import os
 import sys
 
 import dagster as dg
 
 from mlops_assets.paths import PlatformPaths, resolve_home
 from mlops_assets.runner import failure_message, open_instance
+
+RUN_CONFIG_ENV = "MLOPS_TEST_RUN_CONFIG"  # JSON run config for the materialization
 
 
 def main(selection: list[str]) -> int:
@@ -21,6 +25,7 @@ def main(selection: list[str]) -> int:
     result = job.execute_in_process(
         instance=instance,
         asset_selection=[dg.AssetKey(name) for name in selection],
+        run_config=json.loads(os.environ.get(RUN_CONFIG_ENV, "{}")),
         raise_on_error=False,
     )
     print(result.run_id if result.success else failure_message(result))  # noqa: T201 - read by the test
