@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     feast.set_defaults(handler=_feast)
 
     serve = commands.add_parser("serve", help="bentoml serve the champion exported by `run`")
-    _server_options(serve, port=3000)
+    _server_options(serve, port=3001)  # beside the UI's 3000: both run in the closed loop
     serve.set_defaults(handler=_serve)
 
     mlflow = commands.add_parser("mlflow", help="open the MLflow UI on this state folder's store")
