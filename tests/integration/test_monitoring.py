@@ -13,20 +13,12 @@ import pytest
 import yaml
 
 from mlops_assets.runner import ingest_batch, open_instance, run_pipeline
+from tests.integration.test_service import GOOD as RECORD
 from tests.servers import PromServer, ServerUnavailable, bento_service
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus"
 REQUIRED = os.environ.get("MLOPS_REQUIRE_SERVERS") == "1"
-RECORD = {
-    "sqft": 1800.0,
-    "bedrooms": 3,
-    "bathrooms": 2.0,
-    "location": "urban",
-    "year_built": 1990,
-    "condition": "good",
-    "lot_size": 5000.0,
-}
 
 
 def _promtool() -> str:
