@@ -16,7 +16,7 @@ _definitions = build_definitions(load_spec(resolve_spec_path(_paths)), _paths)
 
 # The entity: what the features describe (a house), joined on the spec's entity key.
 entity = _definitions.entity
-# The source: the Parquet feature table the `house_features` asset writes.
+# The source: the Parquet feature table the `features` asset writes.
 source = _definitions.source
 # The feature view: every engineered feature, never expiring (a house keeps its last values).
 feature_view = _definitions.view

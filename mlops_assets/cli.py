@@ -488,7 +488,7 @@ def _report_pipeline(run: PipelineRun) -> None:
         return
     report = run.metadata.get("validation_report", {})
     promotion = run.metadata.get("promoted_model", {})
-    features = run.metadata.get("house_features", {})
+    features = run.metadata.get("features", {})
     online = run.metadata.get("online_features", {})
     training = run.metadata.get("training_set", {})
     _say(

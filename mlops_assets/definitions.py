@@ -19,7 +19,7 @@ from mlops_assets.deployment.assets import bento, bento_model, promoted_model
 from mlops_assets.execution import executor_for
 from mlops_assets.features.assets import (
     feast_registry,
-    house_features,
+    features,
     online_features,
     training_set,
 )
@@ -42,7 +42,7 @@ defs = dg.Definitions(
     assets=[
         raw_data,
         cleaned_data,
-        house_features,
+        features,
         feast_registry,
         online_features,
         training_set,

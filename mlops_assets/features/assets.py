@@ -57,20 +57,20 @@ class TrainingSetConfig(dg.Config):
     group_name="features",
     deps=[cleaned_data],
     kinds={"pandas", "parquet"},
-    check_specs=check_specs("house_features", FEATURE_CHECKS, set(FEATURE_CHECKS)),
+    check_specs=check_specs("features", FEATURE_CHECKS, set(FEATURE_CHECKS)),
 )
-def house_features(
+def features(
     home: MlopsHome, dataset: DatasetSpecResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Engineered features of every cleaned batch, keyed by entity and event time, for Feast."""
     spec, paths = dataset.load(), home.paths()
     cleaned, superseded = _load_cleaned(paths, spec)
     imputation = learn_imputation(cleaned, spec)
-    features = engineer(cleaned, spec, imputation)
-    outcomes = check_features(features, spec)
+    engineered = engineer(cleaned, spec, imputation)
+    outcomes = check_features(engineered, spec)
     if blocking_failures(outcomes):
-        yield from reject(outcomes, "house_features")
-    stored = _strings_for_feast(features, spec)
+        yield from reject(outcomes, "features")
+    stored = _strings_for_feast(engineered, spec)
     stored.attrs[IMPUTATION_KEY] = imputation  # kept in the Parquet file, with the features
     path = write_parquet_atomic(stored, offline_path(paths, spec))
     yield dg.MaterializeResult(
@@ -87,7 +87,7 @@ def house_features(
     )
 
 
-@dg.asset(group_name="features", deps=[house_features], kinds={"feast"})
+@dg.asset(group_name="features", deps=[features], kinds={"feast"})
 def feast_registry(
     feature_store: FeatureStoreResource, dataset: DatasetSpecResource, home: MlopsHome
 ) -> dg.MaterializeResult:
@@ -215,7 +215,7 @@ def _read_features(home: MlopsHome, spec: DatasetSpec) -> pd.DataFrame:
     path = offline_path(home.paths(), spec)
     if not path.exists():
         raise dg.Failure(
-            description=f"no feature table at {path}: materialize house_features first"
+            description=f"no feature table at {path}: materialize the `features` asset first"
         )
     features = pd.read_parquet(path)
     if features.empty:

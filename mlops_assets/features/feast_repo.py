@@ -86,7 +86,7 @@ def build_definitions(spec: DatasetSpec, paths: PlatformPaths) -> FeastDefinitio
         name=names.source,
         path=str(offline_path(paths, spec)),
         timestamp_field=spec.event_timestamp,
-        description="Engineered features written by the `house_features` asset.",
+        description="Engineered features written by the `features` asset.",
     )
     view = FeatureView(
         name=names.view,

@@ -66,7 +66,7 @@ def failure_text(result) -> str:
     return failure_message(result)
 
 
-FEATURE_ASSETS = ("house_features", "feast_registry", "online_features", "training_set")
+FEATURE_ASSETS = ("features", "feast_registry", "online_features", "training_set")
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ def test_main_job_runs_as_a_user_runs_it(mlops_home):
         "ingestion_job": dg.DagsterRunStatus.SUCCESS,
         "pipeline_job": dg.DagsterRunStatus.SUCCESS,
     }
+    assert "Features: 3,000 rows; " in completed.stdout, "read from the `features` asset"
     assert "training set: " in completed.stdout
     assert instance.get_dynamic_partitions("batches") == ["initial"]
 

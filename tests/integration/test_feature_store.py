@@ -133,7 +133,7 @@ def test_non_finite_required_feature_blocks_and_keeps_the_previous_table(
     ingest, materialize_features, paths, tmp_path, house_spec
 ):
     assert ingest("b1", {"rows": 1_500}).success
-    assert materialize_features(["house_features"]).success
+    assert materialize_features(["features"]).success
     good = offline_path(paths, house_spec).read_bytes()
     document = yaml.safe_load(HOUSE_PRICES_SPEC.read_text())
     document["derived"].append(
@@ -141,7 +141,7 @@ def test_non_finite_required_feature_blocks_and_keeps_the_previous_table(
     )
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(document))
-    result = materialize_features(["house_features"], spec_path=str(spec_path))
+    result = materialize_features(["features"], spec_path=str(spec_path))
     assert not result.success
     assert "features_finite: non-finite values in {'bath_log':" in failure_text(result)
     assert offline_path(paths, house_spec).read_bytes() == good
@@ -150,21 +150,21 @@ def test_non_finite_required_feature_blocks_and_keeps_the_previous_table(
 def test_feast_apply_error_names_the_object(ingest, materialize_features, paths):
     assert ingest("b1", {"rows": 1_500}).success
     (paths.root / "feast" / "online_store.db").mkdir(parents=True)  # not a database file
-    result = materialize_features(["house_features", "feast_registry"])
+    result = materialize_features(["features", "feast_registry"])
     assert not result.success
     message = failure_text(result)
     assert "feast apply failed for Entity 'house': unable to open database file" in message
 
 
 def test_no_cleaned_data_fails_clearly(materialize_features):
-    result = materialize_features(["house_features"])
+    result = materialize_features(["features"])
     assert not result.success
     assert "no cleaned batches" in failure_text(result)
 
 
 def test_empty_feature_table_is_not_materialized(ingest, materialize_features, paths, house_spec):
     assert ingest("b1", {"rows": 1_500}).success
-    assert materialize_features(["house_features", "feast_registry"]).success
+    assert materialize_features(["features", "feast_registry"]).success
     features = pd.read_parquet(offline_path(paths, house_spec))
     features.iloc[:0].to_parquet(offline_path(paths, house_spec))
     result = materialize_features(["online_features"])

@@ -152,7 +152,7 @@ def test_several_runs_at_once_have_no_lock_errors(deployment: Deployment) -> Non
     online, training = steps["online_features"], steps["training_set"]
     assert len({pid for pid, _, _ in steps.values()}) == len(steps)  # a process per step
     assert online[1] < training[2] and training[1] < online[2]  # the two branches overlapped
-    features = parallel.metadata["house_features"]["dagster/row_count"]
+    features = parallel.metadata["features"]["dagster/row_count"]
     assert features == ROWS + sum(500 + n for n in range(3))
     statuses = deployment.query("dagster", "SELECT status FROM runs")
     assert {row[0] for row in statuses} == {"SUCCESS"}
