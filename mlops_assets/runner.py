@@ -181,8 +181,18 @@ def _refuse_landed(path: Path, reason: str) -> BatchRun:
 
 def failure_message(result: Any) -> str:
     """The user-facing reason of a failed run (the `Failure` description, else the error)."""
+    return _step_failures(result.all_events)
+
+
+def run_failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
+    """`failure_message` of a run read back from the instance (a sensor sees only its id)."""
+    records = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    return _step_failures([r.dagster_event for r in records if r.dagster_event])
+
+
+def _step_failures(events: Any) -> str:
     messages = []
-    for event in result.all_events:
+    for event in events:
         if event.event_type_value != "STEP_FAILURE" or event.step_failure_data is None:
             continue
         data = event.step_failure_data

@@ -19,6 +19,7 @@ from mlops_assets.core.storage import read_json
 from mlops_assets.ingestion.partitions import batches
 from mlops_assets.jobs import ingestion_job, monitoring_job, pipeline_job
 from mlops_assets.paths import PlatformPaths, resolve_home
+from mlops_assets.runner import run_failure_message
 from mlops_assets.sources import SourceError, archive_landed, batch_key_for, scan_landing
 
 LANDED_FILE_TAG = "mlops/landed_file"
@@ -93,9 +94,12 @@ def ingested_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.Sk
 )
 def ingestion_failed_sensor(context: dg.RunFailureSensorContext) -> None:
     """A landed file whose ingestion failed moves to `failed/`, with the error beside it."""
-    landed = context.dagster_run.tags.get(LANDED_FILE_TAG)
+    run = context.dagster_run
+    landed = run.tags.get(LANDED_FILE_TAG)
     if landed:
-        _archive(landed, succeeded=False, error=context.failure_event.message or "ingestion failed")
+        # The step's own reason (the check that blocked, the column), not "Steps failed: [...]".
+        error = run_failure_message(context.instance, run.run_id)
+        _archive(landed, succeeded=False, error=error)
 
 
 @dg.sensor(

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -15,7 +16,7 @@ from mlops_assets.automation import sensors
 from mlops_assets.automation.settings import load_settings
 from mlops_assets.definitions import defs
 from mlops_assets.runner import ingest_batch, open_instance
-from mlops_assets.sources import SyntheticConfig, generate_house_sales
+from mlops_assets.sources import SyntheticConfig, drop_batch, generate_house_sales
 
 
 @pytest.fixture
@@ -176,3 +177,63 @@ def test_run_failure_sensor_records_the_failed_run(paths):
     assert entry["run_id"] == failed.run_id
     assert entry["job"] == "ingestion_job" and entry["partition"] == "missing_file"
     assert entry["error"], "the failure's message is kept"
+
+
+def _landed(paths, key: str, rows: int = 300, **config) -> Path:
+    sales = generate_house_sales(SyntheticConfig(rows=rows, seed=11, **config))
+    return drop_batch(sales, paths.landing, key)
+
+
+def test_a_file_still_being_written_is_not_ingested_until_it_settles(paths, settings):
+    settings(landing_settle_seconds=1.0)
+    instance = open_instance(paths)
+    path = _landed(paths, "growing")
+
+    waiting, _ = _tick(sensors.landing_sensor, instance)
+    assert isinstance(waiting, dg.SkipReason) and "nothing ready" in waiting.skip_message
+
+    time.sleep(0.6)
+    with path.open("ab") as handle:  # the writer is still appending: its mtime moves on
+        handle.write(b"\0" * 16)
+    still, _ = _tick(sensors.landing_sensor, instance)
+    assert isinstance(still, dg.SkipReason), "changed 0.6 s ago: not settled yet"
+
+    time.sleep(1.1)
+    ready, _ = _tick(sensors.landing_sensor, instance)
+    assert isinstance(ready, dg.SensorResult)
+    [request] = ready.run_requests
+    assert request.partition_key == "growing"
+    assert request.run_key.startswith(f"growing.parquet:{path.stat().st_size}:"), "final size"
+
+
+def test_ingestion_failed_sensor_moves_the_landed_file_to_failed_with_the_error(paths, settings):
+    settings(landing_settle_seconds=0.0)
+    instance = open_instance(paths)
+    path = _landed(paths, "broken", rows=500, faults=("nulls",), fault_rate=0.5)
+    tick, _ = _tick(sensors.landing_sensor, instance)
+    [request] = tick.run_requests
+    instance.add_dynamic_partitions("batches", [request.partition_key])
+    failed = defs.resolve_job_def("ingestion_job").execute_in_process(
+        instance=instance,
+        partition_key=request.partition_key,
+        run_config=request.run_config,
+        tags=request.tags,
+        raise_on_error=False,
+    )
+    assert not failed.success, "half the rows are null: the quarantine share blocks"
+    assert path.exists(), "the landed file stays until the sensor has seen the failure"
+    [failure] = instance.get_records_for_run(
+        failed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE
+    ).records
+    context = dg.build_run_status_sensor_context(
+        sensor_name="ingestion_failed_sensor",
+        dagster_event=failure.event_log_entry.dagster_event,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(failed.run_id),
+    ).for_run_failure()
+    sensors.ingestion_failed_sensor(context)
+    assert not path.exists()
+    assert (paths.landing_failed / "broken.parquet").exists()
+    error = (paths.landing_failed / "broken.parquet.error.txt").read_text()
+    assert "quarantine_share" in error, error
+    assert not (paths.landing_processed / "broken.parquet").exists()
