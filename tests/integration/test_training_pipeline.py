@@ -1,11 +1,15 @@
 """Training, report and promotion against a real MLflow store (SQLite) and Feast features."""
 
 import json
+import subprocess
+import sys
 import threading
 
 import mlflow
 import pytest
 
+from mlops_assets.deployment import registry as registry_module
+from mlops_assets.deployment.locks import LockTimeout
 from mlops_assets.deployment.registry import ChampionRegistry, PromotionConflict
 from mlops_assets.resources import MlopsHome
 from mlops_assets.spec import HOUSE_PRICES_SPEC
@@ -119,6 +123,26 @@ def test_a_retrain_that_ties_keeps_the_champion(trained, materialize_features, r
     )
 
 
+def test_a_challenger_that_passes_the_gates_but_is_worse_keeps_the_champion(
+    trained, materialize_features, registry
+):
+    # Depth 3 beats the default depth 6 on this data (see IMPROVED): with the depth-3 model
+    # as champion, a default-depth challenger passes every gate and still loses to it.
+    assert materialize_features(TRAINING, run_config=IMPROVED).success
+    assert registry.champion().version == "2"
+    result = materialize_features(TRAINING)
+    assert result.success, failure_text(result)
+    report = _metadata(result, "validation_report")
+    assert report["gates_passed"] is True, "every gate of the challenger passes"
+    assert not report["promote"]
+    assert report["reason"].startswith("not better than the champion: rmse"), report["reason"]
+    assert "vs champion v2" in report["reason"] and "(gain -" in report["reason"]
+    promotion = _metadata(result, "promoted_model")
+    assert promotion["promoted"] is False and promotion["champion_version"] == "2"
+    assert registry.champion().version == "2" and registry.alias("challenger").version == "3"
+    assert [e["action"] for e in registry.history()] == ["promote", "promote", "keep"]
+
+
 def test_better_challenger_is_promoted_and_rollback_restores(
     trained, materialize_features, registry
 ):
@@ -186,6 +210,51 @@ def test_two_promotions_at_once_cannot_both_win(trained, registry, paths):
     assert sorted(outcomes.values()) == ["refused", "won"]
     winner = next(v for v, o in outcomes.items() if o == "won")
     assert registry.champion().version == winner
+
+
+HOLDER = """
+import sys
+from pathlib import Path
+from mlops_assets.deployment.locks import file_lock
+with file_lock(Path(sys.argv[1]), 5):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_the_promotion_lock_makes_a_second_promotion_wait(trained, registry, monkeypatch):
+    """Another process holds the lock: a promotion times out, or waits for it, never slips by."""
+    client = registry.client
+    source = client.get_model_version_by_alias("house_prices", "champion")
+    run = client.create_run(client.get_experiment_by_name("house_prices").experiment_id)
+    client.set_terminated(run.info.run_id)
+    version = registry.register(source.source, run.info.run_id, {"gates_passed": "true"})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(registry.lock_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(registry_module, "LOCK_TIMEOUT_S", 0.5)
+        with pytest.raises(LockTimeout, match="another promotion holds"):
+            registry.promote(version, "1", {})
+        assert registry.champion().version == "1", "a timed-out promotion moved nothing"
+
+        monkeypatch.setattr(registry_module, "LOCK_TIMEOUT_S", 60.0)
+        waiting = threading.Thread(target=registry.promote, args=(version, "1", {}))
+        waiting.start()
+        waiting.join(1.5)
+        assert waiting.is_alive(), "the promotion waits while the lock is held"
+        assert registry.champion().version == "1"
+        assert holder.stdin is not None
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        waiting.join(30)
+        assert not waiting.is_alive(), "the promotion went ahead once the lock was released"
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert registry.champion().version == version
 
 
 def test_unreachable_mlflow_fails_clearly_and_keeps_the_champion(
