@@ -10,9 +10,29 @@ from mlops_assets.definitions import defs
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_every_job_resolves():
+def _job_assets(name: str) -> set[str]:
+    return {
+        k.to_user_string() for k in defs.resolve_job_def(name).asset_layer.executable_asset_keys
+    }
+
+
+def test_every_job_resolves_to_its_stage_on_one_process():
+    graph = defs.resolve_asset_graph()
+    by_group: dict[str, set[str]] = {}
+    for key in graph.get_all_asset_keys():
+        by_group.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
+    assert _job_assets("ingestion_job") == {"raw_data", "cleaned_data"}
+    assert _job_assets("deploy_job") == {"bento_model", "bento"}
+    assert _job_assets("monitoring_job") == {"drift_report"}
+    pipeline = _job_assets("pipeline_job")
+    assert pipeline == by_group["features"] | by_group["training"] | by_group["deployment"]
+    stages = {"feast_registry", "online_features", "training_set", "model", "validation_report"}
+    assert stages | {"promoted_model", "bento_model", "bento"} <= pipeline
+    ingestion = defs.resolve_job_def("ingestion_job")
+    assert ingestion.partitions_def is not None and ingestion.partitions_def.name == "batches"
     for job in defs.jobs or []:
-        assert defs.resolve_job_def(job.name) is not None
+        resolved = defs.resolve_job_def(job.name)
+        assert resolved.executor_def.name == "in_process", f"{job.name}: see execution.py"
 
 
 def test_assets_groups_and_checks():
