@@ -1,6 +1,7 @@
-"""Every server `mlops` starts listens on 127.0.0.1 unless `--host` says otherwise.
+"""Every server `mlops` starts listens on 127.0.0.1 unless `--host` says otherwise, and answers.
 
-The address is read from the listening socket of the real process, not from its arguments.
+The address is read from the listening socket of the real process, not from its arguments;
+each server then answers over HTTP (the UI with the platform's jobs loaded) and is stopped.
 (`mlops serve` is tested the same way beside the service tests, which have a champion.)
 """
 
@@ -13,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -30,8 +32,46 @@ def _listening(port: int) -> set[str]:
     }
 
 
+def _mlflow_answers(url: str, deadline: float) -> None:
+    """The MLflow UI's page, and its REST API on this state folder's (empty) store."""
+    page = _get_when_up(f"{url}/", deadline)
+    assert page.status_code == 200 and "<title>MLflow</title>" in page.text
+    found = httpx.get(f"{url}/api/2.0/mlflow/experiments/search?max_results=10", timeout=30)
+    assert [e["name"] for e in found.json()["experiments"]] == ["Default"]
+
+
+REPOSITORIES = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+
+
+def _ui_answers(url: str, deadline: float) -> None:
+    """The Dagster UI's page, and its GraphQL API with the platform's code location loaded."""
+    page = _get_when_up(f"{url}/", deadline)
+    assert page.status_code == 200 and 'id="initialization-data"' in page.text  # its shell
+    while True:
+        answer = httpx.post(f"{url}/graphql", json={"query": REPOSITORIES}, timeout=30).json()
+        nodes = answer["data"]["repositoriesOrError"].get("nodes")
+        if nodes or time.monotonic() > deadline:
+            break
+        time.sleep(1)  # the code location is still loading
+    assert nodes, answer
+    jobs = {job["name"] for node in nodes for job in node["jobs"]}
+    assert {"ingestion_job", "pipeline_job", "deploy_job", "monitoring_job"} <= jobs
+
+
+def _get_when_up(url: str, deadline: float) -> httpx.Response:
+    while True:
+        try:
+            return httpx.get(url, timeout=30)
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"{url} did not answer"
+            time.sleep(0.5)
+
+
+ANSWERS = {"mlflow": _mlflow_answers, "ui": _ui_answers}
+
+
 @pytest.mark.parametrize("command", ["mlflow", "ui"])
-def test_servers_listen_on_loopback_and_say_so(mlops_home, command):
+def test_servers_listen_on_loopback_answer_and_say_so(mlops_home, command):
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlops_assets.cli", command, "--port", str(port)],
@@ -45,6 +85,7 @@ def test_servers_listen_on_loopback_and_say_so(mlops_home, command):
             assert server.poll() is None, f"mlops {command} exited while starting"
             assert time.monotonic() < deadline, f"mlops {command} did not listen within 180 s"
             time.sleep(0.5)
+        ANSWERS[command](f"http://127.0.0.1:{port}", deadline)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import ANY
 
 import httpx
 import numpy as np
@@ -337,11 +338,41 @@ def test_mlops_serve_listens_on_loopback_only_and_says_so(served):
             for c in psutil.net_connections(kind="inet")
             if c.status == psutil.CONN_LISTEN and c.laddr.port == port
         }
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/predict", json=GOOD, timeout=30).json()
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=60)
     assert listening == {"127.0.0.1"}
     assert f"Listening on http://127.0.0.1:{port}" in output
+    assert answer == {**_post(served, "/v1/predict", GOOD).json(), "request_id": ANY}, (
+        "the champion, as the module's service answers"
+    )
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+
+
+def _mlops(served, *arguments: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLOPS_HOME": str(served["home"])}
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_assets.cli", *arguments],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_mlops_feast_lists_the_feature_views_of_the_state_folder(served):
+    listed = _mlops(served, "feast", "feature-views", "list")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    [header, *views] = [line.split() for line in listed.stdout.strip().splitlines()]
+    assert header[:2] == ["NAME", "ENTITIES"]
+    assert [view[:2] for view in views] == [["house_features", "{'house_id'}"]]
+
+
+def test_mlops_history_names_the_champion(served):
+    history = _mlops(served, "history")
+    assert history.returncode == 0, history.stderr[-2000:]
+    [entry, champion] = history.stdout.strip().splitlines()
+    assert entry.split()[1:4] == ["promote", "v1", "(previous"]
+    assert champion.startswith("Champion: v1 (run ")
 
 
 def test_an_integer_is_a_valid_float_and_keys_are_strict(served):
