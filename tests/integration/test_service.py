@@ -364,7 +364,7 @@ def test_mlops_feast_lists_the_feature_views_of_the_state_folder(served):
     assert listed.returncode == 0, listed.stderr[-2000:]
     [header, *views] = [line.split() for line in listed.stdout.strip().splitlines()]
     assert header[:2] == ["NAME", "ENTITIES"]
-    assert [view[:2] for view in views] == [["house_features", "{'house_id'}"]]
+    assert [view[:2] for view in views] == [["house_prices_features", "{'house'}"]]
 
 
 def test_mlops_history_names_the_champion(served):
