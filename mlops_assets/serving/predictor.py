@@ -9,6 +9,7 @@ No pickle anywhere on this path.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,32 +71,45 @@ class Predictor:
         self.bundle = bundle
         self.spec = bundle.spec
         self._features = list(self.spec.feature_columns)
+        self._categorical = frozenset(self.spec.categorical_columns)
         self._timestamp = self.spec.event_timestamp
         self._imputation = dict(bundle.manifest.get("imputation") or {})
 
     def predict_records(self, records: list[dict[str, Any]]) -> np.ndarray:
-        """Predictions for validated request records, in order.
+        """Predictions for validated request records, in order."""
+        names = [*self._features, self._timestamp]
+        return self.predict_columns({n: [r.get(n) for r in records] for n in names})
+
+    def predict_columns(self, columns: Mapping[str, list[Any]]) -> np.ndarray:
+        """Predictions for validated request values, one list per field, in record order.
 
         A missing or null imputed field is filled with the value stored in the model's
-        manifest, the one its training rows were filled with.
+        manifest, the one its training rows were filled with; a missing event time is now.
         """
-        columns = {name: [record.get(name) for record in records] for name in self._features}
+        arrays: dict[str, Any] = {}
         for name in self._features:
-            if name not in self.spec.categorical_columns:
-                columns[name] = np.array(
-                    [np.nan if v is None else v for v in columns[name]], dtype="float64"
-                )
-        now = datetime.now(UTC)
-        times = np.array(
-            [_naive_utc(record.get(self._timestamp) or now) for record in records],
-            dtype="datetime64[ns]",
-        )
-        arrays = engineer_arrays(columns, times, self.spec, self._imputation)
-        return self.predict_matrix(arrays_to_matrix(arrays, self.spec))
+            values = columns[name]
+            if name in self._categorical:
+                arrays[name] = values
+                continue
+            if None in values:
+                values = [np.nan if v is None else v for v in values]
+            arrays[name] = np.asarray(values, dtype="float64")
+        times = _times(columns.get(self._timestamp), len(columns[self._features[0]]))
+        features = engineer_arrays(arrays, times, self.spec, self._imputation)
+        return self.predict_matrix(arrays_to_matrix(features, self.spec))
 
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """Predictions for a model matrix already in the model's column order."""
         return self.bundle.model.predict(matrix)
+
+
+def _times(values: list[datetime | None] | None, size: int) -> np.ndarray:
+    """Event times as naive UTC `datetime64[ns]`, now where a record gave none."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if values is None or values.count(None) == size:
+        return np.full(size, np.datetime64(now, "ns"))
+    return np.array([now if v is None else _naive_utc(v) for v in values], dtype="datetime64[ns]")
 
 
 def _naive_utc(moment: datetime) -> datetime:

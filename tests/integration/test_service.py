@@ -249,9 +249,20 @@ def test_bad_single_requests_get_a_400_naming_the_problem(served, body, status, 
 
 def test_bad_batches_and_keys(served):
     empty = _post(served, "/v1/predict_batch", {"records": []})
-    assert empty.status_code == 400 and "records" in empty.json()["error"]
+    assert empty.status_code == 400 and empty.json()["problems"] == [
+        {"field": "records", "problem": "List should have at least 1 item after validation, not 0"}
+    ]
+    assert _post(served, "/v1/predict_batch", {"records": [GOOD] * 1000}).status_code == 200
     too_many = _post(served, "/v1/predict_batch", {"records": [GOOD] * 1001})
-    assert too_many.status_code == 400 and "records" in too_many.json()["error"]
+    assert too_many.status_code == 400 and too_many.json()["problems"] == [
+        {
+            "field": "records",
+            "problem": "List should have at most 1000 items after validation, not 1001",
+        }
+    ]
+    for body in ([GOOD], {"records": [GOOD], "more": []}, {"records": GOOD}, "{not json"):
+        odd = _post(served, "/v1/predict_batch", body)
+        assert odd.status_code == 400 and odd.json()["error"].startswith("invalid request: ")
     body = b'{"records": [' + b",".join([json.dumps(GOOD).encode()] * 20_000) + b"]}"
     assert _post(served, "/v1/predict_batch", body).status_code == 413
 
@@ -267,6 +278,96 @@ def test_bad_batches_and_keys(served):
     assert unknown.status_code == 404 and unknown.json()["keys"] == [123456789]
     assert _post(served, "/v1/predict_by_key", {"keys": ["x"]}).status_code == 400
     assert served["client"].get("/readyz").status_code == 200, "still serving"
+
+
+def varied_records(count: int, seed: int) -> list[dict]:
+    """Records as clients send them: sizes across the spec's ranges, whole numbers as JSON
+    integers, `lot_size` sometimes left out or null, times with and without an offset."""
+    rng = np.random.default_rng(seed)
+    offsets = ["+00:00", "Z", "+05:30", "-08:00", ""]
+    records = []
+    for i in range(count):
+        record = {
+            "sqft": round(rng.uniform(400, 6000), 1) if i % 3 else int(rng.integers(400, 6000)),
+            "bedrooms": int(rng.integers(0, 8)),
+            "bathrooms": float(rng.integers(2, 9) / 2),
+            "location": str(rng.choice(["urban", "suburban", "rural"])),
+            "year_built": int(rng.integers(1850, 2024)),
+            "condition": str(rng.choice(["poor", "fair", "good", "excellent"])),
+            "lot_size": float(round(rng.uniform(500, 40000))),
+            "event_timestamp": f"{2015 + i % 10}-{1 + i % 12:02d}-{1 + i % 28:02d}T"
+            f"{i % 24:02d}:{i % 60:02d}:00{offsets[i % len(offsets)]}",
+        }
+        if i % 7 == 0:
+            del record["lot_size"]
+        elif i % 7 == 1:
+            record["lot_size"] = None
+        records.append(record)
+    return records
+
+
+def test_a_full_batch_agrees_with_single_and_offline_predictions(served):
+    """1,000 varied records: the batch equals /predict and the training path, to 1e-6."""
+    records = varied_records(1_000, seed=5)
+    answer = _post(served, "/v1/predict_batch", {"records": records})
+    assert answer.status_code == 200, answer.text
+    batch = np.array(answer.json()["predictions"])
+    sampled = list(range(0, 1_000, 5))
+    singles = [_post(served, "/v1/predict", records[i]).json()["prediction"] for i in sampled]
+    np.testing.assert_allclose(singles, batch[sampled], rtol=0, atol=1e-6)
+    info = served["client"].get("/v1/model_info").json()
+    folder = served["home"] / "models" / info["mlflow_run_id"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    frame = pd.DataFrame([{"lot_size": None, **r} for r in records]).astype({"lot_size": float})
+    # One by one: pandas parsing a column that mixes offsets with naive times misreads some.
+    moments = [pd.Timestamp(t) for t in frame["event_timestamp"]]
+    frame["event_timestamp"] = pd.to_datetime(
+        [m.tz_convert("UTC") if m.tzinfo else m.tz_localize("UTC") for m in moments]
+    )
+    frame["house_id"] = np.arange(1, len(frame) + 1)
+    for name in SPEC.categorical_columns:
+        frame[name] = pd.Categorical(frame[name], categories=list(SPEC.column(name).categories))
+    features = engineer(frame, SPEC, manifest["imputation"])
+    offline = load_model_file(folder, manifest["family"]).predict(to_matrix(features, SPEC))
+    np.testing.assert_allclose(batch, offline, rtol=0, atol=1e-6)
+    assert len(np.unique(batch.round(2))) > 900, "varied records, varied prices"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "problem"),
+    [
+        ({"sqft": -10.0}, "sqft", "Input should be greater than or equal to 100"),
+        ({"sqft": "1800"}, "sqft", "Input should be a valid number"),
+        ({"bedrooms": True}, "bedrooms", "Input should be a valid integer"),
+        ({"location": "moon"}, "location", "Input should be 'urban', 'suburban' or 'rural'"),
+        ({"bedrooms": None}, "bedrooms", "Input should be a valid integer"),
+        ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
+        ({"event_timestamp": "9999-12-31T00:00:00"}, "event_timestamp", "Value error, "
+         "timestamp must be between 1800 and 2200"),
+    ],
+)  # fmt: skip
+def test_a_bad_value_in_record_537_is_named_with_its_field(served, change, field, problem):
+    records = varied_records(1_000, seed=6)
+    records[537] = {**records[537], **change}
+    answer = _post(served, "/v1/predict_batch", {"records": records})
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {
+        "error": f"invalid request: records.537.{field}",
+        "problems": [{"field": f"records.537.{field}", "problem": problem}],
+    }
+
+
+def test_a_missing_field_in_one_record_is_named_with_every_other_bad_record(served):
+    records = varied_records(1_000, seed=7)
+    del records[537]["bedrooms"]
+    records[12]["condition"] = "mint"
+    answer = _post(served, "/v1/predict_batch", {"records": records})
+    assert answer.status_code == 400
+    assert answer.json()["problems"] == [
+        {"field": "records.12.condition", "problem": "Input should be 'poor', 'fair', 'good' "
+         "or 'excellent'"},
+        {"field": "records.537.bedrooms", "problem": "Field required"},
+    ]  # fmt: skip
 
 
 def test_prediction_log_and_metrics(served):
@@ -287,6 +388,29 @@ def test_prediction_log_and_metrics(served):
     metrics = served["client"].get("/metrics").text
     assert 'mlops_predictions_total{endpoint="predict",model_version="1"}' in metrics
     assert "mlops_prediction_latency_seconds_bucket" in metrics
+
+
+def test_batch_rows_are_logged_in_order_with_their_validated_inputs(served):
+    moment = "2024-05-01T10:00:00+02:00"
+    records = [{**GOOD, "sqft": 2345.5}, {**GOOD, "sqft": 2346, "event_timestamp": moment}]
+    answer = _post(served, "/v1/predict_batch", {"records": records}).json()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        files = list((served["home"] / "predictions").glob("*.jsonl"))
+        lines = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+        logged = [line for line in lines if line["request_id"] == answer["request_id"]]
+        if len(logged) == 2:
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("batch not logged within 10 s")
+    assert [line["row"] for line in logged] == [0, 1]
+    assert [line["output"] for line in logged] == answer["predictions"]
+    assert logged[0]["endpoint"] == "predict_batch"
+    assert logged[0]["inputs"] == {**GOOD, "sqft": 2345.5, "event_timestamp": None}
+    # Validated values: the integer 2346 as the float it is, the time as naive UTC.
+    assert logged[1]["inputs"] == {**GOOD, "sqft": 2346.0, "event_timestamp": "2024-05-01T08:00:00"}
+    assert type(logged[1]["inputs"]["sqft"]) is float
 
 
 def test_no_client_input_causes_a_server_error(served):
