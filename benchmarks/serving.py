@@ -1,15 +1,23 @@
-"""Benchmark: the platform's BentoML service against a hand-written FastAPI service, one run.
+"""Benchmark: the platform's BentoML service against a hand-written FastAPI peer, fairly.
 
-Both serve the same champion on loopback; one client (keep-alive connections with
-TCP_NODELAY, so Nagle's algorithm does not add ~40 ms) measures:
-  - single-row /predict: p50/p99 at concurrency 1 and throughput at concurrency 32;
-  - a 1,000-row batch (platform only: the baseline has no batch endpoint): p50/p99;
-  - by-key prediction through the online store (platform only): p50/p99.
-Targets: throughput at c=32 >= the baseline; p99 at c=1 <= 10 ms; batch <= 25 ms; by-key p99
-<= 12 ms. It needs a state folder with a champion: pass --home, or it runs `mlops run` in a
-temporary one.
+Both serve the same champion on loopback with the same number of worker processes (each count
+in --workers; BentoML's through its `services.<name>.workers` setting, the peer's through
+uvicorn's --workers). Both run throughout; each round measures them in turn, the order
+alternating from round to round, and every figure printed is the median of --rounds rounds
+(at least 3). The load average is printed before each round: the machine's other work shows.
 
-    uv run python benchmarks/serving.py [--home .mlops_home] [--requests 3000]
+One client (asyncio, keep-alive connections with TCP_NODELAY, so Nagle's algorithm does not
+add ~40 ms) on the same machine measures, for each worker count:
+  - single-row /predict: requests/s, p50 and p99 at concurrency 1 and 32, platform and peer;
+  - a 1,000-row /predict_batch at concurrency 1 (platform only: the peer has none);
+  - /predict_by_key through the online store at concurrency 1 (platform only).
+Then one request is profiled in process, layer by layer (`serving_profile.py`).
+
+Targets: platform/peer throughput at c=32 >= 1.0 at equal workers; single-row p99 at c=1
+<= 10 ms; batch p99 <= 25 ms; by-key p99 <= 12 ms. It needs a state folder with a champion:
+pass --home, or it runs `mlops run` in a temporary one.
+
+    uv run python benchmarks/serving.py [--home .mlops_home] [--workers 1 2] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -23,20 +31,19 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from serving_profile import RECORD
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORD = {
-    "sqft": 1800.0,
-    "bedrooms": 3,
-    "bathrooms": 2.0,
-    "location": "urban",
-    "year_built": 1990,
-    "condition": "good",
-    "lot_size": 5000.0,
-}
+SERVICE_NAME = "mlops_predictions"
+BATCH_ROWS = 1_000
+SINGLE = json.dumps(RECORD).encode()
 
 
 def _free_port() -> int:
@@ -81,11 +88,11 @@ async def _load(
 ) -> tuple[list[float], float]:
     raw = _request(path, body)
     latencies: list[float] = []
-    per_worker = max(total // concurrency, 1)
+    per_connection = max(total // concurrency, 1)
 
-    async def worker() -> None:
+    async def connection() -> None:
         reader, writer = await _connection(port)
-        for _ in range(per_worker):
+        for _ in range(per_connection):
             started = time.perf_counter()
             status = await _roundtrip(reader, writer, raw)
             latencies.append(time.perf_counter() - started)
@@ -94,13 +101,13 @@ async def _load(
         writer.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
     return latencies, time.perf_counter() - started
 
 
 def measure(port: int, path: str, body: bytes, concurrency: int, total: int) -> dict[str, float]:
-    """Warm up, then run `total` requests over `concurrency` keep-alive connections."""
-    asyncio.run(_load(port, path, body, min(concurrency, 4), min(200, total)))
+    """A short warm-up, then `total` requests over `concurrency` keep-alive connections."""
+    asyncio.run(_load(port, path, body, min(concurrency, 4), max(total // 10, 20)))
     latencies, seconds = asyncio.run(_load(port, path, body, concurrency, total))
     values = np.asarray(latencies) * 1e3
     return {
@@ -110,10 +117,7 @@ def measure(port: int, path: str, body: bytes, concurrency: int, total: int) -> 
     }
 
 
-def _wait_ready(port: int, path: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    import urllib.error
-    import urllib.request
-
+def _wait_ready(port: int, path: str, process: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -141,23 +145,20 @@ def _state(home: str | None) -> Path:
     return folder
 
 
-def _print(name: str, figures: dict[str, float]) -> None:
-    rps, p50, p99 = figures["rps"], figures["p50"], figures["p99"]
-    print(f"{name:44s} {rps:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--home", help="state folder with a champion (default: build one)")
-    parser.add_argument("--requests", type=int, default=3_000)
-    args = parser.parse_args()
-    home = _state(args.home)
+def _model_dir(home: Path) -> Path:
     pointer = json.loads((home / "deployment" / "bento.json").read_text())
     name, version = pointer["model_tag"].split(":")
-    model_dir = home / "bentoml" / "models" / name / version
+    return home / "bentoml" / "models" / name / version
+
+
+@contextmanager
+def servers(home: Path, workers: int) -> Iterator[tuple[int, int]]:
+    """The platform's service and the peer, `workers` processes each; yields their ports."""
     env = {**os.environ, "MLOPS_HOME": str(home), "BENTOML_HOME": str(home / "bentoml")}
+    platform_env = {
+        **env,
+        "BENTOML_CONFIG_OVERRIDES": json.dumps({"services": {SERVICE_NAME: {"workers": workers}}}),
+    }
     ours_port, theirs_port = _free_port(), _free_port()
     ours = subprocess.Popen(
         [
@@ -166,11 +167,13 @@ def main() -> None:
             "bentoml",
             "serve",
             "bentos.service:PredictionService",
+            "--host",
+            "127.0.0.1",
             "--port",
             str(ours_port),
         ],
         cwd=ROOT,
-        env=env,
+        env=platform_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -180,46 +183,147 @@ def main() -> None:
             "-m",
             "uvicorn",
             "serving_baseline:app",
+            "--host",
+            "127.0.0.1",
             "--port",
             str(theirs_port),
+            "--workers",
+            str(workers),
             "--log-level",
             "warning",
             "--no-access-log",
         ],
         cwd=ROOT / "benchmarks",
-        env={**env, "BASELINE_MODEL_DIR": str(model_dir), "PYTHONPATH": str(ROOT)},
+        env={**env, "BASELINE_MODEL_DIR": str(_model_dir(home)), "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         _wait_ready(ours_port, "/readyz", ours)
         _wait_ready(theirs_port, "/predict", theirs)
-        body = json.dumps(RECORD).encode()
-        n = args.requests
-        results = {
-            "baseline c=1": measure(theirs_port, "/predict", body, 1, n),
-            "platform c=1": measure(ours_port, "/v1/predict", body, 1, n),
-            "baseline c=32": measure(theirs_port, "/predict", body, 32, n * 2),
-            "platform c=32": measure(ours_port, "/v1/predict", body, 32, n * 2),
-        }
-        batch = json.dumps({"records": [RECORD] * 1_000}).encode()
-        results["platform batch of 1,000 rows c=1"] = measure(
-            ours_port, "/v1/predict_batch", batch, 1, 200
-        )
-        keys = json.dumps({"keys": [1]}).encode()
-        results["platform by-key c=1"] = measure(ours_port, "/v1/predict_by_key", keys, 1, n)
-        for label, figures in results.items():
-            _print(label, figures)
-        for c in (1, 32):
-            ratio = results[f"platform c={c}"]["rps"] / results[f"baseline c={c}"]["rps"]
-            print(f"throughput ratio platform/baseline at c={c}: {ratio:.2f}")
-        print(
-            "targets: c=32 ratio >= 1.0; p99 c=1 <= 10 ms; batch p99 <= 25 ms; by-key p99 <= 12 ms"
-        )
+        yield ours_port, theirs_port
     finally:
         for process in (ours, theirs):
             process.terminate()
-            process.wait(timeout=30)
+            process.wait(timeout=60)
+
+
+def one_round(
+    ours: int, theirs: int, args: argparse.Namespace, peer_first: bool
+) -> dict[str, dict[str, float]]:
+    """Every measurement once; within each, the peer and the platform in the given order."""
+    figures: dict[str, dict[str, float]] = {}
+    for concurrency, total in ((1, args.requests), (32, args.requests * 2)):
+        pairs = [("peer", theirs, "/predict"), ("platform", ours, "/v1/predict")]
+        for who, port, path in pairs if peer_first else pairs[::-1]:
+            figures[f"{who} c={concurrency}"] = measure(port, path, SINGLE, concurrency, total)
+    batch = json.dumps({"records": [RECORD] * BATCH_ROWS}).encode()
+    figures["platform batch"] = measure(ours, "/v1/predict_batch", batch, 1, args.batches)
+    keys = json.dumps({"keys": [1]}).encode()
+    figures["platform by key"] = measure(ours, "/v1/predict_by_key", keys, 1, args.requests)
+    return figures
+
+
+def _load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def _median(rounds: list[dict[str, dict[str, float]]], label: str) -> dict[str, float]:
+    return {key: float(np.median([r[label][key] for r in rounds])) for key in ("rps", "p50", "p99")}
+
+
+LABELS = {
+    "peer c=1": "FastAPI peer, c=1",
+    "platform c=1": "platform, c=1",
+    "peer c=32": "FastAPI peer, c=32",
+    "platform c=32": "platform, c=32",
+    "platform batch": f"platform, batch of {BATCH_ROWS:,} rows, c=1",
+    "platform by key": "platform, by key, c=1",
+}
+
+
+def summarise(workers: int, rounds: list[dict[str, dict[str, float]]]) -> None:
+    """Print the medians over rounds, and the throughput ratios per round and overall."""
+    print(f"\n{workers} worker(s) each, medians of {len(rounds)} rounds:")
+    print(f"  {'':40s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    for label, title in LABELS.items():
+        figures = _median(rounds, label)
+        print(f"  {title:40s} {figures['rps']:8.0f} {figures['p50']:8.2f} {figures['p99']:8.2f}")
+    for c in (1, 32):
+        ratios = [r[f"platform c={c}"]["rps"] / r[f"peer c={c}"]["rps"] for r in rounds]
+        each = ", ".join(f"{ratio:.2f}" for ratio in ratios)
+        print(f"  throughput platform/peer at c={c}: {np.median(ratios):.2f} (rounds: {each})")
+
+
+def profile(home: Path, requests: int) -> dict[str, float]:
+    """Run `serving_profile.py` in a process of its own; print its report, return its figures."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "serving_profile.py"),
+            "--home",
+            str(home),
+            "--requests",
+            str(requests),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "MLOPS_ONLINE_FEATURES": "off"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures, *lines = completed.stdout.strip().splitlines()
+    print("\n" + "\n".join(lines))
+    return json.loads(figures)
+
+
+def outside_the_app(
+    figures: dict[str, float], medians: dict[str, dict[str, float]], workers: int
+) -> None:
+    """What HTTP adds to the in-process time of one request at c=1 (server, loopback, client)."""
+    platform = medians["platform c=1"]["p50"] * 1e3 - figures["BentoML app"]
+    peer = medians["peer c=1"]["p50"] * 1e3 - figures["peer app"]
+    print(
+        f"  over HTTP at c=1 ({workers} worker(s)), p50 minus the app in process: "
+        f"platform {platform:.0f} us, peer {peer:.0f} us (uvicorn, loopback, the client)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--home", help="state folder with a champion (default: build one)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per worker count (>= 3)")
+    parser.add_argument("--requests", type=int, default=2_000, help="single-row requests at c=1")
+    parser.add_argument("--batches", type=int, default=200, help="batch requests per round")
+    parser.add_argument("--profile-requests", type=int, default=3_000)
+    args = parser.parse_args()
+    if args.rounds < 3:
+        parser.error("--rounds: at least 3, so a median means something")
+    home = _state(args.home)
+    print(f"{os.cpu_count()} CPU cores; load average (1, 5, 15 min): {_load_average()}")
+    medians: dict[int, dict[str, dict[str, float]]] = {}
+    for workers in args.workers:
+        rounds = []
+        with servers(home, workers) as (ours, theirs):
+            for number in range(args.rounds):
+                peer_first = number % 2 == 0
+                first = "peer" if peer_first else "platform"
+                print(f"{workers} worker(s), round {number + 1} ({first} first), load average "
+                      f"{_load_average()}")  # fmt: skip
+                rounds.append(one_round(ours, theirs, args, peer_first))
+        summarise(workers, rounds)
+        medians[workers] = {label: _median(rounds, label) for label in LABELS}
+    figures = profile(home, args.profile_requests)
+    fewest = min(medians)
+    outside_the_app(figures, medians[fewest], fewest)
+    print(f"\nload average at the end: {_load_average()}")
+    print(
+        "targets: platform/peer at c=32 >= 1.0 at equal workers; p99 c=1 <= 10 ms; "
+        "batch p99 <= 25 ms; by-key p99 <= 12 ms"
+    )
 
 
 if __name__ == "__main__":

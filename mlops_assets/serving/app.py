@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops_assets.profile import redact_url
 from mlops_assets.serving.batch import ColumnRecords, validate_batch
-from mlops_assets.serving.metrics import prediction_metrics
+from mlops_assets.serving.metrics import labelled_metrics
 from mlops_assets.serving.schema import MAX_BATCH, KeysRequest, batch_model, record_model
 from mlops_assets.spec import DatasetSpec
 
@@ -119,9 +119,9 @@ def _answer(
     version = service.predictor.bundle.version
     request_id = uuid.uuid4().hex
     elapsed = time.perf_counter() - started
-    rows, latency = prediction_metrics()
-    rows.labels(version, endpoint).inc(len(predictions))
-    latency.labels(version, endpoint).observe(elapsed)
+    rows, latency = labelled_metrics(version, endpoint)
+    rows.inc(len(predictions))
+    latency.observe(elapsed)
     if service.log is not None:
         service.log.append(
             {
@@ -233,7 +233,8 @@ class BodyDeadline:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        deadline = time.monotonic() + self.timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s  # the loop's clock: uvloop's is not monotonic()'s
         complete = False
 
         async def bounded() -> Message:
@@ -241,7 +242,10 @@ class BodyDeadline:
             if complete:  # after the body, receive() waits for a disconnect: not ours to bound
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
+                # A timer on the running task, not `wait_for`'s extra task and loop iteration
+                # for every read of every request.
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 raise HTTPException(
                     408,

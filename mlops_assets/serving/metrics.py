@@ -32,6 +32,16 @@ def prediction_metrics() -> tuple[Any, Any]:
 
 
 @functools.cache
+def labelled_metrics(version: str, endpoint: str) -> tuple[Any, Any]:
+    """The row counter and latency histogram of one model version and endpoint.
+
+    Looked up once, not on every request: `labels()` takes a lock and builds a key each call.
+    """
+    rows, latency = prediction_metrics()
+    return rows.labels(version, endpoint), latency.labels(version, endpoint)
+
+
+@functools.cache
 def model_metrics() -> tuple[Any, Any]:
     """(info gauge of the loaded model, promotion time of that model), set once per worker.
 

@@ -81,7 +81,11 @@ class Predictor:
         return self.predict_columns({n: [r.get(n) for r in records] for n in names})
 
     def predict_columns(self, columns: Mapping[str, list[Any]]) -> np.ndarray:
-        """Predictions for validated request values, one list per field, in record order.
+        """Predictions for validated request values, one list per field, in record order."""
+        return self.predict_matrix(self.matrix(columns))
+
+    def matrix(self, columns: Mapping[str, list[Any]]) -> np.ndarray:
+        """The model matrix of validated request values, one list per field.
 
         A missing or null imputed field is filled with the value stored in the model's
         manifest, the one its training rows were filled with; a missing event time is now.
@@ -97,7 +101,7 @@ class Predictor:
             arrays[name] = np.asarray(values, dtype="float64")
         times = _times(columns.get(self._timestamp), len(columns[self._features[0]]))
         features = engineer_arrays(arrays, times, self.spec, self._imputation)
-        return self.predict_matrix(arrays_to_matrix(features, self.spec))
+        return arrays_to_matrix(features, self.spec)
 
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """Predictions for a model matrix already in the model's column order."""

@@ -139,6 +139,21 @@ def test_service_takes_integer_codes_as_json_integers_only(served):
     assert _post(served, "/v1/predict", {**GOOD, "sex": "1"}).status_code == 400
 
 
+def test_a_batch_names_a_record_whose_code_is_not_a_json_integer(served):
+    """Column-wise batch validation keeps the integer-category rule, record by record."""
+    records = [{**GOOD, "cp": 1 + i % 4, "sex": i % 2} for i in range(1_000)]
+    accepted = _post(served, "/v1/predict_batch", {"records": records})
+    assert accepted.status_code == 200, accepted.text
+    singles = [_post(served, "/v1/predict", records[i]).json()["prediction"] for i in (0, 537)]
+    assert accepted.json()["predictions"][0] == pytest.approx(singles[0], abs=1e-6)
+    assert accepted.json()["predictions"][537] == pytest.approx(singles[1], abs=1e-6)
+    for bad in ("3", 3.0, True, 7):
+        records[537] = {**GOOD, "cp": bad}
+        refused = _post(served, "/v1/predict_batch", {"records": records})
+        assert refused.status_code == 400, bad
+        assert [p["field"] for p in refused.json()["problems"]] == ["records.537.cp"], bad
+
+
 def test_records_and_keys_agree_with_the_offline_prediction(served):
     """Integer codes through the request, and through Feast's text, give the same model input."""
     features = _features(served).sample(60, random_state=2).reset_index(drop=True)
