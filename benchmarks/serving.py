@@ -296,7 +296,7 @@ def main() -> None:
     parser.add_argument("--home", help="state folder with a champion (default: build one)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=3, help="rounds per worker count (>= 3)")
-    parser.add_argument("--requests", type=int, default=2_000, help="single-row requests at c=1")
+    parser.add_argument("--requests", type=int, default=1_500, help="single-row requests at c=1")
     parser.add_argument("--batches", type=int, default=200, help="batch requests per round")
     parser.add_argument("--profile-requests", type=int, default=3_000)
     args = parser.parse_args()
