@@ -9,7 +9,8 @@ alternating from round to round, and every figure printed is the median of --rou
 One client (asyncio, keep-alive connections with TCP_NODELAY, so Nagle's algorithm does not
 add ~40 ms) on the same machine measures, for each worker count:
   - single-row /predict: requests/s, p50 and p99 at concurrency 1 and 32, platform and peer;
-  - a 1,000-row /predict_batch at concurrency 1 (platform only: the peer has none);
+  - a 1,000-row /predict_batch of varied records (some fields missing or null, times with
+    offsets) at concurrency 1 (platform only: the peer has none);
   - /predict_by_key through the online store at concurrency 1 (platform only).
 Then one request is profiled in process, layer by layer (`serving_profile.py`).
 
@@ -38,11 +39,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from serving_profile import RECORD
+from serving_profile import BATCH_ROWS, RECORD, batch_records
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_NAME = "mlops_predictions"
-BATCH_ROWS = 1_000
 SINGLE = json.dumps(RECORD).encode()
 
 
@@ -217,7 +217,7 @@ def one_round(
         pairs = [("peer", theirs, "/predict"), ("platform", ours, "/v1/predict")]
         for who, port, path in pairs if peer_first else pairs[::-1]:
             figures[f"{who} c={concurrency}"] = measure(port, path, SINGLE, concurrency, total)
-    batch = json.dumps({"records": [RECORD] * BATCH_ROWS}).encode()
+    batch = json.dumps({"records": batch_records(BATCH_ROWS)}).encode()
     figures["platform batch"] = measure(ours, "/v1/predict_batch", batch, 1, args.batches)
     keys = json.dumps({"keys": [1]}).encode()
     figures["platform by key"] = measure(ours, "/v1/predict_by_key", keys, 1, args.requests)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+BATCH_ROWS = 1_000
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 
@@ -43,6 +44,32 @@ RECORD = {
     "condition": "good",
     "lot_size": 5000.0,
 }
+
+
+def batch_records(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Valid, varied records as clients send them: every field across its range, whole numbers
+    as integers, `lot_size` sometimes missing or null, event times with and without offsets."""
+    rng = np.random.default_rng(seed)
+    offsets = ("+00:00", "Z", "+05:30", "")
+    records = []
+    for i in range(count):
+        record: dict[str, Any] = {
+            "sqft": round(float(rng.uniform(400, 6000)), 1),
+            "bedrooms": int(rng.integers(0, 8)),
+            "bathrooms": float(rng.integers(2, 9) / 2),
+            "location": str(rng.choice(["urban", "suburban", "rural"])),
+            "year_built": int(rng.integers(1850, 2024)),
+            "condition": str(rng.choice(["poor", "fair", "good", "excellent"])),
+            "lot_size": float(rng.integers(500, 40_000)),
+            "event_timestamp": f"20{15 + i % 10}-{1 + i % 12:02d}-{1 + i % 28:02d}T10:30:00"
+            + offsets[i % len(offsets)],
+        }
+        if i % 10 == 0:
+            del record["lot_size"]
+        elif i % 10 == 1:
+            record["lot_size"] = None
+        records.append(record)
+    return records
 
 
 def _scope(path: str, body: bytes) -> dict[str, Any]:
@@ -126,6 +153,24 @@ def _time_call(function: Callable[[], Any], requests: int, block: int = 50) -> f
     return float(np.median(spent) * 1e6)
 
 
+def _batch_stages(service: Any, rows: int, requests: int) -> dict[str, float]:
+    """A batch's steps inside its endpoint (CPU microseconds): parse, validate, features, model."""
+    from mlops_assets.serving.batch import validate_batch
+
+    predictor = service.predictor
+    body = json.dumps({"records": batch_records(rows)}).encode()
+    payload = json.loads(body)
+    columns = validate_batch(payload, predictor.spec)
+    matrix = predictor.matrix(columns)
+    repeats = max(requests // 100, 10)
+    return {
+        "batch parse": _time_call(lambda: json.loads(body), repeats, block=5),
+        "batch validate": _time_call(lambda: validate_batch(payload, predictor.spec), repeats, 5),
+        "batch features": _time_call(lambda: predictor.matrix(columns), repeats, block=5),
+        "batch model": _time_call(lambda: predictor.predict_matrix(matrix), repeats, block=5),
+    }
+
+
 def _stages(service: Any, record: dict[str, Any], requests: int) -> dict[str, float]:
     """The platform endpoint's own steps, each timed alone (microseconds, medians)."""
     from mlops_assets.serving import app as serving_app
@@ -175,12 +220,14 @@ async def profile(home: Path, record: dict[str, Any], requests: int) -> dict[str
         }
         figures = await _time_apps(apps, body, requests)
         figures.update(_stages(live, record, requests))
+        figures.update(_batch_stages(live, BATCH_ROWS, requests))
     return figures
 
 
 def report(figures: dict[str, float]) -> list[str]:
     """The profile as printed lines."""
     stages = ("validate", "features", "model", "answer")
+    batch = ("batch parse", "batch validate", "batch features", "batch model")
     inside = sum(figures[s] for s in stages)
     return [
         "one /predict request in process (CPU microseconds, medians of blocks; no sockets):",
@@ -194,6 +241,9 @@ def report(figures: dict[str, float]) -> list[str]:
         "  inside the platform endpoint: "
         + ", ".join(f"{s} {figures[s]:.0f} us" for s in stages)
         + f" (sum {inside:.0f} us)",
+        f"a {BATCH_ROWS:,}-row batch inside its endpoint (CPU ms): "
+        + ", ".join(f"{s.split()[1]} {figures[s] / 1e3:.2f}" for s in batch)
+        + f" (sum {sum(figures[s] for s in batch) / 1e3:.2f} ms)",
     ]
 
 

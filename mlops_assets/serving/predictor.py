@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mlops_assets.core.families import Model, load_model_file
 from mlops_assets.core.features import arrays_to_matrix, engineer_arrays
@@ -109,14 +110,13 @@ class Predictor:
 
 
 def _times(values: list[datetime | None] | None, size: int) -> np.ndarray:
-    """Event times as naive UTC `datetime64[ns]`, now where a record gave none."""
+    """Event times as naive UTC `datetime64[ns]`, now where a record gave none.
+
+    A naive time is UTC (as the request model reads it); pandas converts the whole list at
+    once, several times faster than numpy's conversion of datetime objects one by one.
+    """
     now = datetime.now(UTC).replace(tzinfo=None)
     if values is None or values.count(None) == size:
         return np.full(size, np.datetime64(now, "ns"))
-    return np.array([now if v is None else _naive_utc(v) for v in values], dtype="datetime64[ns]")
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    given = [now if v is None else v for v in values]
+    return pd.to_datetime(given, utc=True).tz_localize(None).as_unit("ns").to_numpy()
