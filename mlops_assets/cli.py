@@ -226,7 +226,7 @@ def _results(paths: PlatformPaths) -> str:
     from mlops_assets.profile import active_profile
 
     profile = active_profile()
-    feast, mlflow, dagster = paths.root / "feast", paths.root / "mlflow", paths.dagster_home
+    feast, mlflow, dagster = paths.feast, paths.mlflow, paths.dagster_home
     if profile.is_production and profile.postgres and profile.redis:
         pg, redis = profile.postgres, profile.redis
         feast = f"{pg.redacted(pg.feast_db)} + redis {redis.host}:{redis.port}"
@@ -237,10 +237,10 @@ def _results(paths: PlatformPaths) -> str:
         f"  cleaned tables     {paths.cleaned_dir()}\n"
         f"  quarantined rows   {paths.data / 'quarantine'}\n"
         f"  feature store      {feast}  (uv run mlops feast feature-views list)\n"
-        f"  training set       {paths.root / 'training'}\n"
-        f"  models and reports {paths.root / 'models'}\n"
+        f"  training set       {paths.training}\n"
+        f"  models and reports {paths.models}\n"
         f"  MLflow             {mlflow}  (uv run mlops mlflow)\n"
-        f"  bento              {paths.root / 'bentoml'}  (uv run mlops serve)\n"
+        f"  bento              {paths.bentoml_home}  (uv run mlops serve)\n"
         f"  Dagster instance   {dagster}\n"
         "Open the UI with `uv run mlops ui` and browse http://127.0.0.1:3000"
     )
@@ -360,7 +360,7 @@ def _champion_line(paths: PlatformPaths) -> str:
     """The registry's champion, with every pointer file brought in line with it first."""
     from mlops_assets.profile import active_profile
 
-    embedded_store = paths.root / "mlflow" / "mlflow.db"
+    embedded_store = paths.mlflow_db
     if not active_profile().is_production and not embedded_store.exists():
         return "Champion: none (no model trained yet)"
     try:

@@ -95,6 +95,119 @@ class PlatformPaths:
         """Journals of publications in progress (what to finish after a crash)."""
         return self.data / "publishing"
 
+    @property
+    def batch_manifests(self) -> Path:
+        """Folder of the batch manifests (one JSON record per batch)."""
+        return self.data / "batches"
+
+    @property
+    def feast(self) -> Path:
+        """Feast's file registry, SQLite online store and offline Parquet files (embedded)."""
+        return self.root / "feast"
+
+    @property
+    def feast_data(self) -> Path:
+        """The offline feature tables Feast's file source reads."""
+        return self.feast / "data"
+
+    @property
+    def feast_registry(self) -> Path:
+        """Feast's file registry (embedded profile); absent until `feast_registry` runs."""
+        return self.feast / "registry.db"
+
+    @property
+    def training(self) -> Path:
+        """The point-in-time training set and its reference statistics."""
+        return self.root / "training"
+
+    @property
+    def training_set(self) -> Path:
+        """The training set: features joined to labels, with its split column."""
+        return self.training / "training_set.parquet"
+
+    @property
+    def feature_statistics(self) -> Path:
+        """Reference statistics (and fill values) of the current training set."""
+        return self.training / "feature_statistics.json"
+
+    @property
+    def models(self) -> Path:
+        """Local copies of trained models, one folder per model id."""
+        return self.root / "models"
+
+    def model(self, model_id: str) -> Path:
+        """One trained model's folder: model file, manifest, spec, evaluation rows."""
+        return self.models / model_id
+
+    def model_report(self, model_id: str) -> Path:
+        """One model's validation report: Markdown, plots and the decision."""
+        return self.model(model_id) / "report"
+
+    @property
+    def mlflow(self) -> Path:
+        """The embedded MLflow tracking store and registry."""
+        return self.root / "mlflow"
+
+    @property
+    def mlflow_db(self) -> Path:
+        """The embedded MLflow SQLite database."""
+        return self.mlflow / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        """Where embedded MLflow experiments keep their artifacts."""
+        return self.mlflow / "artifacts"
+
+    @property
+    def deployment(self) -> Path:
+        """Promotion history, the promotion lock and the champion and bento pointers."""
+        return self.root / "deployment"
+
+    @property
+    def promotion_history(self) -> Path:
+        """Append-only JSON lines: every promotion, kept champion and rollback."""
+        return self.deployment / "promotions.jsonl"
+
+    @property
+    def champion_pointer(self) -> Path:
+        """The champion's last recorded move (follows the registry's alias)."""
+        return self.deployment / "champion.json"
+
+    @property
+    def promotion_lock(self) -> Path:
+        """The file lock promotions take on one machine (embedded profile)."""
+        return self.deployment / ".promotion.lock"
+
+    @property
+    def bento_pointer(self) -> Path:
+        """The BentoML model tag of the exported champion."""
+        return self.deployment / "bento.json"
+
+    @property
+    def bentoml_home(self) -> Path:
+        """BentoML's model and bento store (`BENTOML_HOME`)."""
+        return self.root / "bentoml"
+
+    @property
+    def predictions(self) -> Path:
+        """The service's prediction log (JSON lines), unless `$MLOPS_PREDICTION_LOG_DIR` says."""
+        return self.root / "predictions"
+
+    @property
+    def monitoring(self) -> Path:
+        """Drift reports and the log of failed runs."""
+        return self.root / "monitoring"
+
+    @property
+    def drift_reports(self) -> Path:
+        """Drift reports: Markdown and plot per batch."""
+        return self.monitoring / "reports"
+
+    @property
+    def failures(self) -> Path:
+        """One JSON line per failed run (the run-failure sensor writes it)."""
+        return self.monitoring / "failures.jsonl"
+
     def ensure_dagster_home(self) -> Path:
         """Create the Dagster instance folder with the active profile's `dagster.yaml`."""
         self.dagster_home.mkdir(parents=True, exist_ok=True)

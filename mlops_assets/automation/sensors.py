@@ -208,7 +208,7 @@ def _freshness_state(context: dg.SensorEvaluationContext, name: str, windows: An
 
 def _refresh_request(paths: PlatformPaths) -> tuple[str, dg.RunRequest] | None:
     """Re-read the file source of the newest batch, as a new batch."""
-    manifests = sorted((paths.data / "batches").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    manifests = sorted(paths.batch_manifests.glob("*.json"), key=lambda p: p.stat().st_mtime)
     if not manifests:
         return None
     source = str(read_json(manifests[-1]).get("source", ""))
@@ -237,9 +237,9 @@ def run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
         "error": (context.failure_event.message or "")[:2000],
     }
     context.log.error(f"run {run.run_id} of {run.job_name} failed: {entry['error'][:500]}")
-    folder = _paths().root / "monitoring"
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "failures.jsonl").open("a") as handle:
+    failures = _paths().failures
+    failures.parent.mkdir(parents=True, exist_ok=True)
+    with failures.open("a") as handle:
         handle.write(json.dumps(entry) + "\n")
 
 

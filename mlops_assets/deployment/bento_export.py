@@ -26,7 +26,7 @@ from mlops_assets.deployment.registry import ChampionInfo, ChampionRegistry
 from mlops_assets.paths import PROJECT_ROOT, PlatformPaths
 from mlops_assets.serving.predictor import write_bundle
 from mlops_assets.serving.runtime import bentoml_home, export_pointer
-from mlops_assets.training.model_store import SPEC_FILE, load_manifest, models_dir
+from mlops_assets.training.model_store import SPEC_FILE, load_manifest
 
 BENTOFILE = PROJECT_ROOT / "bentos" / "bentofile.yaml"
 BUILD_TIMEOUT_S = 600
@@ -79,7 +79,7 @@ def export_champion(
         "data_hash": manifest.data_hash[:16],
         "feature_service": manifest.feature_service,
     }
-    folder = models_dir(paths) / champion.run_id
+    folder = paths.model(champion.run_id)
     trained_with = folder / SPEC_FILE  # the spec this model was trained with, not today's
     return export_model(
         paths,

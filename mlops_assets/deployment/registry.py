@@ -25,7 +25,6 @@ import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from mlops_assets.core.storage import read_json, write_json_atomic
@@ -60,21 +59,15 @@ class ChampionInfo:
     tags: dict[str, str]
 
 
-def deployment_dir(paths: PlatformPaths) -> Path:
-    """Promotion history, lock and the champion pointer live here."""
-    folder = paths.root / "deployment"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 class ChampionRegistry:
     """Registry operations for one registered model (named after the dataset)."""
 
     def __init__(self, client: Any, name: str, paths: PlatformPaths) -> None:
         self.client, self.name, self.paths = client, name, paths
-        self.history_path = deployment_dir(paths) / "promotions.jsonl"
-        self.pointer_path = deployment_dir(paths) / "champion.json"
-        self.lock_path = deployment_dir(paths) / ".promotion.lock"
+        paths.deployment.mkdir(parents=True, exist_ok=True)
+        self.history_path = paths.promotion_history
+        self.pointer_path = paths.champion_pointer
+        self.lock_path = paths.promotion_lock
 
     def alias(self, alias: str) -> ChampionInfo | None:
         """The version behind an alias, or None if the alias (or the model) does not exist."""
@@ -227,7 +220,7 @@ class ChampionRegistry:
         if last and last["action"] == "promote" and last.get("previous") == champion.version:
             return "rollback", champion.version, previous, {"reason": RECOVERED}
         record: dict[str, Any] = {"reason": RECOVERED, "model_id": champion.run_id}
-        decision = self.paths.root / "models" / champion.run_id / "report" / "decision.json"
+        decision = self.paths.model_report(champion.run_id) / "decision.json"
         if decision.exists():
             record["metrics"] = read_json(decision).get("metrics", {}).get("model", {})
         return "promote", champion.version, previous, record

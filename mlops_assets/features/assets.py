@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
+from mlops_assets.asset_checks import blocking_failures, check_specs, reject, to_check_result
 from mlops_assets.core.features import engineer
 from mlops_assets.core.imputation import ATTRS_KEY as IMPUTATION_KEY
 from mlops_assets.core.imputation import learn_imputation
@@ -27,7 +28,6 @@ from mlops_assets.errors import failing_clearly
 from mlops_assets.features.feast_repo import FeastNames, build_definitions, offline_path
 from mlops_assets.features.inputs import NoCleanedDataError, load_cleaned
 from mlops_assets.ingestion.assets import cleaned_data
-from mlops_assets.ingestion.checks import blocking_failures, check_specs, reject, to_check_result
 from mlops_assets.profile import redact_url
 from mlops_assets.resources import DatasetSpecResource, FeatureStoreResource, MlopsHome
 from mlops_assets.spec import DatasetSpec
@@ -176,7 +176,7 @@ def training_set(
     fractions = config.fractions(spec)
     table[SPLIT_COLUMN] = entity_split(table[spec.entity_key].to_numpy(), fractions)
     statistics = feature_statistics(table.loc[table[SPLIT_COLUMN] == "train"], spec)
-    path = write_parquet_atomic(table, paths.root / "training" / "training_set.parquet")
+    path = write_parquet_atomic(table, paths.training_set)
     digest = content_hash(table)
     write_json_atomic(
         {
@@ -185,7 +185,7 @@ def training_set(
             IMPUTATION_KEY: features.attrs.get(IMPUTATION_KEY, {}),
             **statistics,
         },
-        paths.root / "training" / "feature_statistics.json",
+        paths.feature_statistics,
     )
     counts = table[SPLIT_COLUMN].value_counts()
     yield dg.MaterializeResult(

@@ -68,7 +68,7 @@ class FeastDefinitions:
 
 def offline_path(paths: PlatformPaths, spec: DatasetSpec) -> Path:
     """Where the feature table lives for the Feast file source."""
-    return paths.root / "feast" / "data" / f"{FeastNames.for_spec(spec).view}.parquet"
+    return paths.feast_data / f"{FeastNames.for_spec(spec).view}.parquet"
 
 
 def build_definitions(spec: DatasetSpec, paths: PlatformPaths) -> FeastDefinitions:
@@ -159,7 +159,7 @@ def feature_store(paths: PlatformPaths, profile: Profile | None = None) -> Featu
     logging.getLogger("feast.repo_config").addFilter(_KNOWN_ADVICE)
     profile = profile or active_profile()
     if not profile.is_production:  # the SQLite online store and file registry live here
-        (paths.root / "feast" / "data").mkdir(parents=True, exist_ok=True)
+        paths.feast_data.mkdir(parents=True, exist_ok=True)
     config = RepoConfig(**repo_config_dict(paths, profile))
     config.repo_path = FEATURE_REPO
     return FeatureStore(config=config)

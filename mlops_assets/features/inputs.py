@@ -26,7 +26,7 @@ def cleaned_batch_paths(paths: PlatformPaths) -> list:
     files = [f for f in files if not f.name.startswith(".")]
 
     def ingested_at(path) -> str:
-        manifest = paths.data / "batches" / f"{path.stem}.json"
+        manifest = paths.manifest(path.stem)
         return read_json(manifest).get("ingested_at", "") if manifest.exists() else ""
 
     return sorted(files, key=lambda p: (ingested_at(p), p.name))

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
+from mlops_assets.asset_checks import blocking_failures, reject, to_check_result
 from mlops_assets.automation.freshness import freshness_policy
 from mlops_assets.core.cleaning import CleaningResult, clean
 from mlops_assets.core.metadata_bounds import bounded, message, sample_markdown, truncate
@@ -23,13 +24,7 @@ from mlops_assets.core.storage import (
     write_json_atomic,
     write_parquet_atomic,
 )
-from mlops_assets.ingestion.checks import (
-    CLEANED_CHECK_SPECS,
-    RAW_CHECK_SPECS,
-    blocking_failures,
-    reject,
-    to_check_result,
-)
+from mlops_assets.ingestion.checks import CLEANED_CHECK_SPECS, RAW_CHECK_SPECS
 from mlops_assets.ingestion.delivery import (
     DeliveryRefused,
     judge_delivery,

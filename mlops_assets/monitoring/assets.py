@@ -6,11 +6,11 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.asset_checks import check_specs, to_check_result
 from mlops_assets.core.drift import DriftResult, DriftThresholds, detect_drift
 from mlops_assets.core.quality import CheckOutcome, Severity
 from mlops_assets.deployment.registry import ChampionRegistry
 from mlops_assets.ingestion.assets import cleaned_data
-from mlops_assets.ingestion.checks import check_specs, to_check_result
 from mlops_assets.monitoring.inputs import (
     logged_inputs,
     monitored_columns,
@@ -66,7 +66,7 @@ def drift_report(
         if len(live) >= config.min_live_rows
         else None
     )
-    folder = paths.root / "monitoring" / "reports"
+    folder = paths.drift_reports
     plot = _plot(folder / f"drift-{batch}.png", batch_drift, live_drift)
     markdown = _markdown(batch, source, batch_drift, live_drift, len(live))
     (folder / f"drift-{batch}.md").write_text(markdown)

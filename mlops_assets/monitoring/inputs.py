@@ -32,10 +32,10 @@ def reference_statistics(
     """
     if champion_run_id:
         run_id = champion_run_id
-        candidate = paths.root / "models" / run_id / STATISTICS_FILE
+        candidate = paths.model(run_id) / STATISTICS_FILE
         if candidate.exists():
             return read_json(candidate), f"champion run {run_id}"
-    fallback = paths.root / "training" / STATISTICS_FILE
+    fallback = paths.feature_statistics
     if not fallback.exists():
         raise FileNotFoundError(f"no reference statistics yet ({fallback}): train a model first")
     return read_json(fallback), "latest training set"
@@ -54,7 +54,7 @@ def newest_batch(paths: PlatformPaths, batch: str = "") -> tuple[str, pd.DataFra
 
 def logged_inputs(paths: PlatformPaths, spec: DatasetSpec, max_files: int = 50) -> pd.DataFrame:
     """Inputs of logged single and batch predictions (by-key requests carry no inputs)."""
-    folder = paths.root / "predictions"
+    folder = paths.predictions
     files = sorted(folder.glob("*.jsonl"))[-max_files:] if folder.is_dir() else []
     records: list[dict[str, Any]] = []
     for path in files:

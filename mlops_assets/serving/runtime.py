@@ -32,12 +32,12 @@ class NoChampionExported(RuntimeError):
 
 def bentoml_home(paths: PlatformPaths) -> Path:
     """BentoML's model and bento store, inside the state folder."""
-    return paths.root / "bentoml"
+    return paths.bentoml_home
 
 
 def export_pointer(paths: PlatformPaths) -> Path:
     """The file naming the BentoML model tag of the exported champion."""
-    return paths.root / "deployment" / "bento.json"
+    return paths.bento_pointer
 
 
 def resolve_model_tag(arguments: Any) -> str:
@@ -63,7 +63,7 @@ def prediction_log_dir() -> Path:
     configured = os.environ.get(LOG_DIR_ENV)
     if configured:
         return Path(configured)
-    return PlatformPaths(resolve_home()).root / "predictions"
+    return PlatformPaths(resolve_home()).predictions
 
 
 def body_timeout_s() -> float:
@@ -93,7 +93,7 @@ def online_lookup(spec: Any) -> Any | None:
         return None
     paths = PlatformPaths(resolve_home())
     profile = active_profile()
-    if not profile.is_production and not (paths.root / "feast" / "registry.db").exists():
+    if not profile.is_production and not paths.feast_registry.exists():
         return None
 
     def build() -> Any:

@@ -42,7 +42,6 @@ from mlops_assets.training.model_store import (
     load_evaluation,
     load_manifest,
     load_model,
-    models_dir,
     save_model,
 )
 from mlops_assets.training.tracking import MlflowTracking
@@ -148,14 +147,12 @@ def model(
         candidates={
             n: {"score": c.score, "settings": c.settings} for n, c in competition.candidates.items()
         },
-        imputation=read_json(paths.root / "training" / "feature_statistics.json").get(
-            "imputation", {}
-        ),
+        imputation=read_json(paths.feature_statistics).get("imputation", {}),
     )
     folder = save_model(
         paths, challenger.model, manifest, spec, dataset.resolved_path(), _frame(competition)
     )
-    save_statistics(paths.root / "training" / "feature_statistics.json", folder)
+    save_statistics(paths.feature_statistics, folder)
     return dg.MaterializeResult(
         metadata={
             "model_id": run_id,
@@ -281,7 +278,7 @@ def validation_report(
     decision = decide(
         metrics["model"], spec, baselines=_gate_baselines(metrics, baselines), champion=comparison
     )
-    folder = models_dir(paths) / model_id / "report"
+    folder = paths.model_report(model_id)
     model_object = load_model(paths, model_id)
     plots = render_plots(folder, y, predicted, model_object.importance(), spec.task)
     rows = table.iloc[evaluation["row"].to_numpy()].reset_index(drop=True)
@@ -427,7 +424,7 @@ def _champion_predictions(
     the test rows. A champion whose settings cannot be re-run here (no local copy, or other
     features) is scored with its model, which favours it: it can only make promotion harder.
     """
-    local = models_dir(paths) / champion.run_id
+    local = paths.model(champion.run_id)
     manifest = load_manifest(paths, champion.run_id) if local.exists() else None
     if cross_validated and manifest is not None and manifest.features == spec.model_features:
         rows = Rows(
@@ -474,7 +471,7 @@ def _load_champion_model(
 
 def read_decision(paths: PlatformPaths, model_id: str) -> dict:
     """The report's decision for a model (written by `validation_report`)."""
-    path = models_dir(paths) / model_id / "report" / "decision.json"
+    path = paths.model_report(model_id) / "decision.json"
     if not path.exists():
         raise FileNotFoundError(
             f"model {model_id} has no validation report yet: materialize validation_report"
@@ -483,10 +480,10 @@ def read_decision(paths: PlatformPaths, model_id: str) -> dict:
 
 
 def _training_table(paths: PlatformPaths) -> tuple[pd.DataFrame, str]:
-    path = paths.root / "training" / "training_set.parquet"
+    path = paths.training_set
     if not path.exists():
         raise dg.Failure(description=f"no training set at {path}: materialize training_set first")
-    statistics = read_json(paths.root / "training" / "feature_statistics.json")
+    statistics = read_json(paths.feature_statistics)
     return pd.read_parquet(path), str(statistics["content_hash"])
 
 

@@ -59,11 +59,6 @@ class ModelManifest:
     imputation: dict[str, Any] = field(default_factory=dict)
 
 
-def models_dir(paths: PlatformPaths) -> Path:
-    """Folder of all local model copies."""
-    return paths.root / "models"
-
-
 def save_model(
     paths: PlatformPaths,
     model: Model,
@@ -77,8 +72,8 @@ def save_model(
     The folder holds the model file, the manifest, the dataset spec it was trained with and
     the evaluation rows (fold, label and every candidate's and baseline's prediction).
     """
-    final = models_dir(paths) / manifest.model_id
-    staging = models_dir(paths) / f".{manifest.model_id}.{uuid.uuid4().hex}.tmp"
+    final = paths.model(manifest.model_id)
+    staging = paths.models / f".{manifest.model_id}.{uuid.uuid4().hex}.tmp"
     staging.mkdir(parents=True)
     try:
         save_model_file(model, staging, spec)
@@ -90,13 +85,13 @@ def save_model(
         os.replace(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    write_json_atomic({"model_id": manifest.model_id}, models_dir(paths) / "candidate.json")
+    write_json_atomic({"model_id": manifest.model_id}, paths.models / "candidate.json")
     return final
 
 
 def load_manifest(paths: PlatformPaths, model_id: str) -> ModelManifest:
     """The manifest of a saved model (fields a newer or older platform wrote are tolerated)."""
-    document = read_json(models_dir(paths) / model_id / MANIFEST_FILE)
+    document = read_json(paths.model(model_id) / MANIFEST_FILE)
     known = {f.name for f in fields(ModelManifest)}
     return ModelManifest(**{k: v for k, v in document.items() if k in known})
 
@@ -104,17 +99,17 @@ def load_manifest(paths: PlatformPaths, model_id: str) -> ModelManifest:
 def load_model(paths: PlatformPaths, model_id: str) -> Model:
     """The saved model of any family (XGBoost's format or JSON coefficients; no pickle)."""
     manifest = load_manifest(paths, model_id)
-    return load_model_file(models_dir(paths) / model_id, manifest.family)
+    return load_model_file(paths.model(model_id), manifest.family)
 
 
 def load_evaluation(paths: PlatformPaths, model_id: str) -> pd.DataFrame:
     """The evaluation rows saved with a model."""
-    return pd.read_parquet(models_dir(paths) / model_id / EVALUATION_FILE)
+    return pd.read_parquet(paths.model(model_id) / EVALUATION_FILE)
 
 
 def candidate_id(paths: PlatformPaths) -> str:
     """The id of the most recently trained model."""
-    pointer = models_dir(paths) / "candidate.json"
+    pointer = paths.models / "candidate.json"
     if not pointer.exists():
         raise FileNotFoundError(
             f"no trained model yet ({pointer} missing): materialize model first"

@@ -52,9 +52,9 @@ class MlflowTracking(dg.ConfigurableResource):
         if profile.is_production:
             pg = profile.require_postgres()
             return pg.url(pg.mlflow_db)
-        folder = self.home.paths().root / "mlflow"
-        folder.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{folder / 'mlflow.db'}"
+        database = self.home.paths().mlflow_db
+        database.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{database}"
 
     def redacted_uri(self) -> str:
         """The URI with any password masked, for messages and logs."""
@@ -65,7 +65,7 @@ class MlflowTracking(dg.ConfigurableResource):
         return (
             self.artifact_root
             or active_profile().mlflow_artifacts
-            or str(self.home.paths().root / "mlflow" / "artifacts")
+            or str(self.home.paths().mlflow_artifacts)
         )
 
     def client(self) -> Any:
