@@ -387,7 +387,7 @@ def _reconciled_champion(paths: PlatformPaths):
 
 
 def _registry(paths: PlatformPaths):
-    from mlops_assets.deployment.registry import ChampionRegistry
+    from mlops_assets.model_registry.champion import ChampionRegistry
     from mlops_assets.resources import MlopsHome, resolve_spec_path
     from mlops_assets.spec import load_spec
     from mlops_assets.training.tracking import MlflowTracking
@@ -416,7 +416,7 @@ def _history(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _rollback(args: argparse.Namespace, paths: PlatformPaths) -> int:
-    from mlops_assets.deployment.registry import NothingToRollBack
+    from mlops_assets.model_registry.champion import NothingToRollBack
 
     try:
         entry = _registry(paths).rollback(args.reason)

@@ -6,6 +6,7 @@
 
 import dagster as dg
 
+from mlops_assets.automation.freshness import with_freshness_policies
 from mlops_assets.automation.schedules import retrain_schedule
 from mlops_assets.automation.sensors import (
     drift_sensor,
@@ -23,13 +24,13 @@ from mlops_assets.features.assets import (
     online_features,
     training_set,
 )
+from mlops_assets.features.store_resource import FeatureStoreResource
 from mlops_assets.ingestion.assets import cleaned_data, raw_data
 from mlops_assets.jobs import deploy_job, ingestion_job, monitoring_job, pipeline_job
 from mlops_assets.monitoring.assets import drift_report
 from mlops_assets.profile import active_profile
 from mlops_assets.resources import (
     DatasetSpecResource,
-    FeatureStoreResource,
     MetricsPush,
     MlopsHome,
 )
@@ -39,20 +40,22 @@ from mlops_assets.training.tracking import MlflowTracking
 home = MlopsHome()
 
 defs = dg.Definitions(
-    assets=[
-        raw_data,
-        cleaned_data,
-        features,
-        feast_registry,
-        online_features,
-        training_set,
-        model,
-        validation_report,
-        promoted_model,
-        bento_model,
-        bento,
-        drift_report,
-    ],
+    assets=with_freshness_policies(
+        [
+            raw_data,
+            cleaned_data,
+            features,
+            feast_registry,
+            online_features,
+            training_set,
+            model,
+            validation_report,
+            promoted_model,
+            bento_model,
+            bento,
+            drift_report,
+        ]
+    ),
     jobs=[ingestion_job, pipeline_job, deploy_job, monitoring_job],
     sensors=[
         landing_sensor,

@@ -2,7 +2,6 @@
 
 import os
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -56,18 +55,6 @@ class DatasetSpecResource(dg.ConfigurableResource):
     def load(self) -> DatasetSpec:
         """Load and validate the spec; an invalid one fails naming the field."""
         return load_spec(self.resolved_path())
-
-
-class FeatureStoreResource(dg.ConfigurableResource):
-    """The Feast feature store of this state folder (configured by feature_repo/)."""
-
-    home: MlopsHome
-
-    def store(self) -> Any:
-        """A `feast.FeatureStore`; imported lazily because Feast takes seconds to import."""
-        from mlops_assets.features.feast_repo import feature_store
-
-        return feature_store(self.home.paths())
 
 
 class MetricsPush(dg.ConfigurableResource):

@@ -1,1 +1,1 @@
-"""Stage `deployment`: promotion to champion, history and rollback."""
+"""Stage `deployment`: promotion to champion, export to BentoML, the bento."""

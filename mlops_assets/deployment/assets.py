@@ -10,9 +10,9 @@ from mlops_assets.asset_checks import check_specs, to_check_result
 from mlops_assets.core.quality import CheckOutcome, Severity
 from mlops_assets.core.storage import read_json
 from mlops_assets.deployment.bento_export import build_bento, reconcile_export
-from mlops_assets.deployment.registry import ChampionRegistry, PromotionConflict
 from mlops_assets.errors import failing_clearly
 from mlops_assets.features.assets import online_features
+from mlops_assets.model_registry.champion import ChampionRegistry, PromotionConflict
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.serving.runtime import bentoml_home, export_pointer
 from mlops_assets.training.assets import read_decision, validation_report

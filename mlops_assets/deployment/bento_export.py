@@ -22,7 +22,7 @@ from typing import Any
 
 from mlops_assets.core.storage import read_json, write_json_atomic
 from mlops_assets.crash_points import crash_point
-from mlops_assets.deployment.registry import ChampionInfo, ChampionRegistry
+from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
 from mlops_assets.paths import PROJECT_ROOT, PlatformPaths
 from mlops_assets.serving.predictor import write_bundle
 from mlops_assets.serving.runtime import bentoml_home, export_pointer

@@ -27,9 +27,10 @@ from mlops_assets.core.storage import content_hash, write_json_atomic, write_par
 from mlops_assets.errors import failing_clearly
 from mlops_assets.features.feast_repo import FeastNames, build_definitions, offline_path
 from mlops_assets.features.inputs import NoCleanedDataError, load_cleaned
+from mlops_assets.features.store_resource import FeatureStoreResource
 from mlops_assets.ingestion.assets import cleaned_data
 from mlops_assets.profile import redact_url
-from mlops_assets.resources import DatasetSpecResource, FeatureStoreResource, MlopsHome
+from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.spec import DatasetSpec
 
 SPLIT_COLUMN = "split"

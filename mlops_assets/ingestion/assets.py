@@ -13,7 +13,6 @@ import dagster as dg
 import pandas as pd
 
 from mlops_assets.asset_checks import blocking_failures, reject, to_check_result
-from mlops_assets.automation.freshness import freshness_policy
 from mlops_assets.core.cleaning import CleaningResult, clean
 from mlops_assets.core.metadata_bounds import bounded, message, sample_markdown, truncate
 from mlops_assets.core.quality import check_cleaned, check_raw
@@ -61,7 +60,6 @@ MAX_SCHEMA_COLUMNS = 200
     kinds={"pandas", "parquet"},
     check_specs=RAW_CHECK_SPECS,
     retry_policy=IO_RETRY,
-    freshness_policy=freshness_policy("raw_data"),
 )
 def raw_data(
     context: dg.AssetExecutionContext,
@@ -118,7 +116,6 @@ def raw_data(
     deps=[raw_data],
     kinds={"pandas", "parquet"},
     check_specs=CLEANED_CHECK_SPECS,
-    freshness_policy=freshness_policy("cleaned_data"),
 )
 def cleaned_data(
     context: dg.AssetExecutionContext, home: MlopsHome, dataset: DatasetSpecResource

@@ -9,8 +9,8 @@ from pydantic import Field
 from mlops_assets.asset_checks import check_specs, to_check_result
 from mlops_assets.core.drift import DriftResult, DriftThresholds, detect_drift
 from mlops_assets.core.quality import CheckOutcome, Severity
-from mlops_assets.deployment.registry import ChampionRegistry
 from mlops_assets.ingestion.assets import cleaned_data
+from mlops_assets.model_registry.champion import ChampionRegistry
 from mlops_assets.monitoring.inputs import (
     logged_inputs,
     monitored_columns,

@@ -7,7 +7,6 @@ prediction log.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,8 +17,7 @@ from mlops_assets.features.inputs import cleaned_batch_paths
 from mlops_assets.ingestion.publication import recover
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.spec import DatasetSpec
-
-STATISTICS_FILE = "feature_statistics.json"
+from mlops_assets.training.model_store import STATISTICS_FILE
 
 
 def reference_statistics(
@@ -93,8 +91,3 @@ def category_text(values: pd.Series, integer: bool) -> np.ndarray:
     numbers = pd.to_numeric(values.astype("object"), errors="coerce")
     numbers = numbers.where(np.floor(numbers) == numbers)
     return numbers.astype("Int64").astype("string").astype("object").to_numpy()
-
-
-def save_statistics(statistics_path: Path, model_folder: Path) -> None:
-    """Keep the training statistics with the model, as the reference for its drift checks."""
-    (model_folder / STATISTICS_FILE).write_text(statistics_path.read_text())

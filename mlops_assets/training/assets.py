@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, ValidationError
 
-from mlops_assets.automation.freshness import freshness_policy
 from mlops_assets.core.candidates import Competition, Rows, compete, cross_validate, with_rounds
 from mlops_assets.core.evaluation import Comparison, compute_metrics, decide, slice_metrics
 from mlops_assets.core.families import BoosterModel, Model, family_of, load_model_file
@@ -28,10 +27,9 @@ from mlops_assets.core.report import ReportInputs, render_markdown, render_plots
 from mlops_assets.core.storage import read_json, write_json_atomic
 from mlops_assets.core.training import TrainParams
 from mlops_assets.core.uncertainty import bootstrap_interval, fold_spread, paired_improvement
-from mlops_assets.deployment.registry import ChampionInfo, ChampionRegistry
 from mlops_assets.features.assets import SPLIT_COLUMN, training_set
 from mlops_assets.features.feast_repo import FeastNames
-from mlops_assets.monitoring.inputs import save_statistics
+from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.spec import DatasetSpec, Family, Protocol
@@ -43,6 +41,7 @@ from mlops_assets.training.model_store import (
     load_manifest,
     load_model,
     save_model,
+    save_statistics,
 )
 from mlops_assets.training.tracking import MlflowTracking
 
@@ -87,7 +86,6 @@ class ModelConfig(dg.Config):
     group_name="training",
     deps=[training_set],
     kinds={"xgboost", "scikitlearn", "mlflow"},
-    freshness_policy=freshness_policy("model"),
 )
 def model(
     context: dg.AssetExecutionContext,

@@ -28,6 +28,7 @@ from mlops_assets.spec import DatasetSpec, Family
 MANIFEST_FILE = "manifest.json"
 SPEC_FILE = "dataset_spec.yaml"
 EVALUATION_FILE = "evaluation.parquet"
+STATISTICS_FILE = "feature_statistics.json"  # the reference of the model's drift checks
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,11 @@ def save_model(
         shutil.rmtree(staging, ignore_errors=True)
     write_json_atomic({"model_id": manifest.model_id}, paths.models / "candidate.json")
     return final
+
+
+def save_statistics(statistics_path: Path, model_folder: Path) -> None:
+    """Keep the training statistics with the model, as the reference for its drift checks."""
+    (model_folder / STATISTICS_FILE).write_text(statistics_path.read_text())
 
 
 def load_manifest(paths: PlatformPaths, model_id: str) -> ModelManifest:

@@ -5,10 +5,10 @@ import dagster as dg
 import pytest
 import yaml
 
+from mlops_assets.features.store_resource import FeatureStoreResource
 from mlops_assets.ingestion.assets import cleaned_data, raw_data
 from mlops_assets.resources import (
     DatasetSpecResource,
-    FeatureStoreResource,
     MetricsPush,
     MlopsHome,
 )

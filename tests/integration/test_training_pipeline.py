@@ -8,9 +8,9 @@ import threading
 import mlflow
 import pytest
 
-from mlops_assets.deployment import registry as registry_module
-from mlops_assets.deployment.locks import LockTimeout
-from mlops_assets.deployment.registry import ChampionRegistry, PromotionConflict
+from mlops_assets.model_registry import champion as registry_module
+from mlops_assets.model_registry.champion import ChampionRegistry, PromotionConflict
+from mlops_assets.model_registry.locks import LockTimeout
 from mlops_assets.resources import MlopsHome
 from mlops_assets.spec import HOUSE_PRICES_SPEC
 from mlops_assets.training.tracking import MlflowTracking

@@ -5,13 +5,13 @@ import sys
 
 import pytest
 
-from mlops_assets.deployment.locks import LockTimeout, advisory_lock
+from mlops_assets.model_registry.locks import LockTimeout, advisory_lock
 from mlops_assets.profile import active_profile
 from tests.production.conftest import Servers, fresh_production_env
 
 HOLDER = """
 import sys, time
-from mlops_assets.deployment.locks import advisory_lock
+from mlops_assets.model_registry.locks import advisory_lock
 from mlops_assets.profile import active_profile
 with advisory_lock(active_profile().require_postgres(), "mlops-promotion:house_prices", 5):
     print("held", flush=True)

@@ -224,7 +224,7 @@ def test_redis_restart_during_a_run_fails_clearly_and_reruns_cleanly(
 def test_postgresql_restart_during_promotion_fails_clearly_and_reruns_cleanly(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlops_assets.deployment.registry import ChampionRegistry
+    from mlops_assets.model_registry.champion import ChampionRegistry
 
     champion, versions = deployment.champion(), deployment.versions()
     original = ChampionRegistry.register

@@ -29,7 +29,7 @@ from typing import Any
 
 from mlops_assets.core.storage import read_json, write_json_atomic
 from mlops_assets.crash_points import crash_point
-from mlops_assets.deployment.locks import advisory_lock, file_lock
+from mlops_assets.model_registry.locks import advisory_lock, file_lock
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.profile import active_profile
 
