@@ -434,11 +434,10 @@ def _rollback(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 def _serve(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.paths import PROJECT_ROOT
-    from mlops_assets.serving.runtime import bentoml_home
 
     open_instance(paths)
     _reconciled_champion(paths)  # bento.json must name the registry's champion
-    os.environ["BENTOML_HOME"] = str(bentoml_home(paths))
+    os.environ["BENTOML_HOME"] = str(paths.bentoml_home)
     os.chdir(PROJECT_ROOT)
     service = "bentos.service:PredictionService"
     command = [sys.executable, "-m", "bentoml", "serve", service, *_bind(args)]

@@ -24,6 +24,7 @@ from mlops_assets.sources import SourceError, archive_landed, batch_key_for, sca
 
 LANDED_FILE_TAG = "mlops/landed_file"
 REASON_TAG = "mlops/reason"
+LAST_REPORT = "last_report_storage_id"  # drift cursor: the event-log id of the last report read
 
 
 def _paths() -> PlatformPaths:
@@ -108,21 +109,17 @@ def ingestion_failed_sensor(context: dg.RunFailureSensorContext) -> None:
 def drift_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     """Retrain when a drift report says drifted, at most once per cooldown and N times a day.
 
-    Reads every `drift_report` materialization since the last tick (by storage id), so no
-    verdict is lost when several batches land between two ticks, and none is acted on twice.
+    Reads every `drift_report` materialization since the last tick (by the event log's storage
+    id), so no verdict is lost when several batches land between two ticks, and none is acted
+    on twice.
     """
     settings = load_settings()
-    cursor = json.loads(context.cursor) if context.cursor else {"after": 0, "retrains": []}
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey("drift_report"), after_storage_id=cursor["after"]
-        ),
-        limit=1_000,
-        ascending=True,
-    ).records
+    cursor = _drift_cursor(context)
+    records = _drift_reports(context.instance, cursor[LAST_REPORT], limit=1_000)
     if not records:
+        context.update_cursor(json.dumps(cursor))
         return dg.SkipReason("no new drift report")
-    cursor["after"] = records[-1].storage_id
+    cursor[LAST_REPORT] = records[-1].storage_id
     drifted = [r for r in records if _metadata(r).get("drifted")]
     if not drifted:
         context.update_cursor(json.dumps(cursor))
@@ -131,13 +128,43 @@ def drift_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.Skip
     state = {
         "drifted": True,
         "reason": _metadata(newest).get("reason", ""),
-        "evaluated_at": str(newest.storage_id),
+        "report_storage_id": newest.storage_id,
     }
     decision = _retrain_decision(state, cursor, settings)
     if isinstance(decision, dg.RunRequest):
         cursor["retrains"].append(datetime.now(UTC).isoformat())
     context.update_cursor(json.dumps(cursor))
     return decision
+
+
+def _drift_cursor(context: dg.SensorEvaluationContext) -> dict[str, Any]:
+    """`{LAST_REPORT: storage id of the last report read, "retrains": [ISO times]}`.
+
+    Cursors written before the storage id had its own name are read too: `after` held the
+    same id; the oldest form (`handled`, a time) has no id, so every report already in the
+    event log counts as read rather than acted on again.
+    """
+    stored = json.loads(context.cursor) if context.cursor else {}
+    retrains = list(stored.get("retrains", []))
+    if LAST_REPORT in stored or "after" in stored:
+        return {
+            LAST_REPORT: int(stored.get(LAST_REPORT, stored.get("after"))),
+            "retrains": retrains,
+        }
+    if "handled" in stored:
+        newest = _drift_reports(context.instance, 0, limit=1, ascending=False)
+        return {LAST_REPORT: newest[0].storage_id if newest else 0, "retrains": retrains}
+    return {LAST_REPORT: 0, "retrains": retrains}
+
+
+def _drift_reports(
+    instance: dg.DagsterInstance, after: int, limit: int, ascending: bool = True
+) -> list[Any]:
+    return instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("drift_report"), after_storage_id=after),
+        limit=limit,
+        ascending=ascending,
+    ).records
 
 
 def _metadata(record: Any) -> dict[str, Any]:
@@ -161,7 +188,7 @@ def _retrain_decision(state: dict, cursor: dict, settings) -> dg.RunRequest | dg
             f"drift ({state['reason']}) but {settings.max_retrains_per_day} retrains today already"
         )
     return dg.RunRequest(
-        run_key=f"retrain:drift-report-{state['evaluated_at']}",
+        run_key=f"retrain:drift-report-{state['report_storage_id']}",
         tags={REASON_TAG: f"drift: {state['reason']}"[:200]},
     )
 

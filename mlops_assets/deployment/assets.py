@@ -14,7 +14,6 @@ from mlops_assets.errors import failing_clearly
 from mlops_assets.features.assets import online_features
 from mlops_assets.model_registry.champion import ChampionRegistry, PromotionConflict
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
-from mlops_assets.serving.runtime import bentoml_home, export_pointer
 from mlops_assets.training.assets import read_decision, validation_report
 from mlops_assets.training.model_store import candidate_id, load_manifest
 from mlops_assets.training.tracking import MlflowTracking
@@ -145,7 +144,7 @@ def bento_model(
 def bento(home: MlopsHome) -> dg.MaterializeResult:
     """`bentoml build` of bentos/, pinned to the exported champion."""
     paths = home.paths()
-    pointer = read_json(export_pointer(paths))
+    pointer = read_json(paths.bento_pointer)
     try:
         tag = build_bento(paths, pointer["model_tag"])
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
@@ -155,7 +154,7 @@ def bento(home: MlopsHome) -> dg.MaterializeResult:
             "bento_tag": tag,
             "model_tag": pointer["model_tag"],
             "model_version": pointer["model_version"],
-            "bentoml_home": dg.MetadataValue.path(str(bentoml_home(paths))),
-            "serve": f"BENTOML_HOME={bentoml_home(paths)} bentoml serve {tag}",
+            "bentoml_home": dg.MetadataValue.path(str(paths.bentoml_home)),
+            "serve": f"BENTOML_HOME={paths.bentoml_home} bentoml serve {tag}",
         }
     )

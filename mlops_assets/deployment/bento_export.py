@@ -25,7 +25,6 @@ from mlops_assets.crash_points import crash_point
 from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
 from mlops_assets.paths import PROJECT_ROOT, PlatformPaths
 from mlops_assets.serving.predictor import write_bundle
-from mlops_assets.serving.runtime import bentoml_home, export_pointer
 from mlops_assets.training.model_store import SPEC_FILE, load_manifest
 
 BENTOFILE = PROJECT_ROOT / "bentos" / "bentofile.yaml"
@@ -95,7 +94,7 @@ def export_champion(
 def export_names(paths: PlatformPaths, champion: ChampionInfo) -> bool:
     """Whether `bento.json` names this champion (False when it is missing or unreadable)."""
     try:
-        pointer = read_json(export_pointer(paths))
+        pointer = read_json(paths.bento_pointer)
     except (OSError, ValueError):
         return False
     return str(pointer.get("model_version")) == champion.version and pointer.get(
@@ -122,7 +121,7 @@ def export_model(
     from bentoml._internal.models.model import ModelStore  # the public API takes one
     from bentoml.exceptions import NotFound
 
-    store = ModelStore(str(bentoml_home(paths) / "models"))
+    store = ModelStore(str(paths.bentoml_home / "models"))
     try:
         existing = bentoml.models.get(tag, _model_store=store)
         exported = ExportedModel(str(existing.tag), str(existing.path), created=False)
@@ -134,15 +133,15 @@ def export_model(
         created = bentoml.models.get(tag, _model_store=store)
         exported = ExportedModel(str(created.tag), str(created.path), created=True)
     crash_point("export:before_pointer")
-    write_json_atomic({"model_tag": exported.tag, **info}, export_pointer(paths))
+    write_json_atomic({"model_tag": exported.tag, **info}, paths.bento_pointer)
     return exported
 
 
 def build_bento(paths: PlatformPaths, tag: str) -> str:
     """`bentoml build` of `bentos/`, pinned to the model `tag`; returns the bento tag."""
-    env = {**os.environ, "BENTOML_HOME": str(bentoml_home(paths)), "BENTOML_DO_NOT_TRACK": "true"}
+    env = {**os.environ, "BENTOML_HOME": str(paths.bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
     version = tag.split(":", 1)[1]
-    existing = bentoml_home(paths) / "bentos" / BENTO_NAME / version
+    existing = paths.bentoml_home / "bentos" / BENTO_NAME / version
     if (existing / "bento.yaml").exists():
         return f"{BENTO_NAME}:{version}"  # this champion's bento is built already
     command = [

@@ -1,7 +1,17 @@
-"""What the BentoML service needs around the model: which model, where state lives, lookup.
+"""The service's start-up settings, read from the environment when `bentos/service.py` loads.
 
-The service module calls these when it is imported (BentoML's convention: the model is a class
-attribute), so they read the environment then; the Dagster code location never imports them.
+BentoML builds the service when its module is imported (the model is a class attribute), so
+everything the service learns from its surroundings is resolved here, once, in one place:
+
+- `resolve_model_tag`: which exported model to serve (`--arg model_tag`, `$MLOPS_MODEL_TAG`, or
+  the champion last exported from the state folder);
+- `prediction_log_dir`: where the prediction log goes (`$MLOPS_PREDICTION_LOG_DIR`);
+- `body_timeout_s`: how long a request body may take to arrive (`$MLOPS_BODY_TIMEOUT_S`);
+- `online_lookup` and `DeferredLookup`: the Feast online store for by-key predictions, built
+  lazily and retried, so the service starts (and serves `/v1/predict`) without it.
+
+The Dagster code location does not import this module: the pipeline's side of the same state
+(the BentoML store, the export pointer) is named in `paths.py`.
 """
 
 from __future__ import annotations
@@ -30,16 +40,6 @@ class NoChampionExported(RuntimeError):
     """The service was started before any champion was exported to BentoML."""
 
 
-def bentoml_home(paths: PlatformPaths) -> Path:
-    """BentoML's model and bento store, inside the state folder."""
-    return paths.bentoml_home
-
-
-def export_pointer(paths: PlatformPaths) -> Path:
-    """The file naming the BentoML model tag of the exported champion."""
-    return paths.bento_pointer
-
-
 def resolve_model_tag(arguments: Any) -> str:
     """The model to serve.
 
@@ -49,7 +49,7 @@ def resolve_model_tag(arguments: Any) -> str:
     tag = getattr(arguments, "model_tag", None) or os.environ.get(MODEL_TAG_ENV)
     if tag:
         return str(tag)
-    pointer = export_pointer(PlatformPaths(resolve_home()))
+    pointer = PlatformPaths(resolve_home()).bento_pointer
     if pointer.exists():
         return str(json.loads(pointer.read_text())["model_tag"])
     raise NoChampionExported(

@@ -154,6 +154,32 @@ def test_drift_sensor_cooldown_and_daily_cap_through_real_reports(paths, setting
     assert isinstance(calm, dg.SkipReason) and "no drift" in calm.skip_message
 
 
+def test_drift_sensor_reads_cursors_of_earlier_releases(paths, settings):
+    """`after` held the report's storage id before it had its own name; `handled` held a time."""
+    settings(retrain_cooldown_hours=0, max_retrains_per_day=10)
+    instance = open_instance(paths)
+    _drift_report(instance, True, "batch a drifted")
+    [first] = instance.fetch_materializations(dg.AssetKey("drift_report"), limit=1).records
+    _drift_report(instance, True, "batch b drifted")
+    [second] = instance.fetch_materializations(dg.AssetKey("drift_report"), limit=1).records
+
+    old = json.dumps({"after": first.storage_id, "retrains": []})
+    request, cursor = _tick(sensors.drift_sensor, instance, old)
+    assert isinstance(request, dg.RunRequest), "the report after `after` is new"
+    assert request.tags[sensors.REASON_TAG] == "drift: batch b drifted"
+    assert request.run_key == f"retrain:drift-report-{second.storage_id}"
+    assert json.loads(cursor)[sensors.LAST_REPORT] == second.storage_id
+
+    oldest = json.dumps({"handled": "2026-01-01T00:00:00+00:00", "retrains": []})
+    skipped, cursor = _tick(sensors.drift_sensor, instance, oldest)
+    assert isinstance(skipped, dg.SkipReason), "reports from before the upgrade were handled"
+    assert json.loads(cursor)[sensors.LAST_REPORT] == second.storage_id
+    _drift_report(instance, True, "batch c drifted")
+    after_upgrade, _ = _tick(sensors.drift_sensor, instance, cursor)
+    assert isinstance(after_upgrade, dg.RunRequest)
+    assert after_upgrade.tags[sensors.REASON_TAG] == "drift: batch c drifted"
+
+
 def test_run_failure_sensor_records_the_failed_run(paths):
     instance = open_instance(paths)
     missing = paths.root / "nowhere.csv"

@@ -74,7 +74,7 @@ def test_thresholds_are_configurable(reference, house_spec):
 
 def test_retrain_decision_cooldown_and_daily_cap():
     settings = load_settings()
-    state = {"drifted": True, "reason": "x", "evaluated_at": "2026-01-01T00:00:00+00:00"}
+    state = {"drifted": True, "reason": "x", "report_storage_id": 7}
     assert isinstance(_retrain_decision(state, {"retrains": []}, settings), dg.RunRequest)
     assert isinstance(
         _retrain_decision({**state, "drifted": False}, {"retrains": []}, settings), dg.SkipReason
