@@ -10,7 +10,7 @@ split of the training folds, so the held-out fold never picks its own model).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -132,7 +132,7 @@ def cross_validate(
         return Candidate(family, score, oof, model, {"regularisation": model.regularisation})
     # One thread: on a few thousand rows more threads cost more than they save (and under a
     # busy CPU their spin-waits cost several times the training itself).
-    params = replace(params, threads=1)
+    params = params.with_changes(threads=1)
     trials = search_candidates(params, plan.settings.search_trials if search else 0)
     results = [_xgboost_oof(rows, folds, spec, plan, trial) for trial in trials]
     sign = better_sign(spec.gates.primary_metric)
@@ -141,7 +141,7 @@ def cross_validate(
     chosen = trials[best]
     booster = fit_rounds(rows.x, rows.y, spec, chosen, rounds)
     history = [
-        {**asdict(t), "oof_score": r[1], "rounds": r[2]}
+        {**t.model_dump(), "oof_score": r[1], "rounds": r[2]}
         for t, r in zip(trials, results, strict=True)
     ]
     return Candidate(
@@ -149,7 +149,7 @@ def cross_validate(
         score,
         oof,
         BoosterModel(booster),
-        {**asdict(chosen), "rounds": rounds},
+        {**chosen.model_dump(), "rounds": rounds},
         history if len(trials) > 1 else [],
     )
 
@@ -202,7 +202,7 @@ def _holdout(
     trained = train(x_train, y_train, x_valid, y_valid, spec, params, plan.settings.search_trials)
     model = BoosterModel(trained.booster)
     score = metric(y_valid, model.predict(x_valid), primary, spec.task, spec.threshold)
-    settings = {**asdict(trained.params), "rounds": trained.best_iteration + 1}
+    settings = {**trained.params.model_dump(), "rounds": trained.best_iteration + 1}
     return Candidate(
         family, score, model.predict(rows.x[parts["test"]]), model, settings, trained.search
     )
@@ -238,5 +238,5 @@ def _finite(value: float, sign: float) -> float:
 
 def with_rounds(params: TrainParams, settings: dict[str, Any]) -> TrainParams:
     """TrainParams from a stored settings dict (unknown keys such as `rounds` ignored)."""
-    known = TrainParams.__dataclass_fields__
-    return replace(params, **{k: v for k, v in settings.items() if k in known})
+    known = TrainParams.model_fields
+    return params.with_changes(**{k: v for k, v in settings.items() if k in known})

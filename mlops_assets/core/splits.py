@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 SPLITS = ("train", "validation", "test")
+SPLIT_COLUMN = "split"  # the training set's column naming each row's split
 HASH_KEY = "mlops-split-v1.0"  # 16 characters, as pandas' hash requires; change = reshuffle
 BUCKETS = 10_000
 SALT = np.uint64(int.from_bytes(hashlib.sha256(HASH_KEY.encode()).digest()[:8], "little"))

@@ -7,30 +7,46 @@ booster (byte for byte: XGBoost's `hist` method is deterministic for a fixed thr
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_assets.core.features import feature_types
 from mlops_assets.spec import DatasetSpec, TaskType
 
 
-@dataclass(frozen=True)
-class TrainParams:
-    """XGBoost hyperparameters with sound defaults for tabular data of this size."""
+class Hyperparameters(BaseModel):
+    """XGBoost's tunable hyperparameters: sound defaults for tabular data, and their bounds.
 
-    learning_rate: float = 0.05
-    max_depth: int = 6
-    min_child_weight: float = 5.0
-    subsample: float = 0.8
-    colsample_bytree: float = 0.8
-    reg_lambda: float = 1.0
-    max_rounds: int = 3_000
-    early_stopping_rounds: int = 100
+    Defined once: the `model` asset's run config inherits these fields, training reads them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    learning_rate: float = Field(default=0.05, gt=0, le=1, description="Shrinkage per tree.")
+    max_depth: int = Field(default=6, ge=1, le=16, description="Deepest split of a tree.")
+    min_child_weight: float = Field(default=5.0, ge=0, description="Least weight in a leaf.")
+    subsample: float = Field(default=0.8, gt=0, le=1, description="Share of rows per tree.")
+    colsample_bytree: float = Field(default=0.8, gt=0, le=1, description="Columns per tree.")
+    reg_lambda: float = Field(default=1.0, ge=0, description="L2 penalty on leaf weights.")
+    max_rounds: int = Field(default=3_000, ge=1, le=20_000, description="Most trees.")
+    early_stopping_rounds: int = Field(
+        default=100, ge=1, description="Stop after this many rounds without improvement."
+    )
+
+
+class TrainParams(Hyperparameters):
+    """The hyperparameters and what one training run fixes besides: its seed and threads."""
+
     seed: int = 42
     threads: int = 2
+
+    def with_changes(self, **changes: Any) -> TrainParams:
+        """A copy with some fields changed (values from the search grid or a stored model)."""
+        return self.model_copy(update=changes)
 
     def booster_params(self, task: TaskType) -> dict[str, Any]:
         """The parameter dict `xgb.train` takes."""
@@ -89,7 +105,7 @@ def train(
         model = _fit(x_train, y_train, x_validation, y_validation, spec, candidate)
         search.append(
             {
-                **asdict(candidate),
+                **candidate.model_dump(),
                 "validation_score": model.validation_score,
                 "best_iteration": model.best_iteration,
             }
@@ -164,4 +180,4 @@ def _search_candidates(base: TrainParams, trials: int) -> list[TrainParams]:
     grid = list(itertools.product(*SEARCH_SPACE.values()))
     order = np.random.default_rng(base.seed).permutation(len(grid))[:trials]
     keys = list(SEARCH_SPACE)
-    return [replace(base, **dict(zip(keys, grid[i], strict=True))) for i in order]
+    return [base.with_changes(**dict(zip(keys, grid[i], strict=True))) for i in order]

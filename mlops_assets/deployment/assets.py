@@ -2,28 +2,25 @@
 
 import subprocess
 from collections.abc import Iterator
-from typing import Any
 
 import dagster as dg
 
 from mlops_assets.asset_checks import check_specs, to_check_result
-from mlops_assets.core.quality import CheckOutcome, Severity
 from mlops_assets.core.storage import read_json
 from mlops_assets.deployment.bento_export import build_bento, reconcile_export
+from mlops_assets.deployment.promotion import (
+    PROMOTION_CHECKS,
+    promotion_outcomes,
+    register_and_promote,
+)
 from mlops_assets.errors import failing_clearly
 from mlops_assets.features.assets import online_features
+from mlops_assets.handoff import upstream_metadata
 from mlops_assets.model_registry.champion import ChampionRegistry, PromotionConflict
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
-from mlops_assets.training.assets import read_decision, validation_report
-from mlops_assets.training.model_store import candidate_id, load_manifest
+from mlops_assets.training.assets import validation_report
+from mlops_assets.training.model_store import load_manifest
 from mlops_assets.training.tracking import MlflowTracking
-
-PROMOTION_CHECKS = {
-    "champion_passed_gates": "The model serving as champion passed every gate when it was "
-    "promoted; blocks deployment when there is no such model.",
-    "candidate_promoted": "Whether this candidate became champion "
-    "(WARN when the champion was kept).",
-}
 
 
 @dg.asset(
@@ -34,53 +31,32 @@ PROMOTION_CHECKS = {
     check_specs=check_specs("promoted_model", PROMOTION_CHECKS, {"champion_passed_gates"}),
 )
 def promoted_model(
-    mlflow_tracking: MlflowTracking, dataset: DatasetSpecResource, home: MlopsHome
+    context: dg.AssetExecutionContext,
+    mlflow_tracking: MlflowTracking,
+    dataset: DatasetSpecResource,
+    home: MlopsHome,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """The champion: the candidate if it passed its gates and the champion comparison."""
     spec, paths = dataset.load(), home.paths()
-    model_id = candidate_id(paths)
+    report = upstream_metadata(context, "validation_report")
+    model_id, decision = str(report["model_id"]), report["decision"]
     manifest = load_manifest(paths, model_id)
-    report = read_decision(paths, model_id)
-    decision = report["decision"]
     registry = ChampionRegistry(mlflow_tracking.client(), spec.name, paths)
-    tags = {
-        "data_hash": manifest.data_hash,
-        "feature_service": manifest.feature_service,
-        "code_version": manifest.code_version,
-        "gates_passed": str(decision["gates_passed"]).lower(),
-        "family": manifest.family,
-        "decision": decision["reason"][:500],
-    }
     with failing_clearly(
         f"promoting {model_id}",
         f"the model registry at {mlflow_tracking.redacted_uri()}",
         "The champion alias moves last and only under the promotion lock, so it still names "
         "a complete model; re-run promoted_model (each step is idempotent) once it is back.",
     ):
-        version = _register_and_promote(registry, manifest, report, model_id, tags)
+        try:
+            version = register_and_promote(registry, manifest, decision, report["estimate_metrics"])
+        except PromotionConflict as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
     champion = registry.champion()
-    promoted = champion is not None and champion.version == version
-    outcomes = [
-        CheckOutcome(
-            "champion_passed_gates",
-            champion is not None and champion.tags.get("gates_passed") == "true",
-            Severity.ERROR,
-            f"champion v{champion.version} passed its gates"
-            if champion
-            else "no model has passed the gates yet",
-        ),
-        CheckOutcome(
-            "candidate_promoted",
-            promoted,
-            Severity.WARN,
-            f"v{version} is champion"
-            if promoted
-            else f"champion kept; v{version}: {decision['reason']}",
-        ),
-    ]
+    outcomes = promotion_outcomes(champion, version, decision["reason"])
     yield dg.MaterializeResult(
         metadata={
-            "promoted": promoted,
+            "promoted": champion is not None and champion.version == version,
             "candidate_version": version,
             "champion_version": champion.version if champion else "none",
             "reason": decision["reason"],
@@ -89,32 +65,6 @@ def promoted_model(
         },
         check_results=[to_check_result(o) for o in outcomes],
     )
-
-
-def _register_and_promote(
-    registry: ChampionRegistry,
-    manifest: Any,
-    report: dict[str, Any],
-    model_id: str,
-    tags: dict[str, str],
-) -> str:
-    """Register the candidate, point `challenger` at it, and promote it if it won."""
-    decision = report["decision"]
-    version = registry.register(manifest.mlflow_model_uri, manifest.mlflow_run_id, tags)
-    registry.set_challenger(version)
-    if not decision["promote"]:
-        registry.record_kept(version, decision["champion_version"], {"reason": decision["reason"]})
-    else:
-        record = {
-            "model_id": model_id,
-            "reason": decision["reason"],
-            "metrics": report["metrics"]["model"],
-        }
-        try:
-            registry.promote(version, decision["champion_version"], record)
-        except PromotionConflict as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
-    return version
 
 
 @dg.asset(group_name="deployment", deps=[promoted_model], kinds={"bentoml"})

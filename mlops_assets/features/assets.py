@@ -21,7 +21,7 @@ from mlops_assets.core.quality import (
     Severity,
     check_features,
 )
-from mlops_assets.core.splits import SPLITS, entity_split
+from mlops_assets.core.splits import SPLIT_COLUMN, SPLITS, entity_split
 from mlops_assets.core.statistics import feature_statistics
 from mlops_assets.core.storage import content_hash, write_json_atomic, write_parquet_atomic
 from mlops_assets.errors import failing_clearly
@@ -33,7 +33,6 @@ from mlops_assets.profile import redact_url
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.spec import DatasetSpec
 
-SPLIT_COLUMN = "split"
 SPLIT_METHOD = "entity hash (salted): all rows of an entity in one split"
 
 

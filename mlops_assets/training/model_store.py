@@ -68,7 +68,7 @@ def save_model(
     spec_path: Path,
     evaluation: pd.DataFrame,
 ) -> Path:
-    """Write a model folder atomically and mark it the candidate.
+    """Write a model folder atomically (the `model` asset's metadata names it to what follows).
 
     The folder holds the model file, the manifest, the dataset spec it was trained with and
     the evaluation rows (fold, label and every candidate's and baseline's prediction).
@@ -86,7 +86,6 @@ def save_model(
         os.replace(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    write_json_atomic({"model_id": manifest.model_id}, paths.models / "candidate.json")
     return final
 
 
@@ -111,16 +110,6 @@ def load_model(paths: PlatformPaths, model_id: str) -> Model:
 def load_evaluation(paths: PlatformPaths, model_id: str) -> pd.DataFrame:
     """The evaluation rows saved with a model."""
     return pd.read_parquet(paths.model(model_id) / EVALUATION_FILE)
-
-
-def candidate_id(paths: PlatformPaths) -> str:
-    """The id of the most recently trained model."""
-    pointer = paths.models / "candidate.json"
-    if not pointer.exists():
-        raise FileNotFoundError(
-            f"no trained model yet ({pointer} missing): materialize model first"
-        )
-    return str(read_json(pointer)["model_id"])
 
 
 def code_version() -> str:

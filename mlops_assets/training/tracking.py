@@ -15,6 +15,7 @@ run id, exactly as its resource would.
 from __future__ import annotations
 
 import logging
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,8 +25,10 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.core.families import BoosterModel, Model, save_model_file
 from mlops_assets.profile import active_profile, redact_url
 from mlops_assets.resources import MlopsHome
+from mlops_assets.spec import DatasetSpec
 
 
 class MlflowTracking(dg.ConfigurableResource):
@@ -126,6 +129,38 @@ class MlflowTracking(dg.ConfigurableResource):
             tracker.end_run(status=RunStatus.to_string(RunStatus.FAILED))
             raise
         tracker.end_run(status=RunStatus.to_string(RunStatus.FINISHED))
+
+
+def log_model(tracker: Any, model: Model, spec: DatasetSpec) -> str:
+    """Log the winner in the active MLflow run; returns the URI the registry version points at.
+
+    XGBoost: its MLflow flavour in XGBoost's own format, with an explicit signature and pinned
+    requirements (inferring either costs seconds, and signature inference fails on categorical
+    features). Linear: the JSON coefficients as a plain run artifact (no flavour, no pickle).
+    """
+    import mlflow
+
+    if not isinstance(model, BoosterModel):
+        with tempfile.TemporaryDirectory() as folder:
+            path = save_model_file(model, Path(folder), spec)
+            tracker.log_artifact(str(path), artifact_path="model")
+        return str(mlflow.get_artifact_uri("model"))
+    import xgboost
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("double", name) for name in spec.model_features]),
+        outputs=Schema([ColSpec("double")]),
+    )
+    info = mlflow.xgboost.log_model(
+        model.booster,
+        name="model",
+        signature=signature,
+        pip_requirements=[f"xgboost=={xgboost.__version__}"],
+        model_format="ubj",
+    )
+    return str(info.model_uri)
 
 
 class _InitContext:

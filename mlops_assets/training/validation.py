@@ -1,0 +1,236 @@
+"""Evaluating a candidate: its estimate and uncertainty, the baselines, the champion, the decision.
+
+Everything is computed on the rows the candidate was evaluated on (its saved evaluation
+frame), so candidate, baselines and champion are judged on the same rows. Only the champion's
+predictions need more than those rows (its model, or its settings trained again on the same
+folds); the rest are plain functions, so the `validation_report` asset only loads, calls these
+and records the result.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.core.candidates import Rows, cross_validate, with_rounds
+from mlops_assets.core.evaluation import Comparison, Decision, compute_metrics, decide
+from mlops_assets.core.families import BoosterModel, Model, load_model_file
+from mlops_assets.core.features import to_matrix
+from mlops_assets.core.protocols import Plan
+from mlops_assets.core.training import TrainParams
+from mlops_assets.core.uncertainty import bootstrap_interval, fold_spread, paired_improvement
+from mlops_assets.model_registry.champion import ChampionInfo
+from mlops_assets.paths import PlatformPaths
+from mlops_assets.spec import DatasetSpec, Family, Protocol
+from mlops_assets.training.candidate import BASELINE, CANDIDATE
+from mlops_assets.training.model_store import ModelManifest, load_manifest, load_model
+
+Metrics = dict[str, dict[str, float]]  # row label -> metric -> value
+
+
+class ChampionNotComparable(ValueError):
+    """The champion cannot be scored on the candidate's rows; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What the report says about one candidate."""
+
+    metrics: Metrics  # "model", "candidate <family>", baselines, "champion v<N>"
+    estimate: dict[str, Any]
+    decision: Decision
+    y: np.ndarray
+    predicted: np.ndarray
+
+
+@dataclass(frozen=True)
+class ChampionSource:
+    """Where the champion's predictions come from: the registry's facts and the local copies."""
+
+    champion: ChampionInfo
+    paths: PlatformPaths
+    client: Any  # an MlflowClient, for a champion with no local copy
+
+
+def evaluate_candidate(
+    manifest: ModelManifest,
+    evaluation: pd.DataFrame,
+    table: pd.DataFrame,
+    spec: DatasetSpec,
+    champion: ChampionSource | None,
+) -> Validation:
+    """Metrics, estimate, champion comparison and decision of the candidate `manifest` names."""
+    y, folds = evaluation["y"].to_numpy(), evaluation["fold"].to_numpy()
+    predicted = evaluation[CANDIDATE + manifest.family].to_numpy()
+    metrics, baselines = candidate_metrics(evaluation, manifest.family, spec)
+    estimate = estimate_of(y, predicted, folds, spec, manifest)
+    comparison = None
+    if champion is not None and champion.champion.run_id != manifest.model_id:
+        predictions = champion_predictions(champion, table, evaluation, spec, estimate)
+        comparison = compare_with_champion(
+            champion.champion.version, predictions, evaluation, spec, estimate
+        )
+        metrics[f"champion v{comparison.version}"] = comparison.champion
+    decision = decide(
+        metrics["model"], spec, baselines=gate_baselines(metrics, baselines), champion=comparison
+    )
+    return Validation(metrics, estimate, decision, y, predicted)
+
+
+def candidate_metrics(
+    evaluation: pd.DataFrame, family: str, spec: DatasetSpec
+) -> tuple[Metrics, Metrics]:
+    """(every row's metrics with the winner as "model", the baselines' alone)."""
+    y = evaluation["y"].to_numpy()
+
+    def score(column: str) -> dict[str, float]:
+        return compute_metrics(y, evaluation[column].to_numpy(), spec.task, spec.threshold)
+
+    metrics = {"model": score(CANDIDATE + family)}
+    for column in evaluation.columns:
+        if column.startswith(CANDIDATE) and column != CANDIDATE + family:
+            metrics[f"candidate {column.removeprefix(CANDIDATE)}"] = score(column)
+    baselines = {
+        c.removeprefix(BASELINE): score(c) for c in evaluation.columns if c.startswith(BASELINE)
+    }
+    return {**metrics, **baselines}, baselines
+
+
+def gate_baselines(metrics: Metrics, baselines: Metrics) -> Metrics:
+    """The baselines a challenger must beat: the constant one, and the linear model.
+
+    A linear candidate that lost the ranking is still a baseline on the estimate's rows: on a
+    holdout the ranking used the validation split, and the test split may disagree.
+    """
+    linear = metrics.get(f"candidate {Family.LINEAR}")
+    return {**baselines, "linear": linear} if linear is not None else dict(baselines)
+
+
+def estimate_of(
+    y: np.ndarray,
+    predicted: np.ndarray,
+    folds: np.ndarray,
+    spec: DatasetSpec,
+    manifest: ModelManifest,
+) -> dict[str, Any]:
+    """How the estimate was obtained and how sure it is."""
+    facts = manifest.evaluation
+    settings = spec.training
+    primary = spec.gates.primary_metric
+    interval = bootstrap_interval(
+        y,
+        predicted,
+        primary,
+        spec.task,
+        settings.bootstrap_resamples,
+        settings.confidence,
+        int(facts.get("seed", settings.seed)),
+        spec.threshold,
+    )
+    result = {
+        **facts,
+        "family": manifest.family,
+        "primary_metric": primary,
+        "value": interval.value,
+        "interval": [interval.low, interval.high],
+        "confidence": interval.level,
+    }
+    if facts.get("protocol") == Protocol.CROSS_VALIDATION:
+        mean, spread = fold_spread(y, predicted, folds, primary, spec.task, spec.threshold)
+        result.update(fold_mean=mean, fold_std=spread)
+    return result
+
+
+def compare_with_champion(
+    version: str,
+    predictions: np.ndarray,
+    evaluation: pd.DataFrame,
+    spec: DatasetSpec,
+    estimate: dict[str, Any],
+) -> Comparison:
+    """The champion's metrics on the candidate's rows; on small data, the paired improvement."""
+    y = evaluation["y"].to_numpy()
+    metrics = compute_metrics(y, predictions, spec.task, spec.threshold)
+    if estimate.get("protocol") != Protocol.CROSS_VALIDATION:
+        return Comparison(metrics, version, None)
+    mine = evaluation[CANDIDATE + estimate["family"]].to_numpy()
+    interval = paired_improvement(
+        y,
+        mine,
+        predictions,
+        spec.gates.primary_metric,
+        spec.task,
+        spec.training.bootstrap_resamples,
+        spec.training.confidence,
+        int(estimate.get("seed", spec.training.seed)),
+        spec.threshold,
+    )
+    return Comparison(metrics, version, (interval.low, interval.high))
+
+
+def champion_predictions(
+    source: ChampionSource,
+    table: pd.DataFrame,
+    evaluation: pd.DataFrame,
+    spec: DatasetSpec,
+    estimate: dict[str, Any],
+) -> np.ndarray:
+    """What the champion gives on the same rows.
+
+    Cross-validation: the champion's settings trained again on the same folds, so both are
+    judged out-of-fold (its served model saw these rows). Holdout: the champion model itself on
+    the test rows. A champion whose settings cannot be re-run here (no local copy, or other
+    features) is scored with its model, which favours it: it can only make promotion harder.
+    """
+    champion, paths = source.champion, source.paths
+    local = paths.model(champion.run_id)
+    manifest = load_manifest(paths, champion.run_id) if local.exists() else None
+    cross_validated = estimate.get("protocol") == Protocol.CROSS_VALIDATION
+    if cross_validated and manifest is not None and manifest.features == spec.model_features:
+        return _refit_out_of_fold(manifest, table, evaluation, spec)
+    features = manifest.features if manifest else list(spec.model_features)
+    missing = [f for f in features if f not in table.columns]
+    if missing:
+        raise ChampionNotComparable(
+            f"champion needs features {missing} that the training set lacks"
+        )
+    rows = table.iloc[evaluation["row"].to_numpy()]
+    model = _champion_model(source, spec, manifest)
+    return model.predict(to_matrix(rows, spec, columns=features))
+
+
+def _refit_out_of_fold(
+    manifest: ModelManifest, table: pd.DataFrame, evaluation: pd.DataFrame, spec: DatasetSpec
+) -> np.ndarray:
+    rows = Rows(
+        to_matrix(table, spec),
+        table[spec.target].to_numpy(dtype=np.float64),
+        table[spec.entity_key].to_numpy(),
+    )
+    seed = int(manifest.evaluation.get("seed", spec.training.seed))
+    settings = spec.training.model_copy(update={"seed": seed, "search_trials": 0})
+    plan = Plan(Protocol.CROSS_VALIDATION, settings, "champion re-evaluated", "")
+    params = with_rounds(TrainParams(), manifest.params)
+    folds = evaluation["fold"].to_numpy()
+    refit = cross_validate(manifest.family, rows, folds, spec, plan, params, search=False)
+    return refit.predictions
+
+
+def _champion_model(
+    source: ChampionSource, spec: DatasetSpec, manifest: ModelManifest | None
+) -> Model:
+    champion = source.champion
+    if manifest is not None:
+        return load_model(source.paths, champion.run_id)
+    if champion.tags.get("family") == Family.LINEAR:
+        with tempfile.TemporaryDirectory() as folder:
+            source.client.download_artifacts(champion.run_id, "model", folder)
+            return load_model_file(Path(folder) / "model", Family.LINEAR)
+    import mlflow
+
+    return BoosterModel(mlflow.xgboost.load_model(f"models:/{spec.name}@champion"))
