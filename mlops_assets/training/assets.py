@@ -10,9 +10,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from mlops_assets.core.evaluation import slice_metrics
-from mlops_assets.core.report import ReportInputs, render_markdown, render_plots
-from mlops_assets.core.storage import read_json, write_json_atomic
+from mlops_assets.core.storage import read_json
 from mlops_assets.core.training import Hyperparameters, TrainParams
 from mlops_assets.features.assets import training_set
 from mlops_assets.features.feast_repo import FeastNames
@@ -36,11 +34,12 @@ from mlops_assets.training.model_store import (
     save_model,
     save_statistics,
 )
-from mlops_assets.training.tracking import MlflowTracking, log_model
+from mlops_assets.training.tracking import MlflowTracking, log_model, log_report, log_training
 from mlops_assets.training.validation import (
     ChampionNotComparable,
     ChampionSource,
     evaluate_candidate,
+    save_report,
 )
 
 
@@ -89,21 +88,15 @@ def model(
     with mlflow_tracking.run(context, experiment=spec.name, tags=tags) as tracker:
         competition = train_candidate(prepared, spec, config.params(plan.settings.seed))
         challenger, version = competition.challenger, code_version()
-        tracker.log_params(
-            {
-                **config.model_dump(),
-                **plan.settings.model_dump(mode="json"),
-                "protocol_used": str(plan.protocol),
-                "family": str(challenger.family),
-                "code_version": version,
-                "data_hash": data_hash,
-                "feature_service": service,
-            }
-        )
-        tracker.log_metrics({f"score_{n}": c.score for n, c in competition.candidates.items()})
-        for trial, result in enumerate(challenger.search):
-            score = result.get("oof_score", result.get("validation_score"))
-            tracker.log_metric("search_score", score, step=trial)
+        settings = {
+            **config.model_dump(),
+            **plan.settings.model_dump(mode="json"),
+            "protocol_used": str(plan.protocol),
+            "code_version": version,
+            "data_hash": data_hash,
+            "feature_service": service,
+        }
+        log_training(tracker, settings, competition)
         model_uri = log_model(tracker, challenger.model, spec)
         run_id = tracker.active_run().info.run_id
     imputation = read_json(paths.feature_statistics).get("imputation", {})
@@ -163,32 +156,9 @@ def validation_report(
     metrics, decision = validation.metrics, validation.decision
     folder = paths.model_report(model_id)
     importance = load_model(paths, model_id).importance()
-    plots = render_plots(folder, validation.y, validation.predicted, importance, spec.task)
     rows = table.iloc[evaluation["row"].to_numpy()].reset_index(drop=True)
-    report = ReportInputs(
-        spec=spec,
-        model_id=model_id,
-        mlflow_run_id=manifest.mlflow_run_id,
-        data_hash=manifest.data_hash,
-        test_rows=len(evaluation),
-        metrics=metrics,
-        decision=decision,
-        slices=slice_metrics(rows, validation.y, validation.predicted, spec),
-        plots=[str(p) for p in plots],
-        estimate=validation.estimate,
-    )
-    markdown = render_markdown(report)
-    (folder / "validation_report.md").write_text(markdown)
-    record = {
-        "model_id": model_id,
-        "metrics": metrics,
-        "estimate": validation.estimate,
-        "decision": decision.to_dict(),
-    }
-    write_json_atomic(record, folder / "decision.json")
-    for name, value in metrics["model"].items():
-        client.log_metric(manifest.mlflow_run_id, f"estimate_{name}", value)
-    client.log_artifacts(manifest.mlflow_run_id, str(folder), artifact_path="validation_report")
+    markdown, plots = save_report(folder, validation, manifest, rows, importance, spec)
+    log_report(client, manifest.mlflow_run_id, folder, metrics["model"])
     return dg.MaterializeResult(
         metadata={
             "report": dg.MetadataValue.md(markdown),

@@ -25,6 +25,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.core.candidates import Competition
 from mlops_assets.core.families import BoosterModel, Model, save_model_file
 from mlops_assets.profile import active_profile, redact_url
 from mlops_assets.resources import MlopsHome
@@ -129,6 +130,23 @@ class MlflowTracking(dg.ConfigurableResource):
             tracker.end_run(status=RunStatus.to_string(RunStatus.FAILED))
             raise
         tracker.end_run(status=RunStatus.to_string(RunStatus.FINISHED))
+
+
+def log_training(tracker: Any, settings: dict[str, Any], competition: Competition) -> None:
+    """The run's settings, the winner's family, every candidate's score and the search."""
+    challenger = competition.challenger
+    tracker.log_params({**settings, "family": str(challenger.family)})
+    tracker.log_metrics({f"score_{n}": c.score for n, c in competition.candidates.items()})
+    for trial, result in enumerate(challenger.search):
+        score = result.get("oof_score", result.get("validation_score"))
+        tracker.log_metric("search_score", score, step=trial)
+
+
+def log_report(client: Any, run_id: str, folder: Path, estimate: dict[str, float]) -> None:
+    """The estimate's metrics and the report's files, on the candidate's own MLflow run."""
+    for name, value in estimate.items():
+        client.log_metric(run_id, f"estimate_{name}", value)
+    client.log_artifacts(run_id, str(folder), artifact_path="validation_report")
 
 
 def log_model(tracker: Any, model: Model, spec: DatasetSpec) -> str:

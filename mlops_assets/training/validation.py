@@ -18,10 +18,18 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.core.candidates import Rows, cross_validate, with_rounds
-from mlops_assets.core.evaluation import Comparison, Decision, compute_metrics, decide
+from mlops_assets.core.evaluation import (
+    Comparison,
+    Decision,
+    compute_metrics,
+    decide,
+    slice_metrics,
+)
 from mlops_assets.core.families import BoosterModel, Model, load_model_file
 from mlops_assets.core.features import to_matrix
 from mlops_assets.core.protocols import Plan
+from mlops_assets.core.report import ReportInputs, render_markdown, render_plots
+from mlops_assets.core.storage import write_json_atomic
 from mlops_assets.core.training import TrainParams
 from mlops_assets.core.uncertainty import bootstrap_interval, fold_spread, paired_improvement
 from mlops_assets.model_registry.champion import ChampionInfo
@@ -80,6 +88,44 @@ def evaluate_candidate(
         metrics["model"], spec, baselines=gate_baselines(metrics, baselines), champion=comparison
     )
     return Validation(metrics, estimate, decision, y, predicted)
+
+
+def save_report(
+    folder: Path,
+    validation: Validation,
+    manifest: ModelManifest,
+    rows: pd.DataFrame,
+    importance: dict[str, float],
+    spec: DatasetSpec,
+) -> tuple[str, list[Path]]:
+    """Write the report (Markdown, plots, `decision.json`) into the model's report folder.
+
+    `rows` are the training-table rows the candidate was evaluated on, for per-slice metrics.
+    """
+    y, predicted = validation.y, validation.predicted
+    plots = render_plots(folder, y, predicted, importance, spec.task)
+    report = ReportInputs(
+        spec=spec,
+        model_id=manifest.model_id,
+        mlflow_run_id=manifest.mlflow_run_id,
+        data_hash=manifest.data_hash,
+        test_rows=len(rows),
+        metrics=validation.metrics,
+        decision=validation.decision,
+        slices=slice_metrics(rows, y, predicted, spec),
+        plots=[str(p) for p in plots],
+        estimate=validation.estimate,
+    )
+    markdown = render_markdown(report)
+    (folder / "validation_report.md").write_text(markdown)
+    record = {
+        "model_id": manifest.model_id,
+        "metrics": validation.metrics,
+        "estimate": validation.estimate,
+        "decision": validation.decision.to_dict(),
+    }
+    write_json_atomic(record, folder / "decision.json")
+    return markdown, plots
 
 
 def candidate_metrics(
