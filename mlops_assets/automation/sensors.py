@@ -19,7 +19,7 @@ from mlops_assets.core.storage import read_json
 from mlops_assets.ingestion.partitions import batches
 from mlops_assets.jobs import ingestion_job, monitoring_job, pipeline_job
 from mlops_assets.paths import PlatformPaths, resolve_home
-from mlops_assets.runner import run_failure_message
+from mlops_assets.run_failures import run_failure_message
 from mlops_assets.sources import SourceError, archive_landed, batch_key_for, scan_landing
 
 LANDED_FILE_TAG = "mlops/landed_file"

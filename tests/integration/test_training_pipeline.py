@@ -215,7 +215,7 @@ def test_two_promotions_at_once_cannot_both_win(trained, registry, paths):
 HOLDER = """
 import sys
 from pathlib import Path
-from mlops_assets.deployment.locks import file_lock
+from mlops_assets.model_registry.locks import file_lock
 with file_lock(Path(sys.argv[1]), 5):
     print("held", flush=True)
     sys.stdin.readline()

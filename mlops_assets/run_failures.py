@@ -1,0 +1,40 @@
+"""The user-facing reason of a failed run: the `Failure` description, else the root error.
+
+Its own module because both sides need it: the runner (runs it starts) and the sensors (runs
+they only see by id), and the runner loads the definitions that hold the sensors.
+"""
+
+from typing import Any
+
+import dagster as dg
+
+
+def failure_message(result: Any) -> str:
+    """The user-facing reason of a failed run (the `Failure` description, else the error)."""
+    return _step_failures(result.all_events)
+
+
+def run_failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
+    """`failure_message` of a run read back from the instance (a sensor sees only its id)."""
+    records = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    return _step_failures([r.dagster_event for r in records if r.dagster_event])
+
+
+def _step_failures(events: Any) -> str:
+    messages = []
+    for event in events:
+        if event.event_type_value != "STEP_FAILURE" or event.step_failure_data is None:
+            continue
+        data = event.step_failure_data
+        if data.user_failure_data and data.user_failure_data.description:
+            messages.append(f"{event.step_key}: {data.user_failure_data.description}")
+        elif data.error:
+            messages.append(f"{event.step_key}: {_root_cause(data.error)}")
+    return "\n".join(messages) or "run failed"
+
+
+def _root_cause(error: Any) -> str:
+    """The innermost error's message: Dagster wraps user exceptions in its own."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return error.message.strip()
