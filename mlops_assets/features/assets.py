@@ -5,9 +5,11 @@ Engineered features in Feast, the online store, and the point-in-time-correct tr
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from mlops_assets.asset_checks import blocking_failures, check_specs, reject, to_check_result
 from mlops_assets.core.features import engineer
@@ -29,6 +31,7 @@ from mlops_assets.features.feast_repo import FeastNames, build_definitions, offl
 from mlops_assets.features.inputs import NoCleanedDataError, load_cleaned
 from mlops_assets.features.store_resource import FeatureStoreResource
 from mlops_assets.ingestion.assets import cleaned_data
+from mlops_assets.paths import PlatformPaths
 from mlops_assets.profile import redact_url
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.spec import DatasetSpec
@@ -116,11 +119,24 @@ def feast_registry(
     )
 
 
+class OnlineFeaturesConfig(dg.Config):
+    """How to bring the online store up to date."""
+
+    full_rewrite: bool = Field(
+        default=False,
+        description="Rewrite every entity, not only those whose newest row changed since the "
+        "last materialization (the recorded state is ignored; the end state is the same).",
+    )
+
+
 @dg.asset(group_name="features", deps=[feast_registry], kinds={"feast"})
 def online_features(
-    feature_store: FeatureStoreResource, dataset: DatasetSpecResource, home: MlopsHome
+    config: OnlineFeaturesConfig,
+    feature_store: FeatureStoreResource,
+    dataset: DatasetSpecResource,
+    home: MlopsHome,
 ) -> dg.MaterializeResult:
-    """Each entity's newest features in the online store, with the window in the registry."""
+    """Each entity's newest features in the online store, written only where they changed."""
     from mlops_assets.features.online_write import materialize_newest
 
     spec = dataset.load()
@@ -133,18 +149,36 @@ def online_features(
         "Entities already written keep their values and nothing is promoted; re-run once the "
         "store is reachable (the write is an idempotent upsert).",
     ):
-        written = materialize_newest(store, view, features, spec.entity_key, spec.event_timestamp)
+        written = materialize_newest(
+            store,
+            view,
+            features,
+            spec.entity_key,
+            spec.event_timestamp,
+            state_dir=online_state_dir(home.paths()),
+            full=config.full_rewrite,
+        )
     return dg.MaterializeResult(
         metadata={
-            "rows_written": written.entities,
+            "mode": written.mode,
+            "mode_reason": written.reason,
+            "entities": written.entities,
+            "entities_written": written.written,
+            "entities_skipped": written.skipped,
+            "entities_deleted": written.deleted,
             "input_rows": written.input_rows,
             "window_start": written.start.isoformat(),
             "window_end": written.end.isoformat(),
             "seconds": round(written.seconds, 3),
-            "input_rows_per_second": round(written.input_rows / max(written.seconds, 1e-9)),
+            "entities_written_per_second": round(written.written / max(written.seconds, 1e-9)),
             "online_store": written.path,
         }
     )
+
+
+def online_state_dir(paths: PlatformPaths) -> Path:
+    """Where the record of what the online store holds lives (see `online_state.py`)."""
+    return paths.root / "feast" / "online_state"
 
 
 @dg.asset(

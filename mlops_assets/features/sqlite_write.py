@@ -1,8 +1,13 @@
-"""Bulk upsert into Feast's SQLite online store, in the rows Feast itself writes.
+"""Bulk writes into Feast's SQLite online store, in the rows Feast itself writes.
 
-One transaction, many rows per statement, rows in primary-key order, and a large page cache:
-Feast's own path upserts one statement per value. The table and the connection are Feast's
-(reached through `feast_internals.py`), so Feast's reads see exactly what this wrote.
+One transaction, many rows per prepared statement, rows in primary-key order, a large page
+cache, write-ahead logging and no fsync: Feast's own path upserts one statement per value. The
+store is rebuilt from the offline data by a full rewrite, so durability against a power cut is
+not worth an fsync per commit; write-ahead logging keeps the file consistent if the process
+dies, and lets the service keep reading while a write is under way. The table and the
+connection are Feast's (reached through `feast_internals.py`), so Feast's reads see exactly
+what this wrote. The token of the write (`online_state.py`) is a row of the same table, under
+a key no entity serialises to, committed with the data.
 """
 
 from __future__ import annotations
@@ -23,32 +28,92 @@ from mlops_assets.features.value_encoding import (
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
-BULK_CACHE_KIB = 256 * 1024  # SQLite page cache during a bulk upsert (the default is 2 MiB)
+BULK_CACHE_KIB = 256 * 1024  # SQLite page cache during a bulk write (the default is 2 MiB)
 ROWS_PER_STATEMENT = 64  # 384 parameters a statement, far below SQLite's limit
 ENTITIES_PER_BLOCK = 65_536  # bounds the memory of the parameter lists
+# Serialised entity keys start with their key count as a little-endian int (b"\x01\0\0\0"),
+# so this key never collides with an entity's; Feast reads only the keys it is asked for.
+TOKEN_KEY = b"mlops:online_state"
+TOKEN_FEATURE = "token"
+COLUMNS = "entity_key, feature_name, value, value_text, event_ts, created_ts"
 
 
-def sqlite_upsert(
-    store: FeatureStore, view: FeatureView, newest: pd.DataFrame, key: str, timestamp: str
-) -> None:
-    """Write each row of `newest` (one per entity) as its entity's online rows."""
+def read_token(store: FeatureStore, view: FeatureView) -> str | None:
+    """The token of the last write recorded in the view's table (None: none, or no table)."""
+    import sqlite3
+
     connection = feast_internals.sqlite_connection(store)
     table = feast_internals.sqlite_table(store, view)
-    keys = serialize_int64_keys(key, newest[key].to_numpy(dtype=np.int64))
-    # Rows in primary-key order (entity key bytes, then feature name) turn SQLite's B-tree
-    # inserts into appends; random order is several times slower on large tables.
-    order = np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
-    newest = newest.iloc[order].reset_index(drop=True)
-    keys_in_order = np.array(keys, dtype=object)[order]
-    features = sorted(view.features, key=lambda f: f.name)
+    try:
+        row = connection.execute(
+            f"SELECT value FROM {table} WHERE entity_key = ? AND feature_name = ?",
+            (TOKEN_KEY, TOKEN_FEATURE),
+        ).fetchone()
+    except sqlite3.OperationalError:  # no table yet: nothing was ever written
+        return None
+    return bytes(row[0]).decode() if row else None
+
+
+def write(
+    store: FeatureStore,
+    view: FeatureView,
+    rows: pd.DataFrame,
+    key: str,
+    timestamp: str,
+    *,
+    deleted: np.ndarray,
+    token: str,
+    replace_all: bool,
+) -> None:
+    """Upsert `rows` (one per entity), remove `deleted` entities, record `token`: one commit.
+
+    `replace_all` empties the table first, so entities nobody recorded are gone too.
+    """
+    connection = feast_internals.sqlite_connection(store)
+    table = feast_internals.sqlite_table(store, view)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = OFF")
     connection.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
     with connection:
-        for start in range(0, len(newest), ENTITIES_PER_BLOCK):
-            block = slice(start, start + ENTITIES_PER_BLOCK)
-            parameters = _block_parameters(
-                newest.iloc[block], keys_in_order[block], features, timestamp
-            )
-            _execute_multirow(connection, table, parameters)
+        if replace_all:
+            connection.execute(f"DELETE FROM {table}")
+        elif len(deleted):
+            gone = serialize_int64_keys(key, np.asarray(deleted, dtype=np.int64))
+            delete = f"DELETE FROM {table} WHERE entity_key = ?"
+            connection.executemany(delete, ((k,) for k in gone))
+        _upsert(connection, table, view, rows, key, timestamp, plain_insert=replace_all)
+        connection.execute(
+            f"INSERT INTO {table} ({COLUMNS}) VALUES (?, ?, ?, NULL, NULL, NULL) "
+            "ON CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value",
+            (TOKEN_KEY, TOKEN_FEATURE, token.encode()),
+        )
+
+
+def _upsert(
+    connection: Any,
+    table: str,
+    view: FeatureView,
+    rows: pd.DataFrame,
+    key: str,
+    timestamp: str,
+    *,
+    plain_insert: bool,
+) -> None:
+    if rows.empty:
+        return
+    values = rows[key].to_numpy(dtype=np.int64)
+    # Rows in primary-key order (entity key bytes, then feature name) turn SQLite's B-tree
+    # inserts into appends; random order is several times slower on large tables. The key's
+    # bytes end with its little-endian value, so byte order is the byte-swapped value's order.
+    order = np.argsort(values.astype("<i8").view("<u8").byteswap(), kind="stable")
+    rows = rows.iloc[order]
+    keys = np.array(serialize_int64_keys(key, values[order]), dtype=object)
+    features = sorted(view.features, key=lambda f: f.name)
+    sql = _statement(table, ROWS_PER_STATEMENT, plain_insert)
+    for start in range(0, len(rows), ENTITIES_PER_BLOCK):
+        block = slice(start, start + ENTITIES_PER_BLOCK)
+        parameters = _block_parameters(rows.iloc[block], keys[block], features, timestamp)
+        _execute_multirow(connection, table, sql, parameters, plain_insert)
 
 
 def _block_parameters(
@@ -73,24 +138,26 @@ def _block_parameters(
     return rows.ravel().tolist()
 
 
-def _execute_multirow(connection: Any, table: str, parameters: list[Any]) -> None:
-    """Upsert with many rows per statement: SQLite's per-statement cost dominates otherwise."""
+def _execute_multirow(
+    connection: Any, table: str, sql: str, parameters: list[Any], plain_insert: bool
+) -> None:
+    """Many rows per statement: SQLite's per-statement cost dominates otherwise."""
     width = 6 * ROWS_PER_STATEMENT
     full = len(parameters) // width * width
     if full:
-        chunks = (parameters[i : i + width] for i in range(0, full, width))
-        connection.executemany(_upsert_sql(table, ROWS_PER_STATEMENT), chunks)
+        connection.executemany(sql, (parameters[i : i + width] for i in range(0, full, width)))
     rest = parameters[full:]
     if rest:
-        connection.execute(_upsert_sql(table, len(rest) // 6), rest)
+        connection.execute(_statement(table, len(rest) // 6, plain_insert), rest)
 
 
-def _upsert_sql(table: str, rows: int) -> str:
+def _statement(table: str, rows: int, plain_insert: bool) -> str:
     placeholders = ", ".join(["(?, ?, ?, ?, ?, ?)"] * rows)
+    insert = f"INSERT INTO {table} ({COLUMNS}) VALUES {placeholders}"
+    if plain_insert:  # the table was just emptied: nothing to conflict with
+        return insert
     return (
-        f"INSERT INTO {table} (entity_key, feature_name, value, value_text, event_ts, created_ts) "
-        f"VALUES {placeholders} "
-        "ON CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value, "
+        f"{insert} ON CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value, "
         "value_text = excluded.value_text, event_ts = excluded.event_ts, "
         "created_ts = excluded.created_ts"
     )
