@@ -51,7 +51,7 @@ def _measure(mode: str, rows: int) -> None:
                 "ingest_s": ingested - started,
                 "pipeline_s": finished - ingested,
                 "online_s": run.metadata["online_features"]["seconds"],
-                "entities": run.metadata["online_features"]["rows_written"],
+                "entities": run.metadata["online_features"]["entities_written"],
             }
         )
     )

@@ -492,7 +492,8 @@ def _report_pipeline(run: PipelineRun) -> None:
     training = run.metadata.get("training_set", {})
     _say(
         f"Features: {_n(features.get('dagster/row_count'))} rows; online store: "
-        f"{_n(online.get('rows_written'))} entities in {online.get('seconds', '-')} s; "
+        f"{_n(online.get('entities_written'))} entities written ({online.get('mode', '-')}), "
+        f"{_n(online.get('entities_skipped'))} unchanged, in {online.get('seconds', '-')} s; "
         f"training set: {_n(training.get('train_rows'))} train / "
         f"{_n(training.get('validation_rows'))} validation / {_n(training.get('test_rows'))} test"
     )

@@ -109,8 +109,8 @@ def test_whole_graph_keeps_its_state_in_postgresql_and_redis(deployment: Deploym
     assert jobs == {"ingestion_job", "pipeline_job"}
     views = deployment.query("feast", "SELECT feature_view_name FROM feature_views")
     assert views == [("house_prices_features",)]
-    written = deployment.first.metadata["online_features"]["rows_written"]
-    assert deployment.servers.redis.client().dbsize() == written > 0
+    written = deployment.first.metadata["online_features"]["entities_written"]
+    assert deployment.servers.redis.client().dbsize() == written + 1 > 1  # and the write's token
     # Nothing fell back to an embedded store, and no secret was written to a file.
     assert sorted(p.name for p in deployment.home.rglob("*.db")) == []
     password = deployment.env["MLOPS_POSTGRES_PASSWORD"]
@@ -218,7 +218,9 @@ def test_redis_restart_during_a_run_fails_clearly_and_reruns_cleanly(
     monkeypatch.setattr(redis_write, "redis_upsert", original)
     rerun = run_pipeline(instance)
     assert rerun.success, rerun.error
-    assert redis.client().dbsize() == rerun.metadata["online_features"]["rows_written"]
+    online = rerun.metadata["online_features"]
+    assert online["mode"] == "full"  # the restarted Redis is empty: its token is gone
+    assert redis.client().dbsize() == online["entities_written"] + 1
 
 
 def test_postgresql_restart_during_promotion_fails_clearly_and_reruns_cleanly(

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.core.features import engineer
+from mlops_assets.core.features import engineer, to_matrix
 from mlops_assets.features.feast_repo import build_definitions, feature_store
 from mlops_assets.features.online_lookup import OnlineFeatureLookup
 from mlops_assets.features.online_write import materialize_newest, newest_per_entity
@@ -19,20 +19,27 @@ from mlops_assets.spec import DatasetSpec
 from tests.production.conftest import Servers, fresh_production_env
 
 
-def _snapshot(client: Any) -> dict[bytes, dict[bytes, bytes]]:
-    return {key: client.hgetall(key) for key in client.scan_iter(count=1000)}
+def _snapshot(client: Any) -> dict[bytes, Any]:
+    return {
+        key: client.hgetall(key) if client.type(key) == b"hash" else client.get(key)
+        for key in client.scan_iter(count=1000)
+    }
 
 
-def test_fast_write_matches_feast_byte_for_byte(
-    servers: Servers, tmp_path: Path, house_spec: DatasetSpec, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    env = fresh_production_env(servers)
-    for name, value in env.items():
+def _redis_store(servers: Servers, tmp_path: Path, house_spec: DatasetSpec, monkeypatch):
+    for name, value in fresh_production_env(servers).items():
         monkeypatch.setenv(name, value)
     paths = PlatformPaths(tmp_path / "home")
     store = feature_store(paths, active_profile())
     definitions = build_definitions(house_spec, paths)
     store.apply(definitions.in_apply_order())
+    return store, definitions
+
+
+def test_fast_write_matches_feast_byte_for_byte(
+    servers: Servers, tmp_path: Path, house_spec: DatasetSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, definitions = _redis_store(servers, tmp_path, house_spec, monkeypatch)
     features = engineer(generate_house_sales(SyntheticConfig(rows=3000, seed=11)), house_spec)
     features.loc[features.index[:7], "lot_size"] = np.nan  # missing values: empty Value bytes
     features["event_timestamp"] += pd.to_timedelta(np.arange(len(features)) * 1234, unit="us")
@@ -43,11 +50,48 @@ def test_fast_write_matches_feast_byte_for_byte(
     feast_wrote = _snapshot(client)
     client.flushall()
     assert supports_fast_write(store)  # so the write below is the platform's own
-    materialize_newest(
-        store, definitions.view, features, house_spec.entity_key, house_spec.event_timestamp
+    written = materialize_newest(
+        store,
+        definitions.view,
+        features,
+        house_spec.entity_key,
+        house_spec.event_timestamp,
+        state_dir=tmp_path / "state",
     )
-    assert _snapshot(client) == feast_wrote
+    ours = _snapshot(client)
+    token = ours.pop(f"mlops:online_state:{store.project}:{definitions.view.name}".encode())
+    assert token and written.mode == "full"
+    assert ours == feast_wrote
     assert len(feast_wrote) == len(newest)
 
     lookup = OnlineFeatureLookup(store, house_spec).lookup(newest[house_spec.entity_key].tolist())
     assert lookup.unknown == [] and np.isnan(lookup.matrix).sum() > 0
+
+
+def test_incremental_write_touches_only_changed_entities_and_removes_gone_ones(
+    servers: Servers, tmp_path: Path, house_spec: DatasetSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, definitions = _redis_store(servers, tmp_path, house_spec, monkeypatch)
+    key, ts = house_spec.entity_key, house_spec.event_timestamp
+    features = engineer(generate_house_sales(SyntheticConfig(rows=2000, seed=3)), house_spec)
+    state = tmp_path / "state"
+    first = materialize_newest(store, definitions.view, features, key, ts, state_dir=state)
+    assert first.mode == "full" and first.written == features[key].nunique()
+    client = servers.redis.client()
+    newest = newest_per_entity(features, key, ts)
+    changed, gone = newest[key].iloc[:30].tolist(), newest[key].iloc[30:40].tolist()
+    later = newest[newest[key].isin(changed)].copy()
+    later[ts] += pd.Timedelta(days=1)
+    later["sqft"] += 1.0
+    updated = pd.concat([features[~features[key].isin(gone)], later], ignore_index=True)
+    client.config_resetstat()
+    second = materialize_newest(store, definitions.view, updated, key, ts, state_dir=state)
+    assert (second.mode, second.written, second.deleted) == ("incremental", 30, 10)
+    commands = client.info("commandstats")
+    assert commands["cmdstat_hset"]["calls"] == 30  # one HSET an entity written
+    assert commands["cmdstat_hdel"]["calls"] == 10
+    lookup = OnlineFeatureLookup(store, house_spec)
+    assert lookup.lookup(gone).unknown == gone
+    expected = newest_per_entity(updated, key, ts)
+    result = lookup.lookup(expected[key].tolist())
+    np.testing.assert_array_equal(result.matrix, to_matrix(expected, house_spec))
