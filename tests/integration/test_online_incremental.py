@@ -17,7 +17,7 @@ from mlops_assets.features.online_write import newest_per_entity
 from mlops_assets.features.sqlite_write import TOKEN_KEY
 from tests.integration.conftest import failure_text
 
-ONLINE_ASSETS = ["house_features", "feast_registry", "online_features"]
+ONLINE_ASSETS = ["features", "feast_registry", "online_features"]
 FIRST = {"rows": 3_000, "seed": 21}
 SECOND = {"rows": 600, "seed": 5}  # the same house ids: some sales newer, some older
 
