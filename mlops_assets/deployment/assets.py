@@ -92,16 +92,18 @@ def bento_model(
 
 @dg.asset(group_name="deployment", deps=[bento_model], kinds={"bentoml"})
 def bento(home: MlopsHome) -> dg.MaterializeResult:
-    """`bentoml build` of bentos/, pinned to the exported champion."""
+    """`bentoml build` of bentos/, pinned to the exported champion; skipped when unchanged."""
     paths = home.paths()
     pointer = read_json(paths.bento_pointer)
     try:
-        tag = build_bento(paths, pointer["model_tag"])
+        bento_built = build_bento(paths, pointer["model_tag"])
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         raise dg.Failure(description=str(exc)) from exc
+    tag = bento_built.tag
     return dg.MaterializeResult(
         metadata={
             "bento_tag": tag,
+            "build": "built" if bento_built.built else "skipped: unchanged",
             "model_tag": pointer["model_tag"],
             "model_version": pointer["model_version"],
             "bentoml_home": dg.MetadataValue.path(str(paths.bentoml_home)),

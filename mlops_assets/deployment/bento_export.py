@@ -13,6 +13,7 @@ another (a run killed between promotion and export), under the promotion lock.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -137,13 +138,26 @@ def export_model(
     return exported
 
 
-def build_bento(paths: PlatformPaths, tag: str) -> str:
-    """`bentoml build` of `bentos/`, pinned to the model `tag`; returns the bento tag."""
+@dataclass(frozen=True)
+class BuiltBento:
+    """The bento serving a champion, and whether this call had to build it."""
+
+    tag: str
+    built: bool
+
+
+def build_bento(paths: PlatformPaths, tag: str) -> BuiltBento:
+    """`bentoml build` of `bentos/`, pinned to the model `tag`, unless already built.
+
+    The bento's version is the champion's plus a hash of everything the build packs (the
+    bentofile and the files it includes), so the same champion with the same code is built
+    once, and a change of either builds a new bento.
+    """
     env = {**os.environ, "BENTOML_HOME": str(paths.bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
-    version = tag.split(":", 1)[1]
+    version = f"{tag.split(':', 1)[1]}-{build_inputs_hash()[:8]}"
     existing = paths.bentoml_home / "bentos" / BENTO_NAME / version
     if (existing / "bento.yaml").exists():
-        return f"{BENTO_NAME}:{version}"  # this champion's bento is built already
+        return BuiltBento(f"{BENTO_NAME}:{version}", built=False)
     command = [
         sys.executable,
         "-m",
@@ -166,7 +180,25 @@ def build_bento(paths: PlatformPaths, tag: str) -> str:
         detail = (completed.stderr or completed.stdout).strip()[-2000:]
         raise RuntimeError(f"bentoml build failed: {detail}")
     lines = [line.strip() for line in completed.stdout.splitlines() if line.strip()]
-    return lines[-1].removeprefix("__tag__:")
+    return BuiltBento(lines[-1].removeprefix("__tag__:"), built=True)
+
+
+def build_inputs_hash(bentofile: Path = BENTOFILE, root: Path = PROJECT_ROOT) -> str:
+    """SHA-256 of the bentofile and of every file its `include` patterns pack, by path."""
+    import yaml
+
+    config = yaml.safe_load(bentofile.read_text())
+    excluded = {p for pattern in config.get("exclude", []) for p in root.glob(pattern)}
+    files = {
+        path
+        for pattern in config.get("include", [])
+        for path in root.glob(pattern)
+        if path.is_file() and "__pycache__" not in path.parts and path not in excluded
+    }
+    digest = hashlib.sha256(bentofile.read_bytes())
+    for path in sorted(files):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _flat(info: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Engineered features in Feast, the online store, and the point-in-time-correct tr
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -27,7 +28,12 @@ from mlops_assets.core.splits import SPLIT_COLUMN, SPLITS, entity_split
 from mlops_assets.core.statistics import feature_statistics
 from mlops_assets.core.storage import content_hash, write_json_atomic, write_parquet_atomic
 from mlops_assets.errors import failing_clearly
-from mlops_assets.features.feast_repo import FeastNames, build_definitions, offline_path
+from mlops_assets.features.feast_repo import (
+    FeastDefinitions,
+    FeastNames,
+    build_definitions,
+    offline_path,
+)
 from mlops_assets.features.inputs import NoCleanedDataError, load_cleaned
 from mlops_assets.features.store_resource import FeatureStoreResource
 from mlops_assets.ingestion.assets import cleaned_data
@@ -95,9 +101,32 @@ def feast_registry(
     feature_store: FeatureStoreResource, dataset: DatasetSpecResource, home: MlopsHome
 ) -> dg.MaterializeResult:
     """The Feast registry with the entity, source, feature view and feature service applied."""
+    from mlops_assets.features import registry_sync
+
     spec = dataset.load()
     store = feature_store.store()
     definitions = build_definitions(spec, home.paths())
+    digest = registry_sync.definitions_hash(definitions)
+    registry_sync.tag_view(definitions, digest)
+    unchanged = registry_sync.already_applied(store, definitions, digest)
+    if not unchanged:
+        _apply(store, definitions)
+    names = FeastNames.for_spec(spec)
+    return dg.MaterializeResult(
+        metadata={
+            "project": store.project,
+            "entity": names.entity,
+            "feature_view": names.view,
+            "feature_service": names.service,
+            "registry": dg.MetadataValue.path(redact_url(str(store.config.registry.path))),
+            "apply": "skipped: unchanged" if unchanged else "applied",
+            "definitions_hash": digest,
+        }
+    )
+
+
+def _apply(store: Any, definitions: FeastDefinitions) -> None:
+    """`feast apply` of each object in order, naming the one Feast refused."""
     for obj in definitions.in_apply_order():
         try:
             store.apply(obj)
@@ -107,16 +136,6 @@ def feast_registry(
                 description=f"feast apply failed for {kind} {obj.name!r}: {exc}",
                 allow_retries=False,
             ) from exc
-    names = FeastNames.for_spec(spec)
-    return dg.MaterializeResult(
-        metadata={
-            "project": store.project,
-            "entity": names.entity,
-            "feature_view": names.view,
-            "feature_service": names.service,
-            "registry": dg.MetadataValue.path(redact_url(str(store.config.registry.path))),
-        }
-    )
 
 
 class OnlineFeaturesConfig(dg.Config):

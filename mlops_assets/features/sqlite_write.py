@@ -38,6 +38,18 @@ TOKEN_FEATURE = "token"
 COLUMNS = "entity_key, feature_name, value, value_text, event_ts, created_ts"
 
 
+def table_exists(store: FeatureStore, view: FeatureView) -> bool:
+    """Whether `feast apply` created the view's table in this online store."""
+    import sqlite3
+
+    connection = feast_internals.sqlite_connection(store)
+    try:
+        connection.execute(f"SELECT 1 FROM {feast_internals.sqlite_table(store, view)} LIMIT 1")
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
 def read_token(store: FeatureStore, view: FeatureView) -> str | None:
     """The token of the last write recorded in the view's table (None: none, or no table)."""
     import sqlite3

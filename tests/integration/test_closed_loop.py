@@ -80,6 +80,8 @@ def test_drift_retrains_through_the_gates_and_no_drift_does_not(paths):
     assert first.success and first.metadata["promoted_model"]["champion_version"] == "1"
     assert first.metadata["model"]["family"] == "linear"
     first_bento = first.metadata["bento"]["bento_tag"]
+    assert first.metadata["bento"]["build"] == "built"
+    assert first.metadata["feast_registry"]["apply"] == "applied"
 
     # A batch like the training data: no drift, no retraining.
     calm = _ingest_landed(instance, paths, "calm")
@@ -105,16 +107,19 @@ def test_drift_retrains_through_the_gates_and_no_drift_does_not(paths):
 
     retrained = _execute(instance, "pipeline_job", request)
     promotion = _metadata(retrained, "promoted_model")
+    assert _metadata(retrained, "feast_registry")["apply"] == "skipped: unchanged"
     assert promotion["candidate_version"] == "2"
     assert promotion["promoted"] is True, promotion
     assert promotion["champion_version"] == "2"
     assert _metadata(retrained, "model")["family"] == "xgboost"
     assert _metadata(retrained, "bento")["bento_tag"] != first_bento, "a new bento"
+    assert _metadata(retrained, "bento")["build"] == "built"
     # Packaging the same champion again (a kept champion, a rollback) reuses its bento.
     deployed = run_pipeline(instance, job="deploy_job")
     assert deployed.success, deployed.error
     assert deployed.metadata["bento"]["model_version"] == "2"
     assert deployed.metadata["bento_model"]["created"] is False
+    assert deployed.metadata["bento"]["build"] == "skipped: unchanged"
 
 
 @pytest.fixture(autouse=True)

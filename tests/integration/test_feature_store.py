@@ -174,3 +174,37 @@ def test_empty_feature_table_is_not_materialized(ingest, materialize_features, p
     assert not result.success
     assert "is empty: nothing to materialize" in failure_text(result)
     assert "online store answered" not in failure_text(result)  # the data, not the store
+
+
+def _asset_metadata(result, asset: str) -> dict:
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == asset
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_feast_apply_runs_only_when_the_definitions_or_the_store_changed(
+    ingest, materialize_features, paths, tmp_path, house_spec
+):
+    assert ingest("b1", {"rows": 1_500}).success
+    first = materialize_features(["features", "feast_registry"])
+    assert _asset_metadata(first, "feast_registry")["apply"] == "applied"
+    again = materialize_features(["feast_registry"])
+    assert _asset_metadata(again, "feast_registry")["apply"] == "skipped: unchanged"
+
+    document = yaml.safe_load(HOUSE_PRICES_SPEC.read_text())
+    document["derived"].append({"name": "sqft_log", "expr": "log(sqft)"})
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(document))
+    changed = materialize_features(["features", "feast_registry"], spec_path=str(spec_path))
+    assert _asset_metadata(changed, "feast_registry")["apply"] == "applied"
+    view = feature_store(paths).get_feature_view(FeastNames.for_spec(house_spec).view)
+    assert "sqft_log" in [f.name for f in view.features]
+
+    (paths.root / "feast" / "online_store.db").unlink()  # the online store rebuilt from nothing
+    rebuilt = materialize_features(["feast_registry", "online_features"], spec_path=str(spec_path))
+    assert rebuilt.success, failure_text(rebuilt)
+    assert _asset_metadata(rebuilt, "feast_registry")["apply"] == "applied"
+    assert _asset_metadata(rebuilt, "online_features")["mode"] == "full"
