@@ -152,15 +152,25 @@ class _KnownAdvice(logging.Filter):
         return "serve_features_while_materializing" not in record.getMessage()
 
 
-def feature_store(paths: PlatformPaths, profile: Profile | None = None) -> FeatureStore:
-    """A FeatureStore on this state folder, configured by the profile's file in feature_repo/."""
+def feature_store(
+    paths: PlatformPaths, profile: Profile | None = None, *, online_only: bool = False
+) -> FeatureStore:
+    """A FeatureStore on this state folder, configured by the profile's file in feature_repo/.
+
+    `online_only` (the prediction service) swaps the offline store for Feast's plain `file`
+    one: the service never joins offline data, and its image carries no DuckDB, which Feast
+    imports as soon as a configuration names it.
+    """
     from feast import FeatureStore, RepoConfig
 
     logging.getLogger("feast.repo_config").addFilter(_KNOWN_ADVICE)
     profile = profile or active_profile()
     if not profile.is_production:  # the SQLite online store and file registry live here
         paths.feast_data.mkdir(parents=True, exist_ok=True)
-    config = RepoConfig(**repo_config_dict(paths, profile))
+    settings = repo_config_dict(paths, profile)
+    if online_only:
+        settings["offline_store"] = {"type": "file"}
+    config = RepoConfig(**settings)
     config.repo_path = FEATURE_REPO
     return FeatureStore(config=config)
 

@@ -100,7 +100,7 @@ def online_lookup(spec: Any) -> Any | None:
         from mlops_assets.features.feast_repo import feature_store
         from mlops_assets.features.online_lookup import OnlineFeatureLookup
 
-        return OnlineFeatureLookup(feature_store(paths, profile), spec)
+        return OnlineFeatureLookup(feature_store(paths, profile, online_only=True), spec)
 
     return DeferredLookup(build)
 
