@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
         help="replace the data of an existing batch with a different delivery (recorded)",
     )
     run.add_argument(
+        "--full-online-rewrite",
+        action="store_true",
+        help="rewrite every entity in the online store, not only those whose features changed",
+    )
+    run.add_argument(
         "--parallel",
         action="store_true",
         help="run independent steps in parallel processes (needs the production profile)",
@@ -213,7 +218,12 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
     _report(run, paths)
     if not run.success:
         return 1
-    pipeline = run_pipeline(instance, parallel=args.parallel, model_config=_model_config(args))
+    pipeline = run_pipeline(
+        instance,
+        parallel=args.parallel,
+        model_config=_model_config(args),
+        full_online_rewrite=args.full_online_rewrite,
+    )
     _report_pipeline(pipeline)
     if not pipeline.success:
         return 1

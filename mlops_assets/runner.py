@@ -95,10 +95,12 @@ def run_pipeline(
     *,
     parallel: bool = False,
     model_config: dict[str, Any] | None = None,
+    full_online_rewrite: bool = False,
 ) -> PipelineRun:
     """Run an unpartitioned job; by default everything after ingestion, over all batches.
 
-    `model_config` overrides the `model` asset's run config (training settings) for this run.
+    `model_config` overrides the `model` asset's run config (training settings) for this run;
+    `full_online_rewrite` rewrites every entity online, not only those that changed.
 
     `parallel` runs independent steps in their own processes (the multiprocess executor). That
     needs instance storage several processes can write at once: PostgreSQL, the production
@@ -107,8 +109,13 @@ def run_pipeline(
     from mlops_assets.definitions import defs
 
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    ops: dict[str, Any] = {}
     if model_config:
-        run_config["ops"] = {"model": {"config": model_config}}
+        ops["model"] = {"config": model_config}
+    if full_online_rewrite:
+        ops["online_features"] = {"config": {"full_rewrite": True}}
+    if ops:
+        run_config["ops"] = ops
     if not parallel:
         result = defs.resolve_job_def(job).execute_in_process(
             instance=instance, run_config=run_config, tags=process_tags(), raise_on_error=False

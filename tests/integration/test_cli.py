@@ -73,6 +73,10 @@ def test_own_data_with_own_spec(mlops_home, paths, tmp_path, capsys):
     assert code == 0, capsys.readouterr().out
     assert paths.saved_spec.read_text() == BREAST_CANCER_SPEC.read_text()
     assert "569 raw rows -> 569 cleaned" in capsys.readouterr().out
+    # Unchanged data would write nothing online; the flag rewrites every entity.
+    again = ["run", "--source", "file", "--path", str(csv), "--batch", "c1"]
+    assert main([*again, "--full-online-rewrite"]) == 0
+    assert "online store: 569 entities written (full), 0 unchanged" in capsys.readouterr().out
 
 
 def test_invalid_spec_is_refused_before_anything_runs(tmp_path, paths, capsys):
