@@ -88,102 +88,121 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=20_000)
     parser.add_argument("--offline-stores", default="duckdb,file", help="comma-separated")
     parser.add_argument("--join-runs", type=int, default=3)
+    parser.add_argument(
+        "--parts", default="online,join", help="online (writes and lookups), join, or both"
+    )
     args = parser.parse_args()
 
     from mlops_assets.core.features import engineer
-    from mlops_assets.features.online_lookup import OnlineFeatureLookup
-    from mlops_assets.features.online_write import materialize_newest
     from mlops_assets.sources import SyntheticConfig, generate_house_sales
     from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
 
     spec = load_spec(HOUSE_PRICES_SPEC)
     sales = generate_house_sales(SyntheticConfig(rows=args.rows, seed=42))
     features = engineer(sales, spec)
-    key, ts = spec.entity_key, spec.event_timestamp
+    parts = args.parts.split(",")
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as tmp:
         root = Path(tmp)
         store, definitions = _store(root / "platform", spec, features)
-        state = root / "platform" / "online_state"
-        written = materialize_newest(store, definitions.view, features, key, ts, state_dir=state)
-        print(
-            f"materialize (platform, {written.mode})  {written.input_rows:>9,} rows -> "
-            f"{written.written:,} entities in {written.seconds:6.2f} s = "
-            f"{written.written / written.seconds:>8,.0f} entities/s"
-        )
-        rewrite = materialize_newest(
-            store, definitions.view, features, key, ts, state_dir=state, full=True
-        )
-        print(
-            f"materialize (platform, full rewrite)  {rewrite.written:,} entities in "
-            f"{rewrite.seconds:6.2f} s = {rewrite.written / rewrite.seconds:>8,.0f} entities/s"
-        )
-        ours = written.input_rows / written.seconds
-        batch = _next_batch(spec, args.batch_rows, features)
-        features = pd.concat([features, batch], ignore_index=True)
-        step = materialize_newest(store, definitions.view, features, key, ts, state_dir=state)
-        print(
-            f"materialize (platform, {step.mode}) a new batch of {len(batch):,} rows on "
-            f"{len(features) - len(batch):,}: {step.written:,} entities written, "
-            f"{step.skipped:,} skipped, in {step.seconds:6.2f} s"
-        )
-
-        subset = features.sort_values(ts).head(args.feast_rows)
-        feast_store, feast_definitions = _store(root / "feast", spec, subset)
-        start, end = subset[ts].min().to_pydatetime(), subset[ts].max().to_pydatetime()
-        began = time.perf_counter()
-        feast_store.materialize(start, end + timedelta(seconds=1), [feast_definitions.view.name])
-        feast_seconds = time.perf_counter() - began
-        theirs = len(subset) / feast_seconds
-        print(
-            f"materialize (Feast)    {len(subset):>9,} rows in {feast_seconds:6.2f} s = "
-            f"{theirs:>8,.0f} rows/s   -> platform/Feast {ours / theirs:.1f}x"
-        )
-
-        keys = np.random.default_rng(0).choice(features[key].to_numpy(), args.lookups).tolist()
-        lookup = OnlineFeatureLookup(store, spec)
-        lookup.lookup(keys[:10])
-        samples = []
-        for k in keys:
-            began = time.perf_counter()
-            lookup.lookup([k])
-            samples.append(time.perf_counter() - began)
-        p50, p99 = _percentiles(samples)
-        service = store.get_feature_service(definitions.service.name)
-        feast_samples = []
-        for k in keys[: min(len(keys), 1_000)]:
-            began = time.perf_counter()
-            store.get_online_features(features=service, entity_rows=[{key: k}])
-            feast_samples.append(time.perf_counter() - began)
-        f50, f99 = _percentiles(feast_samples)
-        print(
-            f"online lookup (platform)   p50 {p50:.3f} ms  p99 {p99:.3f} ms  "
-            f"over {len(samples):,} keys"
-        )
-        print(
-            f"online lookup (Feast API)  p50 {f50:.3f} ms  p99 {f99:.3f} ms  "
-            f"over {len(feast_samples):,} keys"
-        )
-
-        labels = sales[[key, ts, spec.target]]
-        for kind in args.offline_stores.split(","):
-            joiner = _with_offline_store(root / "platform", kind)
-            service = joiner.get_feature_service(definitions.service.name)
-            runs = []
-            for _ in range(args.join_runs):
-                began = time.perf_counter()
-                joined = joiner.get_historical_features(entity_df=labels, features=service)
-                joined = joined.to_df()
-                runs.append(time.perf_counter() - began)
-            join_seconds = statistics.median(runs)
-            print(
-                f"point-in-time join ({kind:6s}) {len(labels):>9,} labels -> {len(joined):,} rows "
-                f"in {join_seconds:6.2f} s (median of {len(runs)}) = "
-                f"{len(labels) / join_seconds:,.0f} rows/s"
-            )
+        if "online" in parts:
+            _online(args, root, spec, store, definitions, features)
+        if "join" in parts:
+            _join(args, root, spec, definitions, sales)
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         "targets: full rewrite >= 100,000 entities/s; lookup p99 <= 1 ms; join of 1M labels <= 5 s"
     )
+
+
+def _online(args, root: Path, spec, store, definitions, features: pd.DataFrame) -> None:
+    """Writes (first, full rewrite, incremental after a batch), Feast's write, lookups."""
+    from mlops_assets.features.online_write import materialize_newest
+
+    key, ts = spec.entity_key, spec.event_timestamp
+    state = root / "platform" / "online_state"
+    written = materialize_newest(store, definitions.view, features, key, ts, state_dir=state)
+    print(
+        f"materialize (platform, {written.mode})  {written.input_rows:>9,} rows -> "
+        f"{written.written:,} entities in {written.seconds:6.2f} s = "
+        f"{written.written / written.seconds:>8,.0f} entities/s"
+    )
+    rewrite = materialize_newest(
+        store, definitions.view, features, key, ts, state_dir=state, full=True
+    )
+    print(
+        f"materialize (platform, full rewrite)  {rewrite.written:,} entities in "
+        f"{rewrite.seconds:6.2f} s = {rewrite.written / rewrite.seconds:>8,.0f} entities/s"
+    )
+    ours = written.input_rows / written.seconds
+    batch = _next_batch(spec, args.batch_rows, features)
+    features = pd.concat([features, batch], ignore_index=True)
+    step = materialize_newest(store, definitions.view, features, key, ts, state_dir=state)
+    print(
+        f"materialize (platform, {step.mode}) a new batch of {len(batch):,} rows on "
+        f"{len(features) - len(batch):,}: {step.written:,} entities written, "
+        f"{step.skipped:,} skipped, in {step.seconds:6.2f} s"
+    )
+
+    subset = features.sort_values(ts).head(args.feast_rows)
+    feast_store, feast_definitions = _store(root / "feast", spec, subset)
+    start, end = subset[ts].min().to_pydatetime(), subset[ts].max().to_pydatetime()
+    began = time.perf_counter()
+    feast_store.materialize(start, end + timedelta(seconds=1), [feast_definitions.view.name])
+    feast_seconds = time.perf_counter() - began
+    theirs = len(subset) / feast_seconds
+    print(
+        f"materialize (Feast)    {len(subset):>9,} rows in {feast_seconds:6.2f} s = "
+        f"{theirs:>8,.0f} rows/s   -> platform/Feast {ours / theirs:.1f}x"
+    )
+    _lookups(args, spec, store, definitions, features)
+
+
+def _lookups(args, spec, store, definitions, features: pd.DataFrame) -> None:
+    from mlops_assets.features.online_lookup import OnlineFeatureLookup
+
+    key = spec.entity_key
+    keys = np.random.default_rng(0).choice(features[key].to_numpy(), args.lookups).tolist()
+    lookup = OnlineFeatureLookup(store, spec)
+    lookup.lookup(keys[:10])
+    samples = []
+    for k in keys:
+        began = time.perf_counter()
+        lookup.lookup([k])
+        samples.append(time.perf_counter() - began)
+    p50, p99 = _percentiles(samples)
+    service = store.get_feature_service(definitions.service.name)
+    feast_samples = []
+    for k in keys[: min(len(keys), 1_000)]:
+        began = time.perf_counter()
+        store.get_online_features(features=service, entity_rows=[{key: k}])
+        feast_samples.append(time.perf_counter() - began)
+    f50, f99 = _percentiles(feast_samples)
+    print(
+        f"online lookup (platform)   p50 {p50:.3f} ms  p99 {p99:.3f} ms  over {len(samples):,} keys"
+    )
+    print(
+        f"online lookup (Feast API)  p50 {f50:.3f} ms  p99 {f99:.3f} ms  "
+        f"over {len(feast_samples):,} keys"
+    )
+
+
+def _join(args, root: Path, spec, definitions, sales: pd.DataFrame) -> None:
+    """`get_historical_features` for every sale as a label, with each offline store."""
+    labels = sales[[spec.entity_key, spec.event_timestamp, spec.target]]
+    for kind in args.offline_stores.split(","):
+        joiner = _with_offline_store(root / "platform", kind)
+        service = joiner.get_feature_service(definitions.service.name)
+        runs = []
+        for _ in range(args.join_runs):
+            began = time.perf_counter()
+            joined = joiner.get_historical_features(entity_df=labels, features=service).to_df()
+            runs.append(time.perf_counter() - began)
+        join_seconds = statistics.median(runs)
+        print(
+            f"point-in-time join ({kind:6s}) {len(labels):>9,} labels -> {len(joined):,} rows "
+            f"in {join_seconds:6.2f} s (median of {len(runs)}) = "
+            f"{len(labels) / join_seconds:,.0f} rows/s"
+        )
 
 
 if __name__ == "__main__":
