@@ -12,6 +12,7 @@ a key no entity serialises to, committed with the data.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -83,8 +84,7 @@ def write(
     """
     connection = feast_internals.sqlite_connection(store)
     table = feast_internals.sqlite_table(store, view)
-    connection.execute("PRAGMA journal_mode = WAL")
-    connection.execute("PRAGMA synchronous = OFF")
+    _fast_pragmas(connection)
     connection.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
     with connection:
         if replace_all:
@@ -99,6 +99,19 @@ def write(
             "ON CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value",
             (TOKEN_KEY, TOKEN_FEATURE, token.encode()),
         )
+
+
+def _fast_pragmas(connection: Any) -> None:
+    """Write-ahead logging (kept by the file) and no fsync (this connection only).
+
+    Switching to WAL needs a moment with no other connection mid-transaction; if a reader is,
+    the write goes ahead in the file's current mode and the switch happens on a later write.
+    """
+    import sqlite3
+
+    with contextlib.suppress(sqlite3.OperationalError):
+        connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = OFF")
 
 
 def _upsert(
