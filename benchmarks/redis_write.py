@@ -50,8 +50,11 @@ def _write_both(rows: int, redis_client) -> list[tuple[str, int, float]]:
             if name == "Feast":
                 store.write_to_online_store(definitions.view.name, newest)
             else:
-                materialize_newest(store, definitions.view, newest, key, ts)
-            results.append((name, redis_client.dbsize(), time.perf_counter() - began))
+                state = Path(home) / "online_state"
+                materialize_newest(store, definitions.view, newest, key, ts, state_dir=state)
+            seconds = time.perf_counter() - began
+            token = 1 if name == "platform" else 0  # the platform's write leaves its token key
+            results.append((name, redis_client.dbsize() - token, seconds))
         return results
 
 
