@@ -111,6 +111,11 @@ class PlatformPaths:
         return self.feast / "data"
 
     @property
+    def online_state(self) -> Path:
+        """The record of what the online store holds (see `features/online_state.py`)."""
+        return self.feast / "online_state"
+
+    @property
     def feast_registry(self) -> Path:
         """Feast's file registry (embedded profile); absent until `feast_registry` runs."""
         return self.feast / "registry.db"

@@ -5,7 +5,6 @@ Engineered features in Feast, the online store, and the point-in-time-correct tr
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -37,7 +36,6 @@ from mlops_assets.features.feast_repo import (
 from mlops_assets.features.inputs import NoCleanedDataError, load_cleaned
 from mlops_assets.features.store_resource import FeatureStoreResource
 from mlops_assets.ingestion.assets import cleaned_data
-from mlops_assets.paths import PlatformPaths
 from mlops_assets.profile import redact_url
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.spec import DatasetSpec
@@ -174,7 +172,7 @@ def online_features(
             features,
             spec.entity_key,
             spec.event_timestamp,
-            state_dir=online_state_dir(home.paths()),
+            state_dir=home.paths().online_state,
             full=config.full_rewrite,
         )
     return dg.MaterializeResult(
@@ -193,11 +191,6 @@ def online_features(
             "online_store": written.path,
         }
     )
-
-
-def online_state_dir(paths: PlatformPaths) -> Path:
-    """Where the record of what the online store holds lives (see `online_state.py`)."""
-    return paths.root / "feast" / "online_state"
 
 
 @dg.asset(
