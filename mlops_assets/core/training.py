@@ -181,3 +181,8 @@ def _search_candidates(base: TrainParams, trials: int) -> list[TrainParams]:
     order = np.random.default_rng(base.seed).permutation(len(grid))[:trials]
     keys = list(SEARCH_SPACE)
     return [base.with_changes(**dict(zip(keys, grid[i], strict=True))) for i in order]
+
+
+def model_dmatrix(x: np.ndarray, y: np.ndarray, spec: DatasetSpec) -> xgb.DMatrix:
+    """The DMatrix every training path builds: named, typed features, categories native."""
+    return _matrix(x, y, spec)

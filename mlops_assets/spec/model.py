@@ -257,6 +257,34 @@ class SplitFractions(_Strict):
         return (self.train, self.validation, self.test)
 
 
+class FederatedTls(_Strict):
+    """Certificates for the federated server and its sites (PEM files, paths as given).
+
+    The server presents `server_cert` (signed by `ca_cert`); each site presents `client_cert`
+    (signed by the same CA), and each side trusts only certificates the CA signed.
+    """
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+class FederatedSettings(_Strict):
+    """Train across sites whose rows never leave them (XGBoost's federated communicator).
+
+    Each site names where its rows are (a file, a glob or a folder of CSV/Parquet files) as the
+    site sees them; the sites' processes each read only their own location.
+    """
+
+    sites: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], str] = Field(min_length=2)
+    timeout_seconds: int = Field(
+        default=600, ge=10, description="A site silent this long fails the run."
+    )
+    tls: FederatedTls | None = None
+
+
 class TrainingSettings(_Strict):
     """How models are trained, compared and estimated; defaults suit most tabular data.
 
@@ -278,6 +306,7 @@ class TrainingSettings(_Strict):
     min_improvement: float = Field(default=0.0, ge=0, lt=1)
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     bootstrap_resamples: int = Field(default=1_000, ge=100, le=100_000)
+    federated: FederatedSettings | None = None
 
     @field_validator("families")
     @classmethod

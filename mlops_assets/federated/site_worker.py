@@ -1,0 +1,177 @@
+"""The process of one site: its rows in, a share of one federated model out.
+
+Runs in its own process (spawned by the coordinator) with the site's location and nothing of
+any other site. Everything it writes to the run folder is aggregate: its status, its test
+metrics and sums (no rows), and, from the first site only, the model every site holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+from xgboost import collective
+
+from mlops_assets.core.evaluation import compute_metrics
+from mlops_assets.core.features import engineer, to_matrix
+from mlops_assets.core.splits import entity_split
+from mlops_assets.core.training import TrainParams, booster_bytes, model_dmatrix, predict
+from mlops_assets.federated.aggregates import global_imputation, global_sum
+from mlops_assets.federated.site_data import load_site_rows, site_files
+from mlops_assets.spec import DatasetSpec
+
+MODEL_FILE = "model.ubj"
+ROUND_REPORT_EVERY = 50
+
+
+@dataclass(frozen=True)
+class SiteTask:
+    """What one site's process is given: its own location, the server, the shared settings."""
+
+    site: str
+    rank: int
+    world_size: int
+    location: str
+    server: str  # host:port of the federated server
+    folder: str  # the run folder, where status and aggregate results go
+    spec: DatasetSpec
+    params: TrainParams
+    tls: dict[str, str] | None = None  # ca_cert, client_cert, client_key
+    timeout_seconds: int = 600
+
+    def communicator(self) -> dict[str, Any]:
+        """XGBoost's communicator arguments for this site."""
+        args: dict[str, Any] = {
+            "dmlc_communicator": "federated",
+            "federated_server_address": self.server,
+            "federated_world_size": self.world_size,
+            "federated_rank": self.rank,
+            "dmlc_timeout": self.timeout_seconds,
+        }
+        if self.tls:
+            args["federated_server_cert_path"] = self.tls["ca_cert"]
+            args["federated_client_cert_path"] = self.tls["client_cert"]
+            args["federated_client_key_path"] = self.tls["client_key"]
+        return args
+
+
+def status_path(folder: Path, site: str) -> Path:
+    """Where a site reports what it is doing (one line, rewritten)."""
+    return folder / f"site-{site}.status"
+
+
+def summary_path(folder: Path, site: str) -> Path:
+    """Where a site leaves its aggregate results."""
+    return folder / f"site-{site}.json"
+
+
+def pid_path(folder: Path, site: str) -> Path:
+    """Where a site writes its process id, so an operator (or a test) can find it."""
+    return folder / f"site-{site}.pid"
+
+
+def error_path(folder: Path, site: str) -> Path:
+    """Where a site leaves the reason it stopped."""
+    return folder / f"site-{site}.error"
+
+
+def run_site(task: SiteTask) -> None:
+    """Process entry point: train this site's share; on failure leave the reason and exit 1."""
+    folder = Path(task.folder)
+    pid_path(folder, task.site).write_text(str(os.getpid()))
+    try:
+        _report(task, "reading its rows")
+        frame = load_site_rows(task.spec, task.site, task.location)
+        with collective.CommunicatorContext(**task.communicator()):
+            summary = _train(task, frame)
+        summary_path(folder, task.site).write_text(json.dumps(summary, indent=2))
+        _report(task, "done")
+    except BaseException as exc:  # any failure, even an interrupt, must reach the coordinator
+        named = str(exc).startswith(f"site '{task.site}'")
+        message = str(exc) if named else f"site '{task.site}': {exc}"
+        error_path(folder, task.site).write_text(message + "\n\n" + traceback.format_exc())
+        raise SystemExit(1) from exc
+
+
+def _train(task: SiteTask, frame) -> dict[str, Any]:
+    spec, params = task.spec, task.params
+    imputation = global_imputation(frame, spec)
+    features = engineer(frame, spec, imputation)
+    x = to_matrix(features, spec)
+    y = frame[spec.target].to_numpy(dtype=np.float64)
+    split = entity_split(frame[spec.entity_key].to_numpy(), spec.training.split.as_tuple())
+    parts = {name: np.flatnonzero(split == name) for name in ("train", "validation", "test")}
+    _report(task, f"training on {len(parts['train']):,} rows")
+    booster = xgb.train(
+        params.booster_params(spec.task),
+        model_dmatrix(x[parts["train"]], y[parts["train"]], spec),
+        num_boost_round=params.max_rounds,
+        evals=[(model_dmatrix(x[parts["validation"]], y[parts["validation"]], spec), "validation")],
+        early_stopping_rounds=params.early_stopping_rounds,
+        verbose_eval=False,
+        callbacks=[_Progress(task)],
+    )
+    best = int(booster.best_iteration)
+    booster = booster[: best + 1]
+    raw = booster_bytes(booster)
+    if task.rank == 0:
+        (Path(task.folder) / MODEL_FILE).write_bytes(raw)
+    test = parts["test"]
+    predicted = predict(booster, x[test])
+    baseline = _baseline(y[parts["train"]], len(test))
+    return {
+        "site": task.site,
+        "files": [str(p) for p in site_files(task.location)],
+        "rows": {name: len(rows) for name, rows in parts.items()},
+        "best_iteration": best,
+        "model_sha256": hashlib.sha256(raw).hexdigest(),
+        "imputation": imputation,
+        "metrics": compute_metrics(y[test], predicted, spec.task, spec.threshold),
+        "baseline_metrics": compute_metrics(y[test], baseline, spec.task, spec.threshold),
+        "sums": _sums(y[test], predicted, baseline),
+        "params": asdict(params),
+    }
+
+
+def _baseline(y_train: np.ndarray, rows: int) -> np.ndarray:
+    """The constant predictor: the mean (or positive share) of ALL sites' training labels."""
+    total, count = global_sum(np.array([y_train.sum(), y_train.size]))
+    return np.full(rows, total / count)
+
+
+def _sums(y: np.ndarray, predicted: np.ndarray, baseline: np.ndarray) -> dict[str, float]:
+    """What pooled metrics need from a site: sums over its test rows, no row itself."""
+    clipped = np.clip(predicted, 1e-7, 1 - 1e-7)
+    return {
+        "n": float(y.size),
+        "y": float(y.sum()),
+        "y2": float((y**2).sum()),
+        "squared_error": float(((y - predicted) ** 2).sum()),
+        "absolute_error": float(np.abs(y - predicted).sum()),
+        "baseline_squared_error": float(((y - baseline) ** 2).sum()),
+        "log_loss": float(-(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)).sum()),
+    }
+
+
+def _report(task: SiteTask, message: str) -> None:
+    status_path(Path(task.folder), task.site).write_text(message)
+
+
+class _Progress(xgb.callback.TrainingCallback):
+    """Tell the coordinator how far boosting is, every 50 rounds."""
+
+    def __init__(self, task: SiteTask) -> None:
+        super().__init__()
+        self.task = task
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
+        if epoch % ROUND_REPORT_EVERY == 0:
+            _report(self.task, f"boosting round {epoch:,}")
+        return False

@@ -1,0 +1,148 @@
+"""Federated training across site processes on loopback: quality, isolation, failures, TLS.
+
+Each site is a folder of synthetic house sales; the sites differ on purpose (each sells mostly
+one kind of location), so a model from one site alone misses what the others know.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlops_assets.core.evaluation import compute_metrics
+from mlops_assets.core.features import engineer, to_matrix
+from mlops_assets.core.imputation import learn_imputation
+from mlops_assets.core.splits import entity_split
+from mlops_assets.core.training import TrainParams, predict, train
+from mlops_assets.federated.certificates import write_certificates
+from mlops_assets.federated.coordinator import FederatedRunFailed, train_federated
+from mlops_assets.federated.site_data import load_site_rows
+from mlops_assets.federated.site_worker import pid_path
+from mlops_assets.sources.synthetic import SyntheticConfig, generate_house_sales
+from mlops_assets.spec import HOUSE_PRICES_SPEC, FederatedSettings, SpecError, load_spec
+
+SPEC = load_spec(HOUSE_PRICES_SPEC)
+MIXES = ((0.96, 0.02, 0.02), (0.02, 0.96, 0.02), (0.02, 0.02, 0.96))
+FAST = TrainParams(learning_rate=0.1, max_rounds=400, early_stopping_rounds=30)
+
+
+def make_sites(root: Path, rows: int = 4_000) -> dict[str, str]:
+    """Three site folders, disjoint houses, each mostly one location."""
+    sites = {}
+    for i, mix in enumerate(MIXES):
+        folder = root / f"site_{i}"
+        folder.mkdir(parents=True)
+        config = SyntheticConfig(
+            rows=rows, seed=100 + i, first_house_id=1 + i * 1_000_000, location_mix=mix
+        )
+        generate_house_sales(config).to_csv(folder / "sales.csv", index=False)
+        sites[f"site_{i}"] = str(folder)
+    return sites
+
+
+def central_model(frames: list[pd.DataFrame]):
+    """The same spec, split and parameters, trained on the union of the rows in one place."""
+    union = pd.concat(frames, ignore_index=True)
+    x = to_matrix(engineer(union, SPEC, learn_imputation(union, SPEC)), SPEC)
+    y = union[SPEC.target].to_numpy(dtype=np.float64)
+    split = entity_split(union[SPEC.entity_key].to_numpy(), SPEC.training.split.as_tuple())
+    part = {name: np.flatnonzero(split == name) for name in ("train", "validation", "test")}
+    model = train(
+        x[part["train"]], y[part["train"]], x[part["validation"]], y[part["validation"]], SPEC, FAST
+    )
+    return model.booster, x[part["test"]], y[part["test"]]
+
+
+def test_federated_model_matches_pooled_training_and_beats_one_site(tmp_path):
+    sites = make_sites(tmp_path / "sites")
+    result = train_federated(SPEC, FederatedSettings(sites=sites), FAST, tmp_path / "run")
+
+    frames = [load_site_rows(SPEC, name, location) for name, location in sites.items()]
+    pooled_booster, x_test, y_test = central_model(frames)
+    central = compute_metrics(y_test, predict(pooled_booster, x_test), SPEC.task)
+    alone, _, _ = central_model(frames[:1])
+    one_site = compute_metrics(y_test, predict(alone, x_test), SPEC.task)
+
+    # Same test rows on both sides: every site's test split is the union's test split.
+    assert sum(s["rows"]["test"] for s in result.sites.values()) == len(y_test)
+    assert abs(result.pooled["r2"] - central["r2"]) < 0.01
+    assert result.pooled["r2"] > one_site["r2"] + 0.05
+    assert result.pooled["r2"] > result.pooled_baseline["r2"] + 0.5
+    assert set(result.sites) == set(sites)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """Three small sites and their plain (no TLS) federated run."""
+    root = tmp_path_factory.mktemp("federated")
+    sites = make_sites(root / "sites", rows=1_500)
+    return sites, train_federated(SPEC, FederatedSettings(sites=sites), FAST, root / "run")
+
+
+def test_each_site_reads_only_its_own_files(small_run):
+    sites, result = small_run
+    for name, summary in result.sites.items():
+        own = Path(sites[name]).resolve()
+        assert summary["files"] == [str(own / "sales.csv")]
+    # One model, held identically by every site.
+    assert len({s["model_sha256"] for s in result.sites.values()}) == 1
+    assert result.model[:1] == b"{"  # XGBoost's UBJSON booster, as central training saves
+
+
+def test_a_site_with_bad_data_stops_the_run_naming_site_and_check(tmp_path):
+    sites = make_sites(tmp_path / "sites", rows=1_500)
+    bad = Path(sites["site_1"]) / "sales.csv"
+    pd.read_csv(bad).head(5).to_csv(bad, index=False)  # far below the spec's minimum rows
+
+    started = time.monotonic()
+    with pytest.raises(FederatedRunFailed, match=r"site 'site_1'.*check 'row_count' failed"):
+        train_federated(SPEC, FederatedSettings(sites=sites), FAST, tmp_path / "run")
+    assert time.monotonic() - started < 120
+
+
+def test_a_killed_site_fails_the_run_in_bounded_time(tmp_path):
+    sites = make_sites(tmp_path / "sites", rows=1_500)
+    slow = TrainParams(learning_rate=0.001, max_rounds=100_000, early_stopping_rounds=100_000)
+    run = tmp_path / "run"
+    killed = threading.Event()
+
+    def kill_when_boosting(message: str) -> None:
+        if message.startswith("site 'site_2': boosting round") and not killed.is_set():
+            os.kill(int(pid_path(run, "site_2").read_text()), signal.SIGKILL)
+            killed.set()
+
+    started = time.monotonic()
+    with pytest.raises(FederatedRunFailed, match=r"site 'site_2' was killed by signal 9"):
+        train_federated(SPEC, FederatedSettings(sites=sites), slow, run, kill_when_boosting)
+    assert killed.is_set()
+    assert time.monotonic() - started < 120
+
+
+def test_tls_run_trains_the_same_model_as_plain(small_run, tmp_path):
+    sites, plain = small_run
+    tls = write_certificates(tmp_path / "certs")
+    secure = train_federated(SPEC, FederatedSettings(sites=sites, tls=tls), FAST, tmp_path / "run")
+    assert secure.model == plain.model
+
+
+def test_spec_needs_two_named_sites(tmp_path):
+    def spec_with(sites: dict[str, str]) -> Path:
+        document = yaml.safe_load(HOUSE_PRICES_SPEC.read_text())
+        document["training"]["federated"] = {"sites": sites}
+        path = tmp_path / "spec.yaml"
+        path.write_text(yaml.safe_dump(document))
+        return path
+
+    assert load_spec(spec_with({"north": "a", "south": "b"})).training.federated is not None
+    with pytest.raises(SpecError, match=r"training\.federated\.sites"):
+        load_spec(spec_with({"north": "data/north"}))
+    with pytest.raises(SpecError, match="North"):
+        load_spec(spec_with({"North": "a", "south": "b"}))
