@@ -130,3 +130,20 @@ def test_no_secret_is_kept_in_the_deployment_files():
             assert not document or document.get("kind") != "Secret", path
         text = path.read_text().lower()
         assert "password:" not in text.replace("postgresqlpassword", ""), path
+
+
+def test_federated_site_job_mounts_only_its_own_site_data():
+    documents = list(
+        yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / "federated.yaml").read_text())
+    )
+    [job] = [d for d in documents if d["kind"] == "Job"]
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    command = container["command"]
+    site = command[command.index("--site") + 1]
+    claims = [v["persistentVolumeClaim"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    data = [c for c in claims if c["claimName"].startswith("mlops-site-")]
+    assert data == [{"claimName": f"mlops-site-{site}-data", "readOnly": True}]
+    assert "--tls-dir" in command
+    [server] = [d for d in documents if d["kind"] == "Deployment"]
+    assert "--tls-dir" in server["spec"]["template"]["spec"]["containers"][0]["command"]
