@@ -52,6 +52,7 @@ class FederatedResult:
     pooled: dict[str, float]
     pooled_baseline: dict[str, float]
     seconds: float
+    server_bytes: int | None  # bytes the server process read and wrote (Linux), None elsewhere
 
 
 def train_federated(
@@ -95,21 +96,29 @@ def train_federated(
             )
             workers[site] = context.Process(target=run_site, args=(task,), name=f"site-{site}")
             workers[site].start()
-        _watch(workers, folder, settings.timeout_seconds, progress)
+        traffic = _watch(workers, folder, settings.timeout_seconds, progress, server.pid)
     finally:
         for process in [*workers.values(), server]:
             if process.is_alive():
                 process.kill()
             process.join(timeout=5)
-    return _collect(folder, sites, time.monotonic() - started, spec)
+    return _collect(folder, sites, time.monotonic() - started, spec, traffic)
 
 
 def _watch(
-    workers: dict[str, Any], folder: Path, timeout: float, progress: Callable[[str], None]
-) -> None:
-    """Poll until every site has finished; stop at the first failure or a silent timeout."""
-    last_change, seen = time.monotonic(), {}
+    workers: dict[str, Any],
+    folder: Path,
+    timeout: float,
+    progress: Callable[[str], None],
+    server_pid: int | None,
+) -> int | None:
+    """Poll until every site has finished; stop at the first failure or a silent timeout.
+
+    Returns the server's traffic as last seen (its reads and writes, sockets included).
+    """
+    last_change, seen, traffic = time.monotonic(), {}, None
     while True:
+        traffic = _io_bytes(server_pid) or traffic
         for site, process in workers.items():
             if process.exitcode not in (None, 0):
                 raise FederatedRunFailed(_failure(folder, site, process.exitcode))
@@ -118,7 +127,7 @@ def _watch(
                 seen[site], last_change = status, time.monotonic()
                 progress(f"site '{site}': {status}")
         if all(p.exitcode == 0 for p in workers.values()):
-            return
+            return traffic
         if time.monotonic() - last_change > timeout:
             waiting = [s for s, p in workers.items() if p.exitcode is None]
             raise FederatedRunFailed(
@@ -136,7 +145,9 @@ def _failure(folder: Path, site: str, exitcode: int) -> str:
     return f"site '{site}' {how} during federated training; the run was stopped"
 
 
-def _collect(folder: Path, sites: list[str], seconds: float, spec: DatasetSpec) -> FederatedResult:
+def _collect(
+    folder: Path, sites: list[str], seconds: float, spec: DatasetSpec, traffic: int | None
+) -> FederatedResult:
     summaries = {s: json.loads(summary_path(folder, s).read_text()) for s in sites}
     hashes = {s: summary["model_sha256"] for s, summary in summaries.items()}
     if len(set(hashes.values())) != 1:
@@ -150,6 +161,7 @@ def _collect(folder: Path, sites: list[str], seconds: float, spec: DatasetSpec) 
         pooled=pooled_metrics(summaries, spec.task, "metrics"),
         pooled_baseline=pooled_metrics(summaries, spec.task, "baseline_metrics"),
         seconds=seconds,
+        server_bytes=traffic,
     )
 
 
@@ -200,6 +212,15 @@ def _wait_for_server(port: int, server: Any) -> None:
         except OSError:
             time.sleep(POLL_SECONDS)
     raise FederatedRunFailed(f"the federated server did not listen on port {port} within 30 s")
+
+
+def _io_bytes(pid: int | None) -> int | None:
+    """Bytes a live process read and wrote (/proc, Linux); None where that is unavailable."""
+    try:
+        fields = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+        return int(fields["rchar"]) + int(fields["wchar"])
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def _free_port() -> int:
