@@ -90,7 +90,7 @@ def train_federated(
                 server=f"localhost:{port}",
                 folder=str(folder),
                 spec=spec,
-                params=TrainParams(**{**params.__dict__, "threads": threads}),
+                params=params.with_changes(threads=threads),
                 tls=_client_tls(settings),
                 timeout_seconds=settings.timeout_seconds,
             )

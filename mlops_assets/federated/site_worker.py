@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,7 @@ def _train(task: SiteTask, frame) -> dict[str, Any]:
         "metrics": compute_metrics(y[test], predicted, spec.task, spec.threshold),
         "baseline_metrics": compute_metrics(y[test], baseline, spec.task, spec.threshold),
         "sums": _sums(y[test], predicted, baseline),
-        "params": asdict(params),
+        "params": params.model_dump(),
     }
 
 

@@ -110,7 +110,7 @@ def test_a_site_with_bad_data_stops_the_run_naming_site_and_check(tmp_path):
 
 def test_a_killed_site_fails_the_run_in_bounded_time(tmp_path):
     sites = make_sites(tmp_path / "sites", rows=1_500)
-    slow = TrainParams(learning_rate=0.001, max_rounds=100_000, early_stopping_rounds=100_000)
+    slow = TrainParams(learning_rate=0.001, max_rounds=20_000, early_stopping_rounds=20_000)
     run = tmp_path / "run"
     killed = threading.Event()
 
