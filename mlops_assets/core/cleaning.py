@@ -98,6 +98,52 @@ def clean(raw: pd.DataFrame, spec: DatasetSpec) -> CleaningResult:
     )
 
 
+@dataclass(frozen=True)
+class RowValidation:
+    """Every delivered row, typed by the spec, and why each bad one is bad ("" when good)."""
+
+    typed: pd.DataFrame
+    bad: np.ndarray
+    reasons: np.ndarray
+
+
+def validate_rows(raw: pd.DataFrame, spec: DatasetSpec, columns: list[str]) -> RowValidation:
+    """The spec's per-row rules on `columns`, keeping every row (none dropped or merged).
+
+    For scoring, where each delivered row must get an answer or a reason: no duplicate removal
+    and no key conflicts (a row to score is not a fact to store), the same parse, range,
+    category and null rules as cleaning.
+    """
+    raw = raw.reset_index(drop=True)
+    rules: list[tuple[str, np.ndarray]] = []
+    typed: dict[str, pd.Series] = {}
+    for name in columns:
+        column = _column_spec(spec, name)
+        values, column_rules, _ = _apply_column_rules(raw[name], column)
+        typed[name] = _final_dtype(values, column)
+        rules.extend(column_rules)
+    bad = _any(rules, len(raw))
+    reasons = _reasons(rules, np.arange(len(raw)))
+    return RowValidation(pd.DataFrame(typed), bad, reasons)
+
+
+def _any(rules: list[tuple[str, np.ndarray]], rows: int) -> np.ndarray:
+    bad = np.zeros(rows, dtype=bool)
+    for _, mask in rules:
+        bad |= mask
+    return bad
+
+
+def _reasons(rules: list[tuple[str, np.ndarray]], positions: np.ndarray) -> np.ndarray:
+    """The broken rules of each row at `positions`, joined with ';'."""
+    reasons = np.full(len(positions), "", dtype=object)
+    for label, mask in rules:
+        hit = mask[positions]
+        if hit.any():
+            reasons = np.where(hit, reasons + ";" + label, reasons)
+    return np.array([r.lstrip(";") for r in reasons], dtype=object)
+
+
 def _column_spec(spec: DatasetSpec, name: str) -> ColumnSpec:
     if name == spec.entity_key and spec.entity_key_column is None:
         return ColumnSpec(name=name, dtype=DType.INT, role="entity_key")
