@@ -26,13 +26,25 @@ from mlops_assets.features.assets import (
 )
 from mlops_assets.features.store_resource import FeatureStoreResource
 from mlops_assets.ingestion.assets import cleaned_data, raw_data
-from mlops_assets.jobs import deploy_job, ingestion_job, monitoring_job, pipeline_job
+from mlops_assets.jobs import (
+    deploy_job,
+    ingestion_job,
+    monitoring_job,
+    pipeline_job,
+    scoring_job,
+)
 from mlops_assets.monitoring.assets import drift_report
 from mlops_assets.profile import active_profile
 from mlops_assets.resources import (
     DatasetSpecResource,
     MetricsPush,
     MlopsHome,
+)
+from mlops_assets.scoring.assets import batch_predictions
+from mlops_assets.scoring.sensors import (
+    scored_sensor,
+    scoring_failed_sensor,
+    scoring_landing_sensor,
 )
 from mlops_assets.training.assets import model, validation_report
 from mlops_assets.training.tracking import MlflowTracking
@@ -54,9 +66,10 @@ defs = dg.Definitions(
             bento_model,
             bento,
             drift_report,
+            batch_predictions,
         ]
     ),
-    jobs=[ingestion_job, pipeline_job, deploy_job, monitoring_job],
+    jobs=[ingestion_job, pipeline_job, deploy_job, monitoring_job, scoring_job],
     sensors=[
         landing_sensor,
         ingested_sensor,
@@ -64,6 +77,9 @@ defs = dg.Definitions(
         drift_sensor,
         freshness_sensor,
         run_failure_sensor,
+        scoring_landing_sensor,
+        scored_sensor,
+        scoring_failed_sensor,
     ],
     schedules=[retrain_schedule],
     resources={

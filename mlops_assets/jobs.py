@@ -8,6 +8,7 @@ under parallel writers. The production profile runs independent steps in paralle
 import dagster as dg
 
 from mlops_assets.ingestion.partitions import batches
+from mlops_assets.scoring.partitions import scoring_batches
 
 ingestion_job = dg.define_asset_job(
     name="ingestion_job",
@@ -33,4 +34,11 @@ monitoring_job = dg.define_asset_job(
     name="monitoring_job",
     selection=dg.AssetSelection.groups("monitoring"),
     description="Drift of the newest batch and of live traffic against the champion's data.",
+)
+
+scoring_job = dg.define_asset_job(
+    name="scoring_job",
+    selection=dg.AssetSelection.groups("scoring"),
+    partitions_def=scoring_batches,
+    description="Score one file of unlabelled rows with the champion (batch_predictions).",
 )

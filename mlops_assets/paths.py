@@ -213,6 +213,24 @@ class PlatformPaths:
         """One JSON line per failed run (the run-failure sensor writes it)."""
         return self.monitoring / "failures.jsonl"
 
+    @property
+    def scoring(self) -> Path:
+        """Batch scoring: files to score land here, predictions and rejects are kept here."""
+        return self.root / "scoring"
+
+    @property
+    def scoring_landing(self) -> Path:
+        """Where a file of unlabelled rows is dropped to be scored (`<batch>.csv|parquet`)."""
+        return self.scoring / "landing"
+
+    def scored(self, batch: str) -> Path:
+        """The scored rows of one scoring batch, each with its prediction and model version."""
+        return self.scoring / "predictions" / f"{validate_batch_key(batch)}.parquet"
+
+    def score_rejected(self, batch: str) -> Path:
+        """The rows of one scoring batch that could not be scored, each with its reasons."""
+        return self.scoring / "rejected" / f"{validate_batch_key(batch)}.parquet"
+
     def ensure_dagster_home(self) -> Path:
         """Create the Dagster instance folder with the active profile's `dagster.yaml`."""
         self.dagster_home.mkdir(parents=True, exist_ok=True)

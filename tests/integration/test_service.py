@@ -555,3 +555,57 @@ def test_docs_page_renders_offline_in_a_real_browser(served, tmp_path):
     assert rendered == {"/predict", "/predict_batch", "/predict_by_key", "/model_info"}, (
         page.stdout[-2000:] + page.stderr[-2000:]
     )
+
+
+def test_batch_scoring_matches_the_service_and_accounts_for_every_row(served, tmp_path):
+    """batch_predictions scores a file as /predict_batch answers it; bad rows get reasons."""
+    import dagster as dg
+
+    from mlops_assets.resources import DatasetSpecResource, MlopsHome
+    from mlops_assets.scoring.assets import batch_predictions
+    from mlops_assets.sources import SyntheticConfig, generate_house_sales
+    from mlops_assets.training.tracking import MlflowTracking
+
+    rows = generate_house_sales(SyntheticConfig(rows=300, seed=77)).drop(columns=["price"])
+    rows = rows.astype({"sqft": "object"})
+    rows.loc[5, "sqft"] = "huge"
+    rows.loc[9, "bedrooms"] = -1
+    landing = served["home"] / "scoring" / "landing"
+    landing.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(landing / "to_score_1.csv", index=False)
+    home = MlopsHome(path=str(served["home"]))
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        instance.add_dynamic_partitions("scoring_batches", ["to_score_1"])
+        result = dg.materialize(
+            [batch_predictions],
+            instance=instance,
+            partition_key="to_score_1",
+            resources={
+                "home": home,
+                "dataset": DatasetSpecResource(home=home),
+                "mlflow_tracking": MlflowTracking(home=home),
+            },
+        )
+    metadata = result.asset_materializations_for_node("batch_predictions")[0].metadata
+    assert (metadata["delivered"].value, metadata["scored"].value) == (300, 298)
+    assert metadata["rejected"].value == 2 and metadata["model_version"].value == "1"
+    scored = pd.read_parquet(served["home"] / "scoring" / "predictions" / "to_score_1.parquet")
+    rejected = pd.read_parquet(served["home"] / "scoring" / "rejected" / "to_score_1.parquet")
+    assert dict(zip(rejected["source_row"], rejected["reject_reason"], strict=True)) == {
+        5: "unparseable:sqft",
+        9: "out_of_range:bedrooms",
+    }
+    assert set(scored["model_version"]) == {"1"}
+    good = rows.drop(index=[5, 9])
+    records = [
+        {
+            **{
+                c: (v.item() if hasattr(v, "item") else v)
+                for c, v in r[SPEC.feature_columns].items()
+            },
+            "event_timestamp": pd.Timestamp(r["event_timestamp"]).isoformat(),
+        }
+        for _, r in good.astype({"sqft": "float64"}).iterrows()
+    ]
+    answers = _post(served, "/v1/predict_batch", {"records": records}).json()["predictions"]
+    np.testing.assert_allclose(scored["prediction"], answers, rtol=0, atol=1e-6)
