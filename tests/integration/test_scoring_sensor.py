@@ -1,0 +1,37 @@
+"""The scoring landing folder driven through the real sensor on a real Dagster instance."""
+
+import os
+import time
+
+import dagster as dg
+
+from mlops_assets.definitions import defs
+from mlops_assets.scoring.sensors import SCORED_FILE_TAG, scoring_landing_sensor
+from mlops_assets.sources import SyntheticConfig, generate_house_sales
+
+
+def test_a_settled_file_becomes_one_scoring_run_and_a_link_is_refused(paths, tmp_path):
+    landing = paths.scoring_landing
+    landing.mkdir(parents=True)
+    rows = generate_house_sales(SyntheticConfig(rows=50)).drop(columns=["price"])
+    settled = landing / "monday.csv"
+    rows.to_csv(settled, index=False)
+    past = time.time() - 60
+    os.utime(settled, (past, past))
+    writing = landing / "still_writing.csv"
+    rows.to_csv(writing, index=False)
+    os.utime(writing, (time.time() + 60, time.time() + 60))  # changing as the tick runs
+    (tmp_path / "elsewhere.csv").write_text("secret")
+    (landing / "sneaky.csv").symlink_to(tmp_path / "elsewhere.csv")
+
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, definitions=defs)
+        result = scoring_landing_sensor(context)
+
+    [request] = result.run_requests
+    assert request.partition_key == "monday"
+    assert request.tags[SCORED_FILE_TAG] == str(settled)
+    [added] = result.dynamic_partitions_requests
+    assert list(added.partition_keys) == ["monday"]
+    assert (landing / "failed" / "sneaky.csv").is_symlink()
+    assert "symbolic link" in (landing / "failed" / "sneaky.csv.error.txt").read_text()
