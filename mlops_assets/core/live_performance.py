@@ -1,0 +1,68 @@
+"""Live performance: logged predictions judged by labels that arrive later.
+
+A label judges a prediction only if it became known after the prediction was made (a label
+known before would have let the prediction cheat). Each prediction is paired with the first
+label of its entity known after it (`merge_asof`, forward, strictly later); predictions with no
+such label yet are pending, and labels that judge no prediction are counted, never dropped
+silently. The metric is the spec's primary metric, per model version and per day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.core.evaluation import compute_metrics
+from mlops_assets.spec import TaskType
+
+KEY, PREDICTED_AT, KNOWN_AT = "key", "predicted_at", "known_at"
+PREDICTION, LABEL, VERSION = "prediction", "label", "model_version"
+
+
+@dataclass(frozen=True)
+class LiveJoin:
+    """Predictions paired with the labels that judge them, and what could not be paired."""
+
+    matched: pd.DataFrame  # key, predicted_at, model_version, prediction, label, known_at
+    pending_predictions: int  # no label for the entity known after the prediction yet
+    unmatched_labels: int  # labels that judge no logged prediction
+
+
+def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame) -> LiveJoin:
+    """Pair each prediction with its entity's first label known strictly after it."""
+    left = predictions.sort_values(PREDICTED_AT, kind="stable").reset_index(drop=True)
+    right = labels.sort_values(KNOWN_AT, kind="stable").reset_index(drop=True)
+    right["_label_row"] = np.arange(len(right))
+    joined = pd.merge_asof(
+        left,
+        right,
+        left_on=PREDICTED_AT,
+        right_on=KNOWN_AT,
+        by=KEY,
+        direction="forward",
+        allow_exact_matches=False,
+    )
+    paired = joined[LABEL].notna()
+    used = set(joined.loc[paired, "_label_row"].astype(int))
+    matched = joined.loc[paired].drop(columns="_label_row").reset_index(drop=True)
+    return LiveJoin(matched, int((~paired).sum()), int(len(right) - len(used)))
+
+
+def live_metrics(matched: pd.DataFrame, task: TaskType, metric: str) -> pd.DataFrame:
+    """Rows and `metric` per model version and per day of prediction, then per version."""
+    frame = matched.assign(day=matched[PREDICTED_AT].dt.strftime("%Y-%m-%d"))
+    rows = []
+    for (version, day), group in frame.groupby([VERSION, "day"], sort=True):
+        rows.append(_row(version, day, group, task, metric))
+    for version, group in frame.groupby(VERSION, sort=True):
+        rows.append(_row(version, "all", group, task, metric))
+    return pd.DataFrame(rows, columns=[VERSION, "day", "rows", metric])
+
+
+def _row(version: str, day: str, group: pd.DataFrame, task: TaskType, metric: str) -> dict:
+    y = group[LABEL].to_numpy(dtype=np.float64)
+    predicted = group[PREDICTION].to_numpy(dtype=np.float64)
+    value = compute_metrics(y, predicted, task).get(metric, float("nan")) if len(y) > 1 else np.nan
+    return {VERSION: str(version), "day": day, "rows": len(group), metric: float(value)}

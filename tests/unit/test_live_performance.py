@@ -1,0 +1,62 @@
+"""Live performance joins: a label judges only predictions made before it was known."""
+
+import pandas as pd
+import pytest
+
+from mlops_assets.core.live_performance import join_labels, live_metrics
+from mlops_assets.spec import TaskType
+
+
+def at(text: str) -> pd.Timestamp:
+    return pd.Timestamp(f"2026-11-{text}", tz="UTC")
+
+
+PREDICTIONS = pd.DataFrame(
+    {
+        "key": [1, 2, 3, 4, 4],
+        "predicted_at": [
+            at("01 10:00"),
+            at("03 10:00"),
+            at("02 12:00"),
+            at("01 09:00"),
+            at("02 09:00"),
+        ],
+        "model_version": ["1", "1", "2", "2", "2"],
+        "prediction": [100.0, 200.0, 300.0, 390.0, 410.0],
+    }
+)
+LABELS = pd.DataFrame(
+    {
+        "key": [1, 2, 3, 4, 5],
+        "known_at": [
+            at("02 10:00"),
+            at("02 10:00"),
+            at("02 12:00"),
+            at("03 00:00"),
+            at("03 00:00"),
+        ],
+        "label": [110.0, 210.0, 300.0, 400.0, 500.0],
+    }
+)
+
+
+def test_labels_judge_only_earlier_predictions_and_nothing_is_silently_dropped():
+    joined = join_labels(PREDICTIONS, LABELS)
+
+    pairs = sorted(zip(joined.matched["key"], joined.matched["label"], strict=True))
+    assert pairs == [(1, 110.0), (4, 400.0), (4, 400.0)]
+    # key 2: its label was known before the prediction; key 3: known at the same instant.
+    assert joined.pending_predictions == 2
+    # labels of keys 2, 3 (too early) and 5 (never predicted) judge nothing.
+    assert joined.unmatched_labels == 3
+
+
+def test_metrics_per_version_and_day_with_row_counts():
+    joined = join_labels(PREDICTIONS, LABELS)
+    table = live_metrics(joined.matched, TaskType.REGRESSION, "rmse").set_index(
+        ["model_version", "day"]
+    )
+    assert table.loc[("2", "all"), "rows"] == 2
+    assert table.loc[("2", "all"), "rmse"] == pytest.approx(10.0)  # errors -10 and +10
+    assert table.loc[("2", "2026-11-01"), "rows"] == 1
+    assert table.loc[("1", "all"), "rows"] == 1
