@@ -33,7 +33,7 @@ from mlops_assets.jobs import (
     pipeline_job,
     scoring_job,
 )
-from mlops_assets.monitoring.assets import drift_report
+from mlops_assets.monitoring.assets import drift_report, live_performance
 from mlops_assets.profile import active_profile
 from mlops_assets.resources import (
     DatasetSpecResource,
@@ -66,6 +66,7 @@ defs = dg.Definitions(
             bento_model,
             bento,
             drift_report,
+            live_performance,
             batch_predictions,
         ]
     ),

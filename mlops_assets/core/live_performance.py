@@ -32,8 +32,11 @@ class LiveJoin:
 
 def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame) -> LiveJoin:
     """Pair each prediction with its entity's first label known strictly after it."""
-    left = predictions.sort_values(PREDICTED_AT, kind="stable").reset_index(drop=True)
-    right = labels.sort_values(KNOWN_AT, kind="stable").reset_index(drop=True)
+    # One time unit on both sides (log times parse to ns, manifest times to s).
+    left = predictions.astype({PREDICTED_AT: "datetime64[ns, UTC]"})
+    right = labels.astype({KNOWN_AT: "datetime64[ns, UTC]"})
+    left = left.sort_values(PREDICTED_AT, kind="stable").reset_index(drop=True)
+    right = right.sort_values(KNOWN_AT, kind="stable").reset_index(drop=True)
     right["_label_row"] = np.arange(len(right))
     joined = pd.merge_asof(
         left,
@@ -66,3 +69,40 @@ def _row(version: str, day: str, group: pd.DataFrame, task: TaskType, metric: st
     predicted = group[PREDICTION].to_numpy(dtype=np.float64)
     value = compute_metrics(y, predicted, task).get(metric, float("nan")) if len(y) > 1 else np.nan
     return {VERSION: str(version), "day": day, "rows": len(group), metric: float(value)}
+
+
+@dataclass(frozen=True)
+class LiveVerdict:
+    """The champion's live metric against the spec's live gate."""
+
+    version: str | None
+    value: float | None
+    rows: int
+    below_gate: bool
+    reason: str
+
+
+def live_verdict(table: pd.DataFrame, spec, version: str | None) -> LiveVerdict:
+    """Judge the champion's live metric (all days) by `spec.monitoring.live_gate`."""
+    gate, needed = spec.monitoring.live_gate, spec.monitoring.min_live_labels
+    metric = spec.gates.primary_metric if gate is None else gate.metric
+    row = table[(table[VERSION] == version) & (table["day"] == "all")] if version else table[:0]
+    rows = int(row["rows"].iloc[0]) if len(row) else 0
+    value = float(row[metric].iloc[0]) if len(row) and metric in row else None
+    if gate is None:
+        return LiveVerdict(version, value, rows, False, "no live gate in the spec")
+    if rows < needed or value is None:
+        return LiveVerdict(
+            version, value, rows, False, f"v{version}: {rows} labelled predictions, {needed} needed"
+        )
+    low = gate.min is not None and value < gate.min
+    high = gate.max is not None and value > gate.max
+    bound = f"min {gate.min}" if low else f"max {gate.max}" if high else "within the gate"
+    state = "breaks" if low or high else "holds"
+    return LiveVerdict(
+        version,
+        value,
+        rows,
+        low or high,
+        f"v{version}: live {metric} {value:.4g} on {rows} labels {state} the live gate ({bound})",
+    )

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from mlops_assets.asset_checks import check_specs, to_check_result
 from mlops_assets.core.drift import DriftResult, DriftThresholds, detect_drift
+from mlops_assets.core.live_performance import join_labels, live_metrics, live_verdict
 from mlops_assets.core.quality import CheckOutcome, Severity
 from mlops_assets.ingestion.assets import cleaned_data
 from mlops_assets.model_registry.champion import ChampionRegistry
@@ -17,6 +18,7 @@ from mlops_assets.monitoring.inputs import (
     newest_batch,
     reference_statistics,
 )
+from mlops_assets.monitoring.live import keyed_predictions, known_labels
 from mlops_assets.monitoring.push import push_drift
 from mlops_assets.resources import DatasetSpecResource, MetricsPush, MlopsHome
 from mlops_assets.training.tracking import MlflowTracking
@@ -180,3 +182,50 @@ def _plot(path: Path, drift: DriftResult, live: DriftResult | None) -> Path:
     figure.savefig(path, dpi=90)
     plt.close(figure)
     return path
+
+
+LIVE_CHECKS = {
+    "live_gate_holds": "The champion meets the spec's live gate on labels that arrived later."
+}
+
+
+@dg.asset(
+    group_name="monitoring",
+    deps=[cleaned_data],
+    kinds={"pandas", "markdown"},
+    check_specs=check_specs("live_performance", LIVE_CHECKS, set()),
+)
+def live_performance(
+    context: dg.AssetExecutionContext,
+    dataset: DatasetSpecResource,
+    home: MlopsHome,
+    mlflow_tracking: MlflowTracking,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """The live metric per model version and day, from predictions judged by later labels."""
+    spec, paths = dataset.load(), home.paths()
+    champion = ChampionRegistry(mlflow_tracking.client(), spec.name, paths).reconcile()
+    predictions, unkeyed = keyed_predictions(paths, spec)
+    joined = join_labels(predictions, known_labels(paths, spec))
+    metric = spec.gates.primary_metric
+    table = live_metrics(joined.matched, spec.task, metric)
+    verdict = live_verdict(table, spec, champion.version if champion else None)
+    context.log.info(verdict.reason)
+    yield dg.MaterializeResult(
+        metadata={
+            "judged": len(joined.matched),
+            "pending_predictions": joined.pending_predictions,
+            "unmatched_labels": joined.unmatched_labels,
+            "predictions_without_key": unkeyed,
+            "metric": metric,
+            "champion_version": verdict.version or "",
+            "champion_live_metric": verdict.value,
+            "champion_live_rows": verdict.rows,
+            "below_gate": verdict.below_gate,
+            "reason": verdict.reason,
+            "by_version_and_day": dg.MetadataValue.md(table.to_markdown(index=False)),
+        }
+    )
+    outcome = CheckOutcome(
+        "live_gate_holds", not verdict.below_gate, Severity.WARN, verdict.reason, {}
+    )
+    yield to_check_result(outcome)

@@ -223,6 +223,18 @@ class Gates(_Strict):
         return data
 
 
+class MonitoringSettings(_Strict):
+    """Live truth: how the champion must do on labels that arrive after its predictions."""
+
+    live_gate: Gate | None = Field(
+        default=None,
+        description="Live metric bound (e.g. {metric: r2, min: 0.8}); below it, retrain.",
+    )
+    min_live_labels: int = Field(
+        default=50, ge=2, description="Labelled predictions needed before the gate is judged."
+    )
+
+
 class Protocol(StrEnum):
     """How a model's quality is estimated: `auto` picks by the number of labelled rows."""
 
@@ -328,6 +340,7 @@ class DatasetSpec(_Strict):
     quality: QualityRules = QualityRules()
     gates: Gates = Gates()
     training: TrainingSettings = TrainingSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     positive_class: str | int | None = None
     decision_threshold: float | None = Field(
         default=None,

@@ -609,3 +609,52 @@ def test_batch_scoring_matches_the_service_and_accounts_for_every_row(served, tm
     ]
     answers = _post(served, "/v1/predict_batch", {"records": records}).json()["predictions"]
     np.testing.assert_allclose(scored["prediction"], answers, rtol=0, atol=1e-6)
+
+
+def test_live_performance_judges_by_key_predictions_with_later_labels(served, tmp_path):
+    """Labels that arrive after by-key predictions judge them; the RMSE is known in advance."""
+    import dagster as dg
+
+    from mlops_assets.ingestion.assets import cleaned_data, raw_data
+    from mlops_assets.monitoring.assets import live_performance
+    from mlops_assets.resources import DatasetSpecResource, MlopsHome
+    from mlops_assets.training.tracking import MlflowTracking
+
+    home_dir = served["home"]
+    features = pd.read_parquet(home_dir / "feast" / "data" / f"{SPEC.name}_features.parquet")
+    keys = sorted(set(features[SPEC.entity_key]))[:150]
+    answers = _post(served, "/v1/predict_by_key", {"keys": keys}).json()["predictions"]
+    time.sleep(2.5)  # the prediction log flushes every second
+    cleaned = pd.concat(
+        pd.read_parquet(p) for p in sorted((home_dir / "data" / "cleaned").glob("*"))
+    )
+    later = cleaned[cleaned[SPEC.entity_key].isin(keys)].drop_duplicates(SPEC.entity_key).copy()
+    later["event_timestamp"] = pd.Timestamp("2026-01-01", tz="UTC")
+    later["price"] = [answers[str(k)] + 1_000.0 for k in later[SPEC.entity_key]]
+    labelled = tmp_path / "labels.csv"
+    later.to_csv(labelled, index=False)
+
+    home = MlopsHome(path=str(home_dir))
+    dataset = DatasetSpecResource(home=home)
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        instance.add_dynamic_partitions("batches", ["labels_later"])
+        dg.materialize(
+            [raw_data, cleaned_data],
+            instance=instance,
+            partition_key="labels_later",
+            resources={"home": home, "dataset": dataset},
+            run_config={"ops": {"raw_data": {"config": {"kind": "file", "path": str(labelled)}}}},
+        )
+        result = dg.materialize(
+            [live_performance],
+            instance=instance,
+            resources={
+                "home": home,
+                "dataset": dataset,
+                "mlflow_tracking": MlflowTracking(home=home),
+            },
+        )
+    metadata = result.asset_materializations_for_node("live_performance")[0].metadata
+    assert metadata["judged"].value == 150 and metadata["champion_live_rows"].value == 150
+    assert metadata["champion_live_metric"].value == pytest.approx(1_000.0, abs=1e-3)
+    assert metadata["unmatched_labels"].value > 0  # earlier batches' labels judge nothing
