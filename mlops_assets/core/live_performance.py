@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.core.evaluation import compute_metrics
-from mlops_assets.spec import TaskType
+from mlops_assets.spec import DatasetSpec, TaskType
 
 KEY, PREDICTED_AT, KNOWN_AT = "key", "predicted_at", "known_at"
 PREDICTION, LABEL, VERSION = "prediction", "label", "model_version"
@@ -82,7 +82,7 @@ class LiveVerdict:
     reason: str
 
 
-def live_verdict(table: pd.DataFrame, spec, version: str | None) -> LiveVerdict:
+def live_verdict(table: pd.DataFrame, spec: DatasetSpec, version: str | None) -> LiveVerdict:
     """Judge the champion's live metric (all days) by `spec.monitoring.live_gate`."""
     gate, needed = spec.monitoring.live_gate, spec.monitoring.min_live_labels
     metric = spec.gates.primary_metric if gate is None else gate.metric
