@@ -60,6 +60,15 @@ def record_model(spec: DatasetSpec) -> type[BaseModel]:
             description="When the prediction is for, between 1800 and 2200 (default: now, UTC).",
         ),
     )
+    if spec.entity_key_column:
+        fields[spec.entity_key] = (
+            Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)] | None,
+            Field(
+                default=None,
+                description="The entity the prediction is for (optional, not a model input): "
+                "logged, so a label that arrives later can judge this prediction.",
+            ),
+        )
     return create_model(
         f"{_camel(spec.name)}Record",
         __config__=ConfigDict(extra="forbid", allow_inf_nan=False, str_max_length=200),

@@ -407,9 +407,12 @@ def test_batch_rows_are_logged_in_order_with_their_validated_inputs(served):
     assert [line["row"] for line in logged] == [0, 1]
     assert [line["output"] for line in logged] == answer["predictions"]
     assert logged[0]["endpoint"] == "predict_batch"
-    assert logged[0]["inputs"] == {**GOOD, "sqft": 2345.5, "event_timestamp": None}
+    no_key = {"house_id": None}  # the optional entity key, not given here
+    assert logged[0]["inputs"] == {**GOOD, "sqft": 2345.5, "event_timestamp": None, **no_key}
     # Validated values: the integer 2346 as the float it is, the time as naive UTC.
-    assert logged[1]["inputs"] == {**GOOD, "sqft": 2346.0, "event_timestamp": "2024-05-01T08:00:00"}
+    assert logged[1]["inputs"] == {
+        **GOOD, "sqft": 2346.0, "event_timestamp": "2024-05-01T08:00:00", **no_key
+    }  # fmt: skip
     assert type(logged[1]["inputs"]["sqft"]) is float
 
 
@@ -622,12 +625,17 @@ def test_live_performance_judges_by_key_predictions_with_later_labels(served, tm
 
     home_dir = served["home"]
     features = pd.read_parquet(home_dir / "feast" / "data" / f"{SPEC.name}_features.parquet")
-    keys = sorted(set(features[SPEC.entity_key]))[:150]
-    answers = _post(served, "/v1/predict_by_key", {"keys": keys}).json()["predictions"]
-    time.sleep(2.5)  # the prediction log flushes every second
+    keys = sorted(set(features[SPEC.entity_key]))[:160]
+    answers = _post(served, "/v1/predict_by_key", {"keys": keys[:150]}).json()["predictions"]
     cleaned = pd.concat(
         pd.read_parquet(p) for p in sorted((home_dir / "data" / "cleaned").glob("*"))
     )
+    # Ten more sent as feature values with their key: logged with it, so judged too.
+    rows = cleaned[cleaned[SPEC.entity_key].isin(keys[150:])].drop_duplicates(SPEC.entity_key)
+    records = [{SPEC.entity_key: int(r[SPEC.entity_key]), **_record(r)} for _, r in rows.iterrows()]
+    batch = _post(served, "/v1/predict_batch", {"records": records}).json()["predictions"]
+    answers.update({str(r[SPEC.entity_key]): p for r, p in zip(records, batch, strict=True)})
+    time.sleep(2.5)  # the prediction log flushes every second
     later = cleaned[cleaned[SPEC.entity_key].isin(keys)].drop_duplicates(SPEC.entity_key).copy()
     later["event_timestamp"] = pd.Timestamp("2026-01-01", tz="UTC")
     later["price"] = [answers[str(k)] + 1_000.0 for k in later[SPEC.entity_key]]
@@ -655,6 +663,14 @@ def test_live_performance_judges_by_key_predictions_with_later_labels(served, tm
             },
         )
     metadata = result.asset_materializations_for_node("live_performance")[0].metadata
-    assert metadata["judged"].value == 150 and metadata["champion_live_rows"].value == 150
+    assert metadata["judged"].value == 160 and metadata["champion_live_rows"].value == 160
     assert metadata["champion_live_metric"].value == pytest.approx(1_000.0, abs=1e-3)
     assert metadata["unmatched_labels"].value > 0  # earlier batches' labels judge nothing
+
+
+def _record(row: pd.Series) -> dict:
+    """A cleaned row as a request record: its features (JSON types) and its event time."""
+    values = {c: row[c] for c in SPEC.feature_columns}
+    values = {c: (v.item() if hasattr(v, "item") else v) for c, v in values.items()}
+    values = {c: (None if isinstance(v, float) and v != v else v) for c, v in values.items()}
+    return {**values, "event_timestamp": row["event_timestamp"].isoformat()}
