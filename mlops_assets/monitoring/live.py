@@ -20,7 +20,7 @@ from mlops_assets.spec import DatasetSpec
 
 def keyed_predictions(paths: PlatformPaths, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:
     """(logged predictions that name their entity, how many logged rows did not)."""
-    folder = paths.root / "predictions"
+    folder = paths.predictions
     rows, unkeyed = [], 0
     for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
         for line in path.read_text().splitlines():

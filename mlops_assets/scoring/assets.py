@@ -14,13 +14,13 @@ from pydantic import Field
 
 from mlops_assets.core.scoring import ScoringError, score_frame
 from mlops_assets.core.storage import write_parquet_atomic
-from mlops_assets.deployment.registry import ChampionRegistry
+from mlops_assets.model_registry.champion import ChampionRegistry
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.scoring.partitions import scoring_batches
 from mlops_assets.sources.base import SourceError
 from mlops_assets.sources.files import FileSource
 from mlops_assets.sources.landing import LandingSource
-from mlops_assets.training.model_store import load_manifest, load_model, models_dir
+from mlops_assets.training.model_store import load_manifest, load_model
 from mlops_assets.training.tracking import MlflowTracking
 
 
@@ -58,9 +58,9 @@ def batch_predictions(
     champion = ChampionRegistry(mlflow_tracking.client(), spec.name, paths).reconcile()
     if champion is None:
         raise dg.Failure("no champion to score with yet: run the pipeline first (mlops run)")
-    if not (models_dir(paths) / champion.run_id).exists():
+    if not paths.model(champion.run_id).exists():
         raise dg.Failure(
-            f"the champion v{champion.version} has no local copy under {models_dir(paths)}: "
+            f"the champion v{champion.version} has no local copy under {paths.models}: "
             "run the pipeline on this state folder, or restore it"
         )
     source = FileSource(config.path) if config.path else LandingSource(paths.scoring_landing, batch)
