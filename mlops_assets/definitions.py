@@ -8,6 +8,11 @@ import dagster as dg
 
 from mlops_assets.automation.freshness import with_freshness_policies
 from mlops_assets.automation.schedules import retrain_schedule
+from mlops_assets.automation.scoring_sensors import (
+    scored_sensor,
+    scoring_failed_sensor,
+    scoring_landing_sensor,
+)
 from mlops_assets.automation.sensors import (
     drift_sensor,
     freshness_sensor,
@@ -41,11 +46,6 @@ from mlops_assets.resources import (
     MlopsHome,
 )
 from mlops_assets.scoring.assets import batch_predictions
-from mlops_assets.scoring.sensors import (
-    scored_sensor,
-    scoring_failed_sensor,
-    scoring_landing_sensor,
-)
 from mlops_assets.training.assets import model, validation_report
 from mlops_assets.training.tracking import MlflowTracking
 

@@ -5,8 +5,8 @@ import time
 
 import dagster as dg
 
+from mlops_assets.automation.scoring_sensors import SCORED_FILE_TAG, scoring_landing_sensor
 from mlops_assets.definitions import defs
-from mlops_assets.scoring.sensors import SCORED_FILE_TAG, scoring_landing_sensor
 from mlops_assets.sources import SyntheticConfig, generate_house_sales
 
 
