@@ -23,7 +23,10 @@ def test_every_job_resolves_to_its_stage_on_one_process():
         by_group.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
     assert _job_assets("ingestion_job") == {"raw_data", "cleaned_data"}
     assert _job_assets("deploy_job") == {"bento_model", "bento"}
-    assert _job_assets("monitoring_job") == {"drift_report"}
+    assert _job_assets("monitoring_job") == {"drift_report", "live_performance"}
+    assert _job_assets("scoring_job") == {"batch_predictions"}
+    scoring = defs.resolve_job_def("scoring_job")
+    assert scoring.partitions_def is not None and scoring.partitions_def.name == "scoring_batches"
     pipeline = _job_assets("pipeline_job")
     assert pipeline == by_group["features"] | by_group["training"] | by_group["deployment"]
     stages = {"feast_registry", "online_features", "training_set", "model", "validation_report"}
@@ -74,6 +77,9 @@ def test_automation_is_declared():
         "drift_sensor",
         "freshness_sensor",
         "run_failure_sensor",
+        "scoring_landing_sensor",
+        "scored_sensor",
+        "scoring_failed_sensor",
     }
     [schedule] = defs.schedules or []
     assert schedule.name == "retrain_schedule"
@@ -86,6 +92,7 @@ def test_automation_is_declared():
         "pipeline_job",
         "deploy_job",
         "monitoring_job",
+        "scoring_job",
     }
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {"ingestion", "features", "training", "deployment", "monitoring"}
+    assert groups == {"ingestion", "features", "training", "deployment", "monitoring", "scoring"}
