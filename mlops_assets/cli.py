@@ -6,9 +6,9 @@ import argparse
 import os
 import shutil
 import sys
-import warnings
 from collections.abc import Sequence
 
+from mlops_assets import quiet
 from mlops_assets.paths import PlatformPaths, resolve_home
 from mlops_assets.runner import (
     BatchRun,
@@ -23,14 +23,17 @@ from mlops_assets.runner import (
 FAULT_CHOICES = ("nulls", "out_of_range", "unparseable", "duplicates")
 SCENARIOS = ("none", "covariate_shift", "market_jump")
 LOOPBACK = "127.0.0.1"
+# How the README and this tool's output spell a command: the wrapper at the checkout's root
+# runs the installed environment whether or not uv is on PATH (see `mlops` beside README.md).
+COMMAND = "./mlops"
 FEAST_SERVERS = frozenset({"serve", "serve_offline", "serve_registry", "serve_lineage", "ui"})
 FEAST_OPEN_ONLY = frozenset({"serve_transformations"})  # gRPC on [::], no --host option
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mlops` command."""
-    # pathspec (used by bentoml build) warns about its own API on every build; not ours to fix.
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module="pathspec")
+    quiet.apply()
+    os.environ.update(quiet.child_environment())  # before MLflow is imported: it reads it once
     parser = _parser()
     args = parser.parse_args(argv)
     paths = PlatformPaths(resolve_home(args.home))
@@ -127,12 +130,27 @@ def _server_options(parser: argparse.ArgumentParser, port: int) -> None:
     parser.add_argument("--port", type=int, default=port)
 
 
-def _listening(args: argparse.Namespace) -> str:
+def _listening(args: argparse.Namespace, what: str) -> str:
     """The true address a server is about to bind, said before it starts."""
     where = f"http://{args.host}:{args.port}"
     if args.host in ("0.0.0.0", "::", ""):
-        return f"Listening on {where} (every network interface, without authentication)"
-    return f"Listening on {where}"
+        return f"Starting {what} on {where} (every network interface, without authentication)"
+    return f"Starting {what} on {where}"
+
+
+def _start_server(args: argparse.Namespace, what: str, command: list[str], probe: str) -> int:
+    """Start the server, print `<what> ready at URL` once `probe` answers, wait for its end."""
+    from mlops_assets.server_process import run_server, say
+
+    host = LOOPBACK if args.host in ("0.0.0.0", "::", "") else args.host
+    url = f"http://{args.host}:{args.port}"
+    _say(_listening(args, what) + " ...")
+    sys.stdout.flush()
+    return run_server(
+        command,
+        f"http://{host}:{args.port}{probe}",
+        lambda: say(f"{what} ready at {url}  (Ctrl-C stops it)"),
+    )
 
 
 def _synthetic_options(parser: argparse.ArgumentParser) -> None:
@@ -246,13 +264,13 @@ def _results(paths: PlatformPaths) -> str:
         f"\nResults ({profile.name} profile):\n"
         f"  cleaned tables     {paths.cleaned_dir()}\n"
         f"  quarantined rows   {paths.data / 'quarantine'}\n"
-        f"  feature store      {feast}  (uv run mlops feast feature-views list)\n"
+        f"  feature store      {feast}  ({COMMAND} feast feature-views list)\n"
         f"  training set       {paths.training}\n"
         f"  models and reports {paths.models}\n"
-        f"  MLflow             {mlflow}  (uv run mlops mlflow)\n"
-        f"  bento              {paths.bentoml_home}  (uv run mlops serve)\n"
+        f"  MLflow             {mlflow}  ({COMMAND} mlflow)\n"
+        f"  bento              {paths.bentoml_home}  ({COMMAND} serve)\n"
         f"  Dagster instance   {dagster}\n"
-        "Open the UI with `uv run mlops ui` and browse http://127.0.0.1:3000"
+        f"Open the UI with `{COMMAND} ui` (it prints its address when ready)"
     )
 
 
@@ -332,6 +350,7 @@ def _feast(args: argparse.Namespace, paths: PlatformPaths) -> int:
     command = [
         sys.executable,
         "-m",
+        "mlops_assets.quiet",  # Feast's own log lines, which PYTHONWARNINGS cannot reach
         "feast.cli.cli",
         "--chdir",
         str(FEATURE_REPO),
@@ -451,10 +470,8 @@ def _serve(args: argparse.Namespace, paths: PlatformPaths) -> int:
     os.chdir(PROJECT_ROOT)
     service = "bentos.service:PredictionService"
     command = [sys.executable, "-m", "bentoml", "serve", service, *_bind(args)]
-    _say(f"BENTOML_HOME={os.environ['BENTOML_HOME']} {' '.join(command[1:])}")
-    _say(_listening(args))
-    _exec(command)
-    return 0  # pragma: no cover - exec does not return
+    _say(f"BENTOML_HOME={os.environ['BENTOML_HOME']} {' '.join(command)}")
+    return _start_server(args, "Prediction service", command, "/readyz")
 
 
 def _mlflow(args: argparse.Namespace, paths: PlatformPaths) -> int:
@@ -464,21 +481,24 @@ def _mlflow(args: argparse.Namespace, paths: PlatformPaths) -> int:
     tracking = MlflowTracking(home=MlopsHome(path=str(paths.root)))
     # Passed in the environment, not argv, where other users could read its password.
     os.environ["MLFLOW_BACKEND_STORE_URI"] = tracking.resolved_uri()
-    command = [sys.executable, "-m", "mlflow", "ui", *_bind(args)]
+    # One worker, no access log: a UI for one person, readable terminal, faster start.
+    command = [
+        *(sys.executable, "-m", "mlflow", "ui", *_bind(args)),
+        *("--workers", "1", "--uvicorn-opts", "--no-access-log"),
+    ]
     _say(f"MLFLOW_BACKEND_STORE_URI={tracking.redacted_uri()} {' '.join(command)}")
-    _say(_listening(args))
-    _exec(command)
-    return 0  # pragma: no cover - exec does not return
+    return _start_server(args, "MLflow", command, "/health")
 
 
 def _ui(args: argparse.Namespace, paths: PlatformPaths) -> int:
     open_instance(paths)
     workspace = os.path.join(os.path.dirname(os.path.dirname(__file__)), "workspace.yaml")
-    command = [sys.executable, "-m", "dagster", "dev", "-w", workspace, *_bind(args)]
+    command = [
+        *(sys.executable, "-m", "dagster", "dev", "-w", workspace, *_bind(args)),
+        *("--log-level", "warning"),  # its INFO lines are service start-up chatter
+    ]
     _say(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
-    _say(_listening(args))
-    _exec(command)
-    return 0  # pragma: no cover - exec does not return
+    return _start_server(args, "Dagster UI", command, "/server_info")
 
 
 def _exec(command: list[str]) -> None:

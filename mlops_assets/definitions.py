@@ -6,6 +6,7 @@
 
 import dagster as dg
 
+from mlops_assets import quiet
 from mlops_assets.automation.freshness import with_freshness_policies
 from mlops_assets.automation.schedules import retrain_schedule
 from mlops_assets.automation.scoring_sensors import (
@@ -48,6 +49,9 @@ from mlops_assets.resources import (
 from mlops_assets.scoring.assets import batch_predictions
 from mlops_assets.training.assets import model, validation_report
 from mlops_assets.training.tracking import MlflowTracking
+
+# Code servers and runs launched from the UI are processes of their own: quiet them here too.
+quiet.apply()
 
 home = MlopsHome()
 
