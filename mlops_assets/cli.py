@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from mlops_assets import quiet
 from mlops_assets.paths import PlatformPaths, resolve_home
+from mlops_assets.progress import show_on_terminal
 from mlops_assets.runner import (
     BatchRun,
     PipelineRun,
@@ -34,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mlops` command."""
     quiet.apply()
     os.environ.update(quiet.child_environment())  # before MLflow is imported: it reads it once
+    show_on_terminal()  # the steps' progress lines, which the run log holds too
     parser = _parser()
     args = parser.parse_args(argv)
     paths = PlatformPaths(resolve_home(args.home))

@@ -20,6 +20,7 @@ from mlops_assets.core.linear_model import fit_linear
 from mlops_assets.core.protocols import Plan, inner_split
 from mlops_assets.core.training import TrainParams, fit_rounds, search_candidates, train
 from mlops_assets.core.uncertainty import better_sign, metric
+from mlops_assets.progress import Progress, silent
 from mlops_assets.spec import DatasetSpec, Family, Protocol, TaskType
 
 CONSTANT = {TaskType.REGRESSION: "mean", TaskType.BINARY_CLASSIFICATION: "prior"}
@@ -72,21 +73,32 @@ def compete(
     *,
     folds: np.ndarray | None = None,
     split: np.ndarray | None = None,
+    progress: Progress = silent,
 ) -> Competition:
     """Run every family of the plan under its protocol and pick the best on the primary metric."""
+    families = plan.settings.families
     if plan.protocol == Protocol.CROSS_VALIDATION:
         assert folds is not None
-        candidates = {
-            str(f): cross_validate(f, rows, folds, spec, plan, params)
-            for f in plan.settings.families
-        }
+        candidates = {}
+        for number, family in enumerate(families, start=1):
+            progress(
+                f"candidate {number}/{len(families)}: {family}, "
+                f"{len(np.unique(folds))}-fold cross-validation on {len(rows.y):,} rows"
+            )
+            candidates[str(family)] = cross_validate(
+                family, rows, folds, spec, plan, params, progress=progress
+            )
         baselines = _cv_baselines(rows, folds, spec, plan)
         evaluation, fold_of_row = np.arange(len(rows.y)), folds
     else:
         assert split is not None
-        candidates = {
-            str(f): _holdout(f, rows, split, spec, plan, params) for f in plan.settings.families
-        }
+        candidates = {}
+        for number, family in enumerate(families, start=1):
+            progress(
+                f"candidate {number}/{len(families)}: {family}, holdout "
+                f"({int(np.sum(split == 'train')):,} train rows)"
+            )
+            candidates[str(family)] = _holdout(family, rows, split, spec, plan, params, progress)
         train_rows = split == "train"
         evaluation = np.flatnonzero(split == "test")
         baselines = _baselines(rows, train_rows, evaluation, spec, plan)
@@ -94,6 +106,8 @@ def compete(
     primary = spec.gates.primary_metric
     sign = better_sign(primary)
     ranked = sorted(candidates, key=lambda name: -sign * _finite(candidates[name].score, sign))
+    scores = ", ".join(f"{name} {c.score:.4g}" for name, c in candidates.items())
+    progress(f"{primary}: {scores}; challenger: {ranked[0]}")
     return Competition(
         plan.protocol,
         evaluation,
@@ -114,6 +128,7 @@ def cross_validate(
     params: TrainParams,
     *,
     search: bool = True,
+    progress: Progress = silent,
 ) -> Candidate:
     """Out-of-fold predictions of one family's settings, and its refit on every row.
 
@@ -134,7 +149,12 @@ def cross_validate(
     # busy CPU their spin-waits cost several times the training itself).
     params = params.with_changes(threads=1)
     trials = search_candidates(params, plan.settings.search_trials if search else 0)
-    results = [_xgboost_oof(rows, folds, spec, plan, trial) for trial in trials]
+    results = []
+    for number, trial in enumerate(trials, start=1):
+        label = f"xgboost trial {number}/{len(trials)}" if len(trials) > 1 else "xgboost"
+        per_fold = progress if len(trials) == 1 else silent  # a search says one line a trial
+        results.append(_xgboost_oof(rows, folds, spec, plan, trial, label, per_fold))
+        progress(f"{label}: out-of-fold {spec.gates.primary_metric} {results[-1][1]:.4g}")
     sign = better_sign(spec.gates.primary_metric)
     best = max(range(len(results)), key=lambda i: sign * _finite(results[i][1], sign))
     oof, score, rounds = results[best]
@@ -155,12 +175,19 @@ def cross_validate(
 
 
 def _xgboost_oof(
-    rows: Rows, folds: np.ndarray, spec: DatasetSpec, plan: Plan, params: TrainParams
+    rows: Rows,
+    folds: np.ndarray,
+    spec: DatasetSpec,
+    plan: Plan,
+    params: TrainParams,
+    label: str = "xgboost",
+    progress: Progress = silent,
 ) -> tuple[np.ndarray, float, int]:
     """Out-of-fold predictions, their score, and the mean number of trees early stopping kept."""
     oof = np.empty(len(rows.y))
     kept = []
-    for fold in np.unique(folds):
+    every_fold = np.unique(folds)
+    for number, fold in enumerate(every_fold, start=1):
         training = np.flatnonzero(folds != fold)
         fit, stop = inner_split(
             rows.y[training], rows.groups[training], spec.task, plan.settings.seed + int(fold)
@@ -170,6 +197,7 @@ def _xgboost_oof(
         held = folds == fold
         oof[held] = BoosterModel(trained.booster).predict(rows.x[held])
         kept.append(trained.best_iteration + 1)
+        progress(f"{label}: fold {number}/{len(every_fold)}, {kept[-1]:,} trees")
     return (
         oof,
         metric(rows.y, oof, spec.gates.primary_metric, spec.task, spec.threshold),
@@ -184,6 +212,7 @@ def _holdout(
     spec: DatasetSpec,
     plan: Plan,
     params: TrainParams,
+    progress: Progress = silent,
 ) -> Candidate:
     parts = {name: split == name for name in ("train", "validation", "test")}
     x_train, y_train = rows.x[parts["train"]], rows.y[parts["train"]]
@@ -199,7 +228,9 @@ def _holdout(
             linear,
             {"regularisation": linear.regularisation},
         )
-    trained = train(x_train, y_train, x_valid, y_valid, spec, params, plan.settings.search_trials)
+    trained = train(
+        x_train, y_train, x_valid, y_valid, spec, params, plan.settings.search_trials, progress
+    )
     model = BoosterModel(trained.booster)
     score = metric(y_valid, model.predict(x_valid), primary, spec.task, spec.threshold)
     settings = {**trained.params.model_dump(), "rounds": trained.best_iteration + 1}

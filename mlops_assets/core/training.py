@@ -15,7 +15,11 @@ import xgboost as xgb
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_assets.core.features import feature_types
+from mlops_assets.progress import Progress, silent
 from mlops_assets.spec import DatasetSpec, TaskType
+
+# Boosting rounds are reported every this many rounds (a few lines per fit, not one per round).
+ROUND_INTERVAL = 250
 
 
 class Hyperparameters(BaseModel):
@@ -96,13 +100,20 @@ def train(
     spec: DatasetSpec,
     params: TrainParams,
     search_trials: int = 0,
+    progress: Progress = silent,
 ) -> TrainedModel:
     """Train with early stopping on the validation split; optionally search first."""
     candidates = search_candidates(params, search_trials)
     search: list[dict[str, Any]] = []
     best: TrainedModel | None = None
-    for candidate in candidates:
-        model = _fit(x_train, y_train, x_validation, y_validation, spec, candidate)
+    for number, candidate in enumerate(candidates, start=1):
+        label = f"xgboost trial {number}/{len(candidates)}" if search_trials else "xgboost"
+        rounds = RoundsProgress(progress, label, candidate.max_rounds)
+        model = _fit(x_train, y_train, x_validation, y_validation, spec, candidate, [rounds])
+        progress(
+            f"{label}: {model.best_iteration + 1:,} trees, "
+            f"validation score {model.validation_score:.4g}"
+        )
         search.append(
             {
                 **candidate.model_dump(),
@@ -138,7 +149,13 @@ def booster_bytes(booster: xgb.Booster) -> bytes:
 
 
 def _fit(
-    x_train, y_train, x_validation, y_validation, spec: DatasetSpec, params: TrainParams
+    x_train,
+    y_train,
+    x_validation,
+    y_validation,
+    spec: DatasetSpec,
+    params: TrainParams,
+    callbacks: list[xgb.callback.TrainingCallback] | None = None,
 ) -> TrainedModel:
     train_matrix = _matrix(x_train, y_train, spec)
     valid_matrix = _matrix(x_validation, y_validation, spec)
@@ -151,6 +168,7 @@ def _fit(
         early_stopping_rounds=params.early_stopping_rounds,
         evals_result=evals_result,
         verbose_eval=False,
+        callbacks=callbacks or [],
     )
     best_iteration = int(booster.best_iteration)
     # Early stopping keeps the trees after the best one: cut them so what is saved is what won.
@@ -186,3 +204,20 @@ def _search_candidates(base: TrainParams, trials: int) -> list[TrainParams]:
 def model_dmatrix(x: np.ndarray, y: np.ndarray, spec: DatasetSpec) -> xgb.DMatrix:
     """The DMatrix every training path builds: named, typed features, categories native."""
     return _matrix(x, y, spec)
+
+
+class RoundsProgress(xgb.callback.TrainingCallback):
+    """Says the boosting round and the latest validation score every `every` rounds."""
+
+    def __init__(self, say: Progress, label: str, total: int, every: int = ROUND_INTERVAL):
+        super().__init__()
+        self.say, self.label, self.total, self.every = say, label, total, every
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
+        """Report on every `every`-th round; never stops training (returns False)."""
+        done = epoch + 1
+        if done % self.every == 0:
+            scores = [(m, v[-1]) for data in evals_log.values() for m, v in data.items() if v]
+            shown = f", validation {scores[0][0]} {scores[0][1]:.4g}" if scores else ""
+            self.say(f"{self.label}: round {done:,} of at most {self.total:,}{shown}")
+        return False

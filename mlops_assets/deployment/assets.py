@@ -17,6 +17,7 @@ from mlops_assets.errors import failing_clearly
 from mlops_assets.features.assets import online_features
 from mlops_assets.handoff import upstream_metadata
 from mlops_assets.model_registry.champion import ChampionRegistry, PromotionConflict
+from mlops_assets.progress import reporter
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.training.assets import validation_report
 from mlops_assets.training.model_store import load_manifest
@@ -91,10 +92,11 @@ def bento_model(
 
 
 @dg.asset(group_name="deployment", deps=[bento_model], kinds={"bentoml"})
-def bento(home: MlopsHome) -> dg.MaterializeResult:
+def bento(context: dg.AssetExecutionContext, home: MlopsHome) -> dg.MaterializeResult:
     """`bentoml build` of bentos/, pinned to the exported champion; skipped when unchanged."""
     paths = home.paths()
     pointer = read_json(paths.bento_pointer)
+    reporter(context)(f"bento: bentoml build of the service with model {pointer['model_tag']}")
     try:
         bento_built = build_bento(paths, pointer["model_tag"])
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:

@@ -37,6 +37,7 @@ from mlops_assets.features.inputs import NoCleanedDataError, load_cleaned
 from mlops_assets.features.store_resource import FeatureStoreResource
 from mlops_assets.ingestion.assets import cleaned_data
 from mlops_assets.profile import redact_url
+from mlops_assets.progress import reporter
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.spec import DatasetSpec
 
@@ -67,11 +68,12 @@ class TrainingSetConfig(dg.Config):
     check_specs=check_specs("features", FEATURE_CHECKS, set(FEATURE_CHECKS)),
 )
 def features(
-    home: MlopsHome, dataset: DatasetSpecResource
+    context: dg.AssetExecutionContext, home: MlopsHome, dataset: DatasetSpecResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Engineered features of every cleaned batch, keyed by entity and event time, for Feast."""
-    spec, paths = dataset.load(), home.paths()
+    spec, paths, say = dataset.load(), home.paths(), reporter(context)
     cleaned, superseded = _load_cleaned(paths, spec)
+    say(f"features: {len(cleaned):,} cleaned rows read ({superseded:,} superseded by later ones)")
     imputation = learn_imputation(cleaned, spec)
     engineered = engineer(cleaned, spec, imputation)
     outcomes = check_features(engineered, spec)
@@ -80,6 +82,7 @@ def features(
     stored = _strings_for_feast(engineered, spec)
     stored.attrs[IMPUTATION_KEY] = imputation  # kept in the Parquet file, with the features
     path = write_parquet_atomic(stored, offline_path(paths, spec))
+    say(f"features: {len(stored):,} rows written for Feast")
     yield dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),
@@ -148,6 +151,7 @@ class OnlineFeaturesConfig(dg.Config):
 
 @dg.asset(group_name="features", deps=[feast_registry], kinds={"feast"})
 def online_features(
+    context: dg.AssetExecutionContext,
     config: OnlineFeaturesConfig,
     feature_store: FeatureStoreResource,
     dataset: DatasetSpecResource,
@@ -160,6 +164,8 @@ def online_features(
     store = feature_store.store()
     features = _read_features(home, spec)
     view = store.get_feature_view(FeastNames.for_spec(spec).view)
+    say = reporter(context)
+    say(f"online store: writing each entity's newest row of {len(features):,} feature rows")
     with failing_clearly(
         "writing the online features",
         f"the {store.config.online_store.type} online store",
@@ -175,6 +181,7 @@ def online_features(
             state_dir=home.paths().online_state,
             full=config.full_rewrite,
         )
+    say(f"online store: {written.entities:,} entities written in {written.seconds:.1f} s")
     return dg.MaterializeResult(
         metadata={
             "mode": written.mode,
@@ -200,6 +207,7 @@ def online_features(
     check_specs=check_specs("training_set", TRAINING_SET_CHECKS, set(TRAINING_SET_CHECKS)),
 )
 def training_set(
+    context: dg.AssetExecutionContext,
     config: TrainingSetConfig,
     feature_store: FeatureStoreResource,
     dataset: DatasetSpecResource,
@@ -211,6 +219,8 @@ def training_set(
     labels = cleaned[[spec.entity_key, spec.event_timestamp, spec.target]]
     store = feature_store.store()
     service = store.get_feature_service(FeastNames.for_spec(spec).service)
+    say = reporter(context)
+    say(f"training set: point-in-time join of {len(labels):,} labels through Feast")
     started = time.perf_counter()
     joined = store.get_historical_features(entity_df=labels, features=service).to_df()
     join_seconds = time.perf_counter() - started
@@ -234,6 +244,10 @@ def training_set(
         paths.feature_statistics,
     )
     counts = table[SPLIT_COLUMN].value_counts()
+    say(
+        f"training set: {len(table):,} rows in {join_seconds:.1f} s, "
+        + " / ".join(f"{int(counts.get(n, 0)):,} {n}" for n in SPLITS)
+    )
     yield dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),

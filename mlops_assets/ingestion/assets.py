@@ -46,6 +46,7 @@ from mlops_assets.ingestion.source_config import (
     resolve_source,
 )
 from mlops_assets.paths import PlatformPaths
+from mlops_assets.progress import reporter
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.sources import DataSource, SourceError
 from mlops_assets.spec import DatasetSpec
@@ -73,6 +74,8 @@ def raw_data(
     sweep_stale_staging(paths, batch, keep=run)
     published = _published_manifest(paths, batch)
     chosen, source, delivered = _read_delivery(config, paths, batch, published)
+    say = reporter(context)
+    say(f"raw_data: {len(delivered):,} rows read from {truncate(source.describe())}")
     delivered_hash = content_hash(delivered)
     delivery = _refusing(
         lambda: judge_delivery(
@@ -130,6 +133,10 @@ def cleaned_data(
     staged = staged_set(paths, batch, _run_key(context))
     raw, manifest = _raw_to_clean(paths, batch, staged)
     result = clean(raw, spec)
+    reporter(context)(
+        f"cleaned_data: {result.raw_rows:,} rows checked: {len(result.cleaned):,} clean, "
+        f"{len(result.quarantine):,} quarantined, {result.duplicates_removed:,} duplicates removed"
+    )
     outcomes = check_cleaned(result, spec)
     if blocking_failures(outcomes):
         rejected = write_parquet_atomic(result.quarantine, paths.quarantine(batch, rejected=True))

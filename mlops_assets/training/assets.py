@@ -17,6 +17,7 @@ from mlops_assets.features.feast_repo import FeastNames
 from mlops_assets.handoff import upstream_metadata
 from mlops_assets.model_registry.champion import ChampionRegistry
 from mlops_assets.paths import PlatformPaths
+from mlops_assets.progress import reporter
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.training.candidate import (
     TrainingFacts,
@@ -85,8 +86,10 @@ def model(
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     plan, service = prepared.plan, FeastNames.for_spec(spec).service
     tags = {"dataset": spec.name, "data_hash": data_hash, "feature_service": service}
+    say = reporter(context)
+    say(f"model: {len(prepared.rows.y):,} labelled rows, {plan.protocol} ({plan.why})")
     with mlflow_tracking.run(context, experiment=spec.name, tags=tags) as tracker:
-        competition = train_candidate(prepared, spec, config.params(plan.settings.seed))
+        competition = train_candidate(prepared, spec, config.params(plan.settings.seed), say)
         challenger, version = competition.challenger, code_version()
         settings = {
             **config.model_dump(),

@@ -30,6 +30,7 @@ from mlops_assets.core.protocols import (
 )
 from mlops_assets.core.splits import SPLIT_COLUMN
 from mlops_assets.core.training import TrainParams
+from mlops_assets.progress import Progress, silent
 from mlops_assets.spec import DatasetSpec, Protocol
 from mlops_assets.training.model_store import ModelManifest
 
@@ -86,9 +87,11 @@ def prepare(
         raise TrainingRefused(f"training refused: {exc}") from exc
 
 
-def train_candidate(prepared: Prepared, spec: DatasetSpec, params: TrainParams) -> Competition:
+def train_candidate(
+    prepared: Prepared, spec: DatasetSpec, params: TrainParams, progress: Progress = silent
+) -> Competition:
     """Every candidate family on the same rows; the best is the challenger."""
-    return compete(prepared.rows, spec, prepared.plan, params, **prepared.layout)
+    return compete(prepared.rows, spec, prepared.plan, params, progress=progress, **prepared.layout)
 
 
 def build_manifest(
