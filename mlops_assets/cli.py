@@ -243,6 +243,7 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
         parallel=args.parallel,
         model_config=_model_config(args),
         full_online_rewrite=args.full_online_rewrite,
+        reason=f"mlops run, batch {args.batch}",
     )
     _report_pipeline(pipeline)
     if not pipeline.success:

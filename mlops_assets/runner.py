@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 import pyarrow.parquet as pq
 
+from mlops_assets.automation.sensors import REASON_TAG
 from mlops_assets.dead_runs import fail_dead_runs, process_tags
 from mlops_assets.paths import HOME_ENV, PlatformPaths
 from mlops_assets.profile import active_profile
@@ -96,11 +97,13 @@ def run_pipeline(
     parallel: bool = False,
     model_config: dict[str, Any] | None = None,
     full_online_rewrite: bool = False,
+    reason: str = "",
 ) -> PipelineRun:
     """Run an unpartitioned job; by default everything after ingestion, over all batches.
 
     `model_config` overrides the `model` asset's run config (training settings) for this run;
     `full_online_rewrite` rewrites every entity online, not only those that changed.
+    `reason` is tagged on the run (`mlops/reason`) and names its MLflow run.
 
     `parallel` runs independent steps in their own processes (the multiprocess executor). That
     needs instance storage several processes can write at once: PostgreSQL, the production
@@ -116,9 +119,10 @@ def run_pipeline(
         ops["online_features"] = {"config": {"full_rewrite": True}}
     if ops:
         run_config["ops"] = ops
+    tags = {**process_tags(), **({REASON_TAG: reason} if reason else {})}
     if not parallel:
         result = defs.resolve_job_def(job).execute_in_process(
-            instance=instance, run_config=run_config, tags=process_tags(), raise_on_error=False
+            instance=instance, run_config=run_config, tags=tags, raise_on_error=False
         )
         return _pipeline_outcome(result)
     if job != "pipeline_job":
@@ -132,7 +136,7 @@ def run_pipeline(
         dg.reconstructable(parallel_pipeline_job),
         instance=instance,
         run_config=run_config,
-        tags=process_tags(),
+        tags=tags,
         raise_on_error=False,
     ) as result:
         return _pipeline_outcome(result)

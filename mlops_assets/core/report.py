@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from mlops_assets.core.evaluation import Decision
+from mlops_assets.core.markdown_images import image_markdown
 from mlops_assets.spec import DatasetSpec, TaskType
 
 CALIBRATION_BINS = 10
@@ -30,8 +31,12 @@ class ReportInputs:
     estimate: dict[str, Any] = field(default_factory=dict)  # protocol, rows, interval, folds
 
 
-def render_markdown(inputs: ReportInputs) -> str:
-    """A readable report: metrics against baselines and champion, gates, decision, slices."""
+def render_markdown(inputs: ReportInputs, *, embed_plots: bool = False) -> str:
+    """A readable report: metrics against baselines and champion, gates, decision, slices.
+
+    `embed_plots` puts the plots inline (for the Dagster UI); otherwise they are linked by
+    file name, for the copy written beside them (see `markdown_images.py`).
+    """
     spec, decision = inputs.spec, inputs.decision
     lines = [
         f"# Validation report: {spec.name} model `{inputs.model_id}`",
@@ -80,7 +85,9 @@ def render_markdown(inputs: ReportInputs) -> str:
     for column, per_value in inputs.slices.items():
         lines += [f"## Slices by `{column}`", "", _table(per_value, "value"), ""]
     if inputs.plots:
-        lines += ["## Plots", ""] + [f"- `{Path(p).name}`" for p in inputs.plots]
+        lines += ["## Plots", ""]
+        for plot in inputs.plots:
+            lines += [image_markdown(Path(plot), embed=embed_plots), ""]
     return "\n".join(lines) + "\n"
 
 

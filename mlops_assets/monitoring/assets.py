@@ -9,6 +9,7 @@ from pydantic import Field
 from mlops_assets.asset_checks import check_specs, to_check_result
 from mlops_assets.core.drift import DriftResult, DriftThresholds, detect_drift
 from mlops_assets.core.live_performance import join_labels, live_metrics, live_verdict
+from mlops_assets.core.markdown_images import image_markdown
 from mlops_assets.core.quality import CheckOutcome, Severity
 from mlops_assets.ingestion.assets import cleaned_data
 from mlops_assets.model_registry.champion import ChampionRegistry
@@ -71,7 +72,9 @@ def drift_report(
     folder = paths.drift_reports
     plot = _plot(folder / f"drift-{batch}.png", batch_drift, live_drift)
     markdown = _markdown(batch, source, batch_drift, live_drift, len(live))
-    (folder / f"drift-{batch}.md").write_text(markdown)
+    (folder / f"drift-{batch}.md").write_text(
+        markdown + "\n## Plot\n\n" + image_markdown(plot, embed=False) + "\n"
+    )
     drifted = [c.column for c in batch_drift.columns if c.drifted]
     reason = (
         f"batch {batch}: {len(drifted)} of {len(batch_drift.columns)} columns drifted {drifted}"
@@ -87,7 +90,9 @@ def drift_report(
     yield dg.MaterializeResult(
         metadata={
             "pushed_to": pushed,
-            "report": dg.MetadataValue.md(markdown),
+            "report": dg.MetadataValue.md(
+                markdown + "\n## Plot\n\n" + image_markdown(plot, embed=True) + "\n"
+            ),
             "batch": batch,
             "drifted": batch_drift.drifted,
             "reason": reason,

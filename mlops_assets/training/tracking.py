@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +117,11 @@ class MlflowTracking(dg.ConfigurableResource):
         for noisy in ("mlflow.utils.environment", "mlflow.utils.uv_utils"):
             logging.getLogger(noisy).setLevel(logging.ERROR)  # environment capture chatter
         self.ensure_experiment(experiment)
+        name = run_name(experiment, context.run.tags, datetime.now(UTC))
         config = {
             "experiment_name": experiment,
             "mlflow_tracking_uri": self.resolved_uri(),
-            "extra_tags": tags,
+            "extra_tags": {**tags, "mlflow.runName": name},
         }
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # dagster-mlflow is marked beta; noted above
@@ -179,6 +181,24 @@ def log_model(tracker: Any, model: Model, spec: DatasetSpec) -> str:
         model_format="ubj",
     )
     return str(info.model_uri)
+
+
+def run_name(dataset: str, tags: Mapping[str, str], when: datetime) -> str:
+    """`house_prices · batch b2 ingested · 2026-11-25 20:05 UTC`: what the run is, not its job.
+
+    The trigger is the reason the platform tagged the run with (CLI, sensors, schedule), else
+    the sensor, schedule or partition that launched it, else `manual` (the UI's launchpad).
+    """
+    trigger = (
+        tags.get("mlops/reason")
+        or tags.get("dagster/sensor_name")
+        or tags.get("dagster/schedule_name")
+        or (f"batch {tags['dagster/partition']}" if tags.get("dagster/partition") else "")
+        or "manual"
+    )
+    if len(trigger) > 60:
+        trigger = trigger[:59] + "…"
+    return f"{dataset} · {trigger} · {when.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 class _InitContext:

@@ -100,6 +100,8 @@ def save_report(
 ) -> tuple[str, list[Path]]:
     """Write the report (Markdown, plots, `decision.json`) into the model's report folder.
 
+    Returns the Markdown for the Dagster UI, with the plots inline, and the plots' paths.
+
     `rows` are the training-table rows the candidate was evaluated on, for per-slice metrics.
     """
     y, predicted = validation.y, validation.predicted
@@ -116,8 +118,7 @@ def save_report(
         plots=[str(p) for p in plots],
         estimate=validation.estimate,
     )
-    markdown = render_markdown(report)
-    (folder / "validation_report.md").write_text(markdown)
+    (folder / "validation_report.md").write_text(render_markdown(report))
     record = {
         "model_id": manifest.model_id,
         "metrics": validation.metrics,
@@ -125,7 +126,7 @@ def save_report(
         "decision": validation.decision.to_dict(),
     }
     write_json_atomic(record, folder / "decision.json")
-    return markdown, plots
+    return render_markdown(report, embed_plots=True), plots  # the UI's copy: plots inline
 
 
 def candidate_metrics(
