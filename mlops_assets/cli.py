@@ -484,10 +484,11 @@ def _mlflow(args: argparse.Namespace, paths: PlatformPaths) -> int:
     tracking = MlflowTracking(home=MlopsHome(path=str(paths.root)))
     # Passed in the environment, not argv, where other users could read its password.
     os.environ["MLFLOW_BACKEND_STORE_URI"] = tracking.resolved_uri()
-    # One worker, no access log: a UI for one person, readable terminal, faster start.
+    os.environ["MLFLOW_REGISTRY_STORE_URI"] = tracking.resolved_uri()  # the same store, said
+    # One worker, no access or start-up log: a UI for one person, faster start, quiet terminal.
     command = [
         *(sys.executable, "-m", "mlflow", "ui", *_bind(args)),
-        *("--workers", "1", "--uvicorn-opts", "--no-access-log"),
+        *("--workers", "1", "--uvicorn-opts", "--no-access-log --log-level warning"),
     ]
     _say(f"MLFLOW_BACKEND_STORE_URI={tracking.redacted_uri()} {' '.join(command)}")
     return _start_server(args, "MLflow", command, "/health")

@@ -63,16 +63,10 @@ WARNINGS: tuple[Noise, ...] = (
         "pathspec on the API BentoML calls while building a bento",
     ),
     Noise(
-        UserWarning,
-        "async generator function lifespans are deprecated",
-        "",
-        "Starlette on the lifespan style of MLflow's server",
-    ),
-    Noise(
-        UserWarning,
-        "generator function lifespans are deprecated",
-        "",
-        "Starlette on the lifespan style of MLflow's server",
+        UserWarning,  # starlette's StarletteDeprecationWarning
+        "starlette.middleware.wsgi is deprecated",
+        "mlflow.server.fastapi_app",
+        "Starlette on the module MLflow's server imports, once per worker",
     ),
 )
 
