@@ -7,7 +7,7 @@ landing folder of --files files against a real Dagster instance. Targets: drift 
 1M x 10; a sensor tick < 1 s. (Evidently's DataDriftPreset, not a dependency here, was seen
 to take 35.6 s on a million rows on this kind of machine.)
 
-    uv run python benchmarks/drift.py [--rows 1000000] [--files 50]
+    .venv/bin/python benchmarks/drift.py [--rows 1000000] [--files 50]
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Targets: >= 20,000 entities/s materialized, full rewrite >= 100,000 entities/s; 
 <= 1 ms; join of 1M labels <= 5 s.
 Feast's `materialize` takes minutes on a million rows; `--rows 50000` compares in seconds.
 
-    uv run python benchmarks/features.py [--rows 1000000] [--lookups 5000] [--batch-rows 20000]
+    .venv/bin/python benchmarks/features.py [--rows 1000000] [--lookups 5000] [--batch-rows 20000]
         [--offline-stores duckdb,file] [--join-runs 3] [--parts online,join]
 """
 

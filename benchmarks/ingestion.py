@@ -6,7 +6,7 @@ Measures two paths, each in a fresh child process so its peak memory is its own:
   dagster  the real `ingestion_job` for one landed batch against a real Dagster instance.
 Prints medians over --repeats runs, rows per second and peak RSS. Targets: < 20 s, < 3 GB.
 
-    uv run python benchmarks/ingestion.py [--rows 1000000] [--repeats 3]
+    .venv/bin/python benchmarks/ingestion.py [--rows 1000000] [--repeats 3]
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ and feature engineering, then:
 Target: the platform within 0.01 (ROC AUC or R²) of the best reference on every dataset, and
 never below its own linear candidate.
 
-    uv run python benchmarks/model_quality.py [--house-rows 3000]
+    .venv/bin/python benchmarks/model_quality.py [--house-rows 3000]
 """
 
 from __future__ import annotations

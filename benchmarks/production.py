@@ -13,7 +13,7 @@ Each measurement runs in a fresh process with a fresh state folder and fresh dat
 the median of --repeats is printed with two ratios: production / embedded, and parallel /
 in-process on PostgreSQL.
 
-    uv run python benchmarks/production.py [--rows 50000] [--repeats 3]
+    .venv/bin/python benchmarks/production.py [--rows 50000] [--repeats 3]
 """
 
 from __future__ import annotations

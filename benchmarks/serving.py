@@ -18,7 +18,7 @@ Targets: platform/peer throughput at c=32 >= 1.0 at equal workers; single-row p9
 <= 10 ms; batch p99 <= 25 ms; by-key p99 <= 12 ms. It needs a state folder with a champion:
 pass --home, or it runs `mlops run` in a temporary one.
 
-    uv run python benchmarks/serving.py [--home .mlops_home] [--workers 1 2] [--rounds 3]
+    .venv/bin/python benchmarks/serving.py [--home .mlops_home] [--workers 1 2] [--rounds 3]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 They are not written by hand: they are built from the dataset spec by the same function the
 platform uses (`mlops_assets.features.feast_repo.build_definitions`), so `feast apply` here and
-the `feast_registry` asset always agree. Run the CLI through `uv run mlops feast <command>`,
+the `feast_registry` asset always agree. Run the CLI through `./mlops feast <command>`,
 which points `MLOPS_HOME` at the platform's state folder.
 """
 

@@ -96,3 +96,15 @@ def test_automation_is_declared():
     }
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {"ingestion", "features", "training", "deployment", "monitoring", "scoring"}
+
+
+def test_the_uis_rebuild_job_needs_no_partition_and_no_config():
+    """`pipeline_job` is the UI's first step (README, *First steps in the UI*): Materialize all
+    must launch as it is, without a partition to pick or config to write."""
+    job = defs.resolve_job_def("pipeline_job")
+    assert job.partitions_def is None
+    graph = defs.resolve_asset_graph()
+    selected = job.asset_layer.selected_asset_keys
+    assert {k.to_user_string() for k in selected} >= {"training_set", "model", "bento"}
+    assert all(graph.get(key).partitions_def is None for key in selected)
+    assert dg.validate_run_config(job, {}) is not None

@@ -70,21 +70,26 @@ def _get_when_up(url: str, deadline: float) -> httpx.Response:
 ANSWERS = {"mlflow": _mlflow_answers, "ui": _ui_answers}
 
 
-@pytest.mark.parametrize("command", ["mlflow", "ui"])
-def test_servers_listen_on_loopback_answer_and_say_so(mlops_home, command):
+@pytest.mark.parametrize(("command", "name"), [("mlflow", "MLflow"), ("ui", "Dagster UI")])
+def test_servers_listen_on_loopback_answer_and_say_so(mlops_home, tmp_path, command, name):
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlops_assets.cli", command, "--port", str(port)],
-        cwd=ROOT, env={**os.environ, "MLOPS_HOME": str(mlops_home)},
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        start_new_session=True,  # its own process group: dagster dev starts children
-    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    with (tmp_path / "stderr").open("w") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlops_assets.cli", command, "--port", str(port)],
+            cwd=ROOT, env={**env, "MLOPS_HOME": str(mlops_home)},
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+            start_new_session=True,  # its own process group: dagster dev starts children
+        )  # fmt: skip
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while not (bound := _listening(port)):
             assert server.poll() is None, f"mlops {command} exited while starting"
-            assert time.monotonic() < deadline, f"mlops {command} did not listen within 180 s"
+            assert time.monotonic() < deadline, f"mlops {command} did not listen within 300 s"
             time.sleep(0.5)
+        said = [server.stdout.readline()]  # the address is said once the server answers
+        while said[-1] and "ready at" not in said[-1]:
+            said.append(server.stdout.readline())
         ANSWERS[command](f"http://127.0.0.1:{port}", deadline)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -94,7 +99,13 @@ def test_servers_listen_on_loopback_answer_and_say_so(mlops_home, command):
             os.killpg(server.pid, signal.SIGKILL)
             output, _ = server.communicate(timeout=30)
     assert bound == {"127.0.0.1"}
-    assert f"Listening on http://127.0.0.1:{port}" in output
+    said_all = "".join(said) + output
+    assert f"Starting {name} on http://127.0.0.1:{port} ..." in said_all
+    assert said[-1].startswith(f"{name} ready at http://127.0.0.1:{port}")
+    errors = (tmp_path / "stderr").read_text()
+    assert not [line for line in errors.splitlines() if "Warning" in line or " INFO" in line], (
+        errors
+    )
 
 
 def test_feast_servers_are_bound_to_loopback_unless_told():
