@@ -17,9 +17,9 @@ RAISE_EVERY_LISTED = """
 import warnings
 from mlops_assets.quiet import WARNINGS
 for noise in WARNINGS:
-    warnings.warn_explicit(
-        noise.message + " (more text)", noise.category, "x.py", 1, module=noise.module or "lib"
-    )
+    module = noise.module or "lib"
+    where = "/venv/lib/site-packages/" + module.replace(".", "/") + ".py"
+    warnings.warn_explicit(noise.message + " (more text)", noise.category, where, 1, module=module)
 warnings.warn_explicit("our own deprecation", DeprecationWarning, "x.py", 1, module="lib")
 warnings.warn_explicit("another library's warning", UserWarning, "y.py", 2, module="other")
 """
