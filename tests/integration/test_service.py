@@ -446,7 +446,7 @@ def test_no_client_input_causes_a_server_error(served):
 
 
 def test_mlops_serve_listens_on_loopback_only_and_says_so(served):
-    """`mlops serve` without --host: the listening socket is 127.0.0.1, as its log line says."""
+    """`mlops serve` without --host: the listening socket is 127.0.0.1, as its first line says."""
     import psutil
 
     from tests.servers import free_port, wait_ready
@@ -470,7 +470,7 @@ def test_mlops_serve_listens_on_loopback_only_and_says_so(served):
         server.terminate()
         output, _ = server.communicate(timeout=60)
     assert listening == {"127.0.0.1"}
-    assert f"Listening on http://127.0.0.1:{port}" in output
+    assert f"Starting Prediction service on http://127.0.0.1:{port} ..." in output
     assert answer == {**_post(served, "/v1/predict", GOOD).json(), "request_id": ANY}, (
         "the champion, as the module's service answers"
     )
