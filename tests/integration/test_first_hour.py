@@ -196,7 +196,7 @@ def test_the_dagster_ui_shows_the_plots_on_the_asset_pages(quick_start, drift_ma
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=60)
-    assert said[0].startswith(f"Starting Dagster UI on http://127.0.0.1:{port}")
+    assert f"Starting Dagster UI on http://127.0.0.1:{port} ...\n" in said
     assert [name for name, _ in shown["validation_report"]] == [
         "predicted vs actual",
         "feature importance",
