@@ -6,7 +6,7 @@ each of the entities of N synthetic sales) and the same empty Redis; the speed i
 found in Redis afterwards (its key count, one hash per entity) per second. The platform's
 write leaves the same bytes as Feast's (`tests/production/test_redis_write.py`).
 
-    uv run python benchmarks/redis_write.py [--rows 200000]
+    .venv/bin/python benchmarks/redis_write.py [--rows 200000]
 """
 
 from __future__ import annotations
