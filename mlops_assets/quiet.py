@@ -63,6 +63,18 @@ WARNINGS: tuple[Noise, ...] = (
         "pathspec on the API BentoML calls while building a bento",
     ),
     Noise(
+        DeprecationWarning,  # SQLAlchemy's SADeprecationWarning
+        "The ``noload`` loader strategy is deprecated",
+        "mlflow.store.tracking.sqlalchemy_store",
+        "SQLAlchemy on a query inside MLflow's tracking store",
+    ),
+    Noise(
+        DeprecationWarning,
+        "InitResourceContext.dagster_run is deprecated",
+        "dagster._core.execution.context.init",
+        "Dagster calling its own deprecated property when it builds a resource context",
+    ),
+    Noise(
         UserWarning,  # starlette's StarletteDeprecationWarning
         "starlette.middleware.wsgi is deprecated",
         "mlflow.server.fastapi_app",
