@@ -7,7 +7,7 @@ each step's wall time from the Dagster event log (step start to step success), t
 run's, the online write's mode and entities written, whether `feast apply` and `bentoml build`
 ran, the child process's peak RSS, and the load average (the machine may be shared).
 
-    uv run python benchmarks/pipeline.py [--rows 100000 1000000] [--second-share 0.02]
+    .venv/bin/python benchmarks/pipeline.py [--rows 100000 1000000] [--second-share 0.02]
 """
 
 from __future__ import annotations

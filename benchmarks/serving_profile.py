@@ -13,7 +13,7 @@ and inside the platform's endpoint: request validation, features, the model, and
 (metrics, prediction log, request id, JSON). What the HTTP figures add on top of the whole app
 is the server (uvicorn), the kernel's loopback and the load client.
 
-    uv run python benchmarks/serving_profile.py --home .mlops_home [--requests 3000]
+    .venv/bin/python benchmarks/serving_profile.py --home .mlops_home [--requests 3000]
 """
 
 from __future__ import annotations
