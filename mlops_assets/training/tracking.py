@@ -189,7 +189,7 @@ def run_name(dataset: str, tags: Mapping[str, str], when: datetime) -> str:
     The trigger is the reason the platform tagged the run with (CLI, sensors, schedule), else
     the sensor, schedule or partition that launched it, else `manual` (the UI's launchpad).
     """
-    from mlops_assets.runner import REASON_TAG
+    from mlops_assets.automation.sensors import REASON_TAG
 
     trigger = (
         tags.get(REASON_TAG)
