@@ -75,6 +75,12 @@ WARNINGS: tuple[Noise, ...] = (
         "Dagster calling its own deprecated property when it builds a resource context",
     ),
     Noise(
+        DeprecationWarning,
+        "fetch_arrow_table() is deprecated",
+        "ibis.backends.duckdb",
+        "ibis on the DuckDB API it calls for Feast's DuckDB offline store",
+    ),
+    Noise(
         UserWarning,  # starlette's StarletteDeprecationWarning
         "starlette.middleware.wsgi is deprecated",
         "mlflow.server.fastapi_app",
