@@ -9,7 +9,7 @@ time, the test R² on the same test rows, and the bytes the federated server rea
 (sockets included; XGBoost does not report its own traffic). Targets: federated <= 2x pooled
 time at 2 sites, R² within 0.005.
 
-    uv run python benchmarks/federated.py [--rows 1000000] [--sites 2 4] [--rounds 300]
+    .venv/bin/python benchmarks/federated.py [--rows 1000000] [--sites 2 4] [--rounds 300]
 """
 
 from __future__ import annotations

@@ -189,10 +189,8 @@ def run_name(dataset: str, tags: Mapping[str, str], when: datetime) -> str:
     The trigger is the reason the platform tagged the run with (CLI, sensors, schedule), else
     the sensor, schedule or partition that launched it, else `manual` (the UI's launchpad).
     """
-    from mlops_assets.automation.sensors import REASON_TAG
-
     trigger = (
-        tags.get(REASON_TAG)
+        tags.get("mlops/reason")  # REASON_TAG of automation/sensors.py (not imported: a cycle)
         or tags.get("dagster/sensor_name")
         or tags.get("dagster/schedule_name")
         or (f"batch {tags['dagster/partition']}" if tags.get("dagster/partition") else "")
