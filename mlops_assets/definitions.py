@@ -20,6 +20,7 @@ from mlops_assets.automation.sensors import (
     ingested_sensor,
     ingestion_failed_sensor,
     landing_sensor,
+    live_performance_sensor,
     run_failure_sensor,
 )
 from mlops_assets.deployment.assets import bento, bento_model, promoted_model
@@ -80,6 +81,7 @@ defs = dg.Definitions(
         ingested_sensor,
         ingestion_failed_sensor,
         drift_sensor,
+        live_performance_sensor,
         freshness_sensor,
         run_failure_sensor,
         scoring_landing_sensor,

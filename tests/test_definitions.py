@@ -75,6 +75,7 @@ def test_automation_is_declared():
         "ingested_sensor",
         "ingestion_failed_sensor",
         "drift_sensor",
+        "live_performance_sensor",
         "freshness_sensor",
         "run_failure_sensor",
         "scoring_landing_sensor",

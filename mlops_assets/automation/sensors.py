@@ -174,23 +174,65 @@ def _metadata(record: Any) -> dict[str, Any]:
     return {key: value.value for key, value in materialization.metadata.items()}
 
 
-def _retrain_decision(state: dict, cursor: dict, settings) -> dg.RunRequest | dg.SkipReason:
+def _retrain_decision(
+    state: dict, cursor: dict, settings, trigger: str = "drift"
+) -> dg.RunRequest | dg.SkipReason:
+    """Retrain on `trigger` unless inside the cooldown or over the daily cap (both settings)."""
     if not state["drifted"]:
-        return dg.SkipReason(f"no drift: {state['reason']}")
+        return dg.SkipReason(f"no {trigger}: {state['reason']}")
     now = datetime.now(UTC)
     recent = [datetime.fromisoformat(t) for t in cursor["retrains"]]
     if recent and now - max(recent) < timedelta(hours=settings.retrain_cooldown_hours):
         return dg.SkipReason(
-            f"drift ({state['reason']}) but within the {settings.retrain_cooldown_hours} h cooldown"
+            f"{trigger} ({state['reason']}) but within the "
+            f"{settings.retrain_cooldown_hours} h cooldown"
         )
     if sum(now - t < timedelta(days=1) for t in recent) >= settings.max_retrains_per_day:
         return dg.SkipReason(
-            f"drift ({state['reason']}) but {settings.max_retrains_per_day} retrains today already"
+            f"{trigger} ({state['reason']}) but {settings.max_retrains_per_day} retrains today "
+            "already"
         )
     return dg.RunRequest(
-        run_key=f"retrain:drift-report-{state['report_storage_id']}",
-        tags={REASON_TAG: f"drift: {state['reason']}"[:200]},
+        run_key=f"retrain:{trigger.replace(' ', '-')}-report-{state['report_storage_id']}",
+        tags={REASON_TAG: f"{trigger}: {state['reason']}"[:200]},
     )
+
+
+@dg.sensor(
+    job=pipeline_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
+)
+def live_performance_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    """Retrain when the champion breaks the spec's live gate (`monitoring.live_gate`).
+
+    Reads every `live_performance` materialization since the last tick, like the drift sensor,
+    with the same cooldown and daily cap; the retrain goes through the usual gates.
+    """
+    settings = load_settings()
+    cursor = json.loads(context.cursor) if context.cursor else {LAST_REPORT: 0, "retrains": []}
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("live_performance"), after_storage_id=cursor[LAST_REPORT]
+        ),
+        limit=1_000,
+        ascending=True,
+    ).records
+    if not records:
+        return dg.SkipReason("no new live performance report")
+    cursor[LAST_REPORT] = records[-1].storage_id
+    below = [r for r in records if _metadata(r).get("below_gate")]
+    if not below:
+        context.update_cursor(json.dumps(cursor))
+        return dg.SkipReason(f"live gate holds: {_metadata(records[-1]).get('reason', '')}")
+    state = {
+        "drifted": True,
+        "reason": _metadata(below[-1]).get("reason", ""),
+        "report_storage_id": below[-1].storage_id,
+    }
+    decision = _retrain_decision(state, cursor, settings, trigger="live performance")
+    if isinstance(decision, dg.RunRequest):
+        cursor["retrains"].append(datetime.now(UTC).isoformat())
+    context.update_cursor(json.dumps(cursor))
+    return decision
 
 
 @dg.sensor(

@@ -263,3 +263,34 @@ def test_ingestion_failed_sensor_moves_the_landed_file_to_failed_with_the_error(
     error = (paths.landing_failed / "broken.parquet.error.txt").read_text()
     assert "quarantine_share" in error, error
     assert not (paths.landing_processed / "broken.parquet").exists()
+
+
+def _live_report(instance, below: bool, reason: str) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            "live_performance", metadata={"below_gate": below, "reason": reason}
+        )
+    )
+
+
+def test_live_performance_sensor_retrains_below_the_gate_with_the_cooldown(paths, settings):
+    settings(retrain_cooldown_hours=_hours(2), max_retrains_per_day=5)
+    instance = open_instance(paths)
+
+    _live_report(instance, False, "v1: live rmse 90000 holds the live gate")
+    holds, cursor = _tick(sensors.live_performance_sensor, instance)
+    assert isinstance(holds, dg.SkipReason) and "live gate holds" in holds.skip_message
+
+    _live_report(instance, True, "v1: live rmse 250000 breaks the live gate")
+    first, cursor = _tick(sensors.live_performance_sensor, instance, cursor)
+    assert isinstance(first, dg.RunRequest)
+    assert first.tags[sensors.REASON_TAG] == (
+        "live performance: v1: live rmse 250000 breaks the live gate"
+    )
+
+    _live_report(instance, True, "v1: still broken")
+    cooled, cursor = _tick(sensors.live_performance_sensor, instance, cursor)
+    assert isinstance(cooled, dg.SkipReason) and "cooldown" in cooled.skip_message
+
+    nothing, cursor = _tick(sensors.live_performance_sensor, instance, cursor)
+    assert isinstance(nothing, dg.SkipReason) and "no new" in nothing.skip_message
