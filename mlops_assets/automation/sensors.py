@@ -115,7 +115,7 @@ def drift_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.Skip
     """
     settings = load_settings()
     cursor = _drift_cursor(context)
-    records = _drift_reports(context.instance, cursor[LAST_REPORT], limit=1_000)
+    records = _reports(context.instance, "drift_report", cursor[LAST_REPORT], limit=1_000)
     if not records:
         context.update_cursor(json.dumps(cursor))
         return dg.SkipReason("no new drift report")
@@ -152,16 +152,17 @@ def _drift_cursor(context: dg.SensorEvaluationContext) -> dict[str, Any]:
             "retrains": retrains,
         }
     if "handled" in stored:
-        newest = _drift_reports(context.instance, 0, limit=1, ascending=False)
+        newest = _reports(context.instance, "drift_report", 0, limit=1, ascending=False)
         return {LAST_REPORT: newest[0].storage_id if newest else 0, "retrains": retrains}
     return {LAST_REPORT: 0, "retrains": retrains}
 
 
-def _drift_reports(
-    instance: dg.DagsterInstance, after: int, limit: int, ascending: bool = True
+def _reports(
+    instance: dg.DagsterInstance, asset: str, after: int, limit: int, ascending: bool = True
 ) -> list[Any]:
+    """Materializations of `asset` after the event-log storage id `after`."""
     return instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("drift_report"), after_storage_id=after),
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), after_storage_id=after),
         limit=limit,
         ascending=ascending,
     ).records
@@ -209,13 +210,7 @@ def live_performance_sensor(context: dg.SensorEvaluationContext) -> dg.RunReques
     """
     settings = load_settings()
     cursor = json.loads(context.cursor) if context.cursor else {LAST_REPORT: 0, "retrains": []}
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey("live_performance"), after_storage_id=cursor[LAST_REPORT]
-        ),
-        limit=1_000,
-        ascending=True,
-    ).records
+    records = _reports(context.instance, "live_performance", cursor[LAST_REPORT], limit=1_000)
     if not records:
         return dg.SkipReason("no new live performance report")
     cursor[LAST_REPORT] = records[-1].storage_id
