@@ -189,6 +189,11 @@ class PlatformPaths:
         return self.deployment / "bento.json"
 
     @property
+    def rollout(self) -> Path:
+        """How the service splits traffic between champion and challenger (`rollout.py`)."""
+        return self.deployment / "rollout.json"
+
+    @property
     def bentoml_home(self) -> Path:
         """BentoML's model and bento store (`BENTOML_HOME`)."""
         return self.root / "bentoml"
