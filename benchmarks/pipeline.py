@@ -1,21 +1,28 @@
-"""Benchmark: the whole graph at given sizes, per step, as `mlops run` runs it.
+"""Benchmark: the whole graph at given sizes, per step, as `mlops run` runs it and without Dagster.
 
 For each size, in a fresh process with a fresh state folder (embedded profile): ingest N
 synthetic rows and run `pipeline_job`, then ingest a second batch of N/50 rows (new sales of
 known and new houses) and run `pipeline_job` again, as a retrain after a delivery does. Prints
 each step's wall time from the Dagster event log (step start to step success), the whole
 run's, the online write's mode and entities written, whether `feast apply` and `bentoml build`
-ran, the child process's peak RSS, and the load average (the machine may be shared).
+ran, the process's peak RSS, and the load average (the machine may be shared).
 
-    .venv/bin/python benchmarks/pipeline.py [--rows 100000 1000000] [--second-share 0.02]
+The same two batches then run again in another fresh process with the same asset functions
+called as plain Python functions (`plain_graph.py`); the ratio of the two totals is the
+orchestration overhead. With `--rounds` above 1 the two modes alternate which goes first and
+the medians are printed.
+
+    .venv/bin/python benchmarks/pipeline.py [--rows 100000 1000000] [--rounds 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,88 +48,170 @@ def _step_seconds(instance: Any, run_id: str) -> dict[str, float]:
     return seconds
 
 
-def _measure(rows: int, second_share: float) -> None:
-    """Child process: two runs on a fresh state folder; prints the figures as JSON."""
+def _batches(rows: int, second_share: float) -> list[tuple[str, dict[str, Any]]]:
+    second = {"rows": max(1, int(rows * second_share)), "seed": 43, "first_house_id": 1}
+    return [("initial", {"rows": rows, "seed": 42}), ("second", second)]
+
+
+def _measure(rows: int, second_share: float, mode: str) -> None:
+    """Child process: two batches on a fresh state folder; prints the figures as JSON."""
     from mlops_assets.paths import PlatformPaths, resolve_home
-    from mlops_assets.runner import ingest_batch, open_instance, run_pipeline
+    from mlops_assets.runner import open_instance
 
     instance = open_instance(PlatformPaths(resolve_home()))
-    runs = []
-    batches = [
-        ("initial", {"rows": rows, "seed": 42}),
-        ("second", {"rows": max(1, int(rows * second_share)), "seed": 43, "first_house_id": 1}),
-    ]
-    for batch, source in batches:
-        began = time.perf_counter()
-        ingested = ingest_batch(instance, batch, {"kind": "synthetic", **source})
-        middle = time.perf_counter()
-        pipeline = run_pipeline(instance)
-        ended = time.perf_counter()
-        if not (ingested.success and pipeline.success):
-            raise SystemExit(f"{batch}: {ingested.error or pipeline.error}")
-        online = pipeline.metadata["online_features"]
-        runs.append(
-            {
-                "batch": batch,
-                "rows": source["rows"],
-                "ingest_s": middle - began,
-                "pipeline_s": ended - middle,
-                "steps": {
-                    **_step_seconds(instance, ingested.run_id),
-                    **_step_seconds(instance, pipeline.run_id),
-                },
-                "online": f"{online['mode']}: {online['entities_written']:,} written, "
-                f"{online['entities_skipped']:,} unchanged",
-                "feast_apply": pipeline.metadata["feast_registry"]["apply"],
-                "bento_build": pipeline.metadata["bento"]["build"],
-            }
-        )
-    print(json.dumps(runs))
+    measure = _dagster_batch if mode == "dagster" else _plain_batch
+    runs = [measure(instance, batch, source) for batch, source in _batches(rows, second_share)]
+    print(json.dumps({"runs": runs, "peak_gb": _peak_gb()}))
 
 
-def _run_size(rows: int, second_share: float) -> tuple[list[dict], float]:
+def _dagster_batch(instance: Any, batch: str, source: dict[str, Any]) -> dict[str, Any]:
+    from mlops_assets.runner import ingest_batch, run_pipeline
+
+    began = time.perf_counter()
+    ingested = ingest_batch(instance, batch, {"kind": "synthetic", **source})
+    middle = time.perf_counter()
+    pipeline = run_pipeline(instance)
+    ended = time.perf_counter()
+    if not (ingested.success and pipeline.success):
+        raise SystemExit(f"{batch}: {ingested.error or pipeline.error}")
+    online = pipeline.metadata["online_features"]
+    return {
+        "batch": batch,
+        "rows": source["rows"],
+        "ingest_s": middle - began,
+        "pipeline_s": ended - middle,
+        "steps": {
+            **_step_seconds(instance, ingested.run_id),
+            **_step_seconds(instance, pipeline.run_id),
+        },
+        "online": f"{online['mode']}: {online['entities_written']:,} written, "
+        f"{online['entities_skipped']:,} unchanged",
+        "feast_apply": pipeline.metadata["feast_registry"]["apply"],
+        "bento_build": pipeline.metadata["bento"]["build"],
+    }
+
+
+def _plain_batch(instance: Any, batch: str, source: dict[str, Any]) -> dict[str, Any]:
+    from plain_graph import run_plain
+
+    from mlops_assets.definitions import defs
+
+    instance.add_dynamic_partitions("batches", [batch])
+    raw = {"raw_data": {"kind": "synthetic", **source}}
+    began = time.perf_counter()
+    ingest = run_plain(defs, instance, "ingestion_job", batch, raw)
+    middle = time.perf_counter()
+    pipeline = run_plain(defs, instance, "pipeline_job")
+    ended = time.perf_counter()
+    return {
+        "batch": batch,
+        "rows": source["rows"],
+        "ingest_s": middle - began,
+        "pipeline_s": ended - middle,
+        "steps": {**ingest, **pipeline},
+    }
+
+
+def _peak_gb() -> float:
+    """This process's peak RSS, or a child's if one (a build, say) went higher."""
+    peaks = (
+        resource.getrusage(who).ru_maxrss
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return max(peaks) / 1024**2
+
+
+def _run_child(rows: int, second_share: float, mode: str) -> dict[str, Any]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.pop("MLOPS_PROFILE", None)
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as home:
         env |= {"MLOPS_HOME": home, "DAGSTER_HOME": f"{home}/dagster"}
-        command = [sys.executable, __file__, "--child", "--rows", str(rows)]
+        command = [sys.executable, __file__, "--child", mode, "--rows", str(rows)]
         command += ["--second-share", str(second_share)]
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"{rows} rows: {done.stdout[-2000:]}{done.stderr[-3000:]}")
-    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
-    return json.loads(done.stdout.strip().splitlines()[-1]), peak_gb
+        raise SystemExit(f"{rows} rows, {mode}: {done.stdout[-2000:]}{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _report(rows: int, runs: list[dict], peak_gb: float) -> None:
-    say = print
-    second = runs[1]["rows"]
-    say(f"\nWhole graph, {rows:,} rows then a batch of {second:,}; peak RSS {peak_gb:.2f} GB")
-    steps = list(dict.fromkeys(step for run in runs for step in run["steps"]))
-    say(f"{'step':<22}" + "".join(f"{run['batch'] + ' s':>12}" for run in runs))
+def _median_runs(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per batch, the median of each figure over the rounds (the first round's labels)."""
+    first = measured[0]
+    runs = []
+    for index, run in enumerate(first["runs"]):
+        rounds = [m["runs"][index] for m in measured]
+        steps = {s: statistics.median(r["steps"].get(s, 0.0) for r in rounds) for s in run["steps"]}
+        totals = {k: statistics.median(r[k] for r in rounds) for k in ("ingest_s", "pipeline_s")}
+        runs.append({**run, **totals, "steps": steps})
+    return {"runs": runs, "peak_gb": max(m["peak_gb"] for m in measured)}
+
+
+def _measure_size(rows: int, second_share: float, rounds: int) -> dict[str, dict[str, Any]]:
+    """Both modes, alternating which goes first, so drifting load hits both alike."""
+    measured: dict[str, list[dict[str, Any]]] = {"dagster": [], "plain": []}
+    for index in range(rounds):
+        order = ("dagster", "plain") if index % 2 == 0 else ("plain", "dagster")
+        for mode in order:
+            measured[mode].append(_run_child(rows, second_share, mode))
+            print(f"  {rows:,} rows, round {index + 1}, {mode}: done", flush=True)
+    return {mode: _median_runs(found) for mode, found in measured.items()}
+
+
+def _report(rows: int, figures: dict[str, dict[str, Any]]) -> float:
+    """Print one size's table; returns the Dagster total of the first batch."""
+    say, dagster, plain = print, figures["dagster"], figures["plain"]
+    second = dagster["runs"][1]["rows"]
+    say(
+        f"\nWhole graph, {rows:,} rows then a batch of {second:,}; peak RSS "
+        f"{dagster['peak_gb']:.2f} GB (Dagster run), {plain['peak_gb']:.2f} GB (plain calls)"
+    )
+    columns = [
+        (mode, run)
+        for run_index in (0, 1)
+        for mode, run in (
+            ("dagster", dagster["runs"][run_index]),
+            ("plain", plain["runs"][run_index]),
+        )
+    ]
+    say(f"{'step':<22}" + "".join(f"{run['batch'][:7] + ' ' + mode:>16}" for mode, run in columns))
+    steps = list(dict.fromkeys(step for _, run in columns for step in run["steps"]))
     for step in steps:
-        say(f"{step:<22}" + "".join(f"{run['steps'].get(step, 0.0):>12.2f}" for run in runs))
+        say(f"{step:<22}" + "".join(f"{run['steps'].get(step, 0.0):>16.2f}" for _, run in columns))
     for label in ("ingest_s", "pipeline_s"):
-        say(f"{label:<22}" + "".join(f"{run[label]:>12.2f}" for run in runs))
-    for run in runs:
+        say(f"{label:<22}" + "".join(f"{run[label]:>16.2f}" for _, run in columns))
+    for index, run in enumerate(dagster["runs"]):
+        total = run["ingest_s"] + run["pipeline_s"]
+        plain_run = plain["runs"][index]
+        ratio = total / (plain_run["ingest_s"] + plain_run["pipeline_s"])
         say(
-            f"{run['batch']}: online write {run['online']}; feast apply {run['feast_apply']}; "
+            f"{run['batch']}: Dagster {total:.1f} s, plain calls "
+            f"{plain_run['ingest_s'] + plain_run['pipeline_s']:.1f} s: overhead {ratio:.3f}x; "
+            f"online write {run['online']}; feast apply {run['feast_apply']}; "
             f"bentoml build {run['bento_build']}"
         )
+    first = dagster["runs"][0]
+    return first["ingest_s"] + first["pipeline_s"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000])
     parser.add_argument("--second-share", type=float, default=0.02)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--child", choices=["dagster", "plain"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _measure(args.rows[0], args.second_share)
+        _measure(args.rows[0], args.second_share, args.child)
         return
+    totals: dict[int, float] = {}
     for rows in args.rows:
-        runs, peak_gb = _run_size(rows, args.second_share)
-        _report(rows, runs, peak_gb)
+        totals[rows] = _report(rows, _measure_size(rows, args.second_share, args.rounds))
+    sizes = sorted(totals)
+    for smaller, larger in itertools.pairwise(sizes):
+        print(
+            f"{larger:,} rows / {smaller:,} rows: {larger / smaller:.0f}x the data, "
+            f"{totals[larger] / totals[smaller]:.2f}x the time (first batch, Dagster run)"
+        )
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
