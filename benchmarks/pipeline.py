@@ -13,6 +13,7 @@ orchestration overhead. With `--rounds` above 1 the two modes alternate which go
 the medians are printed.
 
     .venv/bin/python benchmarks/pipeline.py [--rows 100000 1000000] [--rounds 1]
+        [--dagster-only] [--learning-rate 0.05]
 """
 
 from __future__ import annotations
@@ -53,24 +54,27 @@ def _batches(rows: int, second_share: float) -> list[tuple[str, dict[str, Any]]]
     return [("initial", {"rows": rows, "seed": 42}), ("second", second)]
 
 
-def _measure(rows: int, second_share: float, mode: str) -> None:
+def _measure(rows: int, second_share: float, mode: str, model: dict[str, Any]) -> None:
     """Child process: two batches on a fresh state folder; prints the figures as JSON."""
     from mlops_assets.paths import PlatformPaths, resolve_home
     from mlops_assets.runner import open_instance
 
     instance = open_instance(PlatformPaths(resolve_home()))
     measure = _dagster_batch if mode == "dagster" else _plain_batch
-    runs = [measure(instance, batch, source) for batch, source in _batches(rows, second_share)]
+    batches = _batches(rows, second_share)
+    runs = [measure(instance, batch, source, model) for batch, source in batches]
     print(json.dumps({"runs": runs, "peak_gb": _peak_gb()}))
 
 
-def _dagster_batch(instance: Any, batch: str, source: dict[str, Any]) -> dict[str, Any]:
+def _dagster_batch(
+    instance: Any, batch: str, source: dict[str, Any], model: dict[str, Any]
+) -> dict[str, Any]:
     from mlops_assets.runner import ingest_batch, run_pipeline
 
     began = time.perf_counter()
     ingested = ingest_batch(instance, batch, {"kind": "synthetic", **source})
     middle = time.perf_counter()
-    pipeline = run_pipeline(instance)
+    pipeline = run_pipeline(instance, model_config=model)
     ended = time.perf_counter()
     if not (ingested.success and pipeline.success):
         raise SystemExit(f"{batch}: {ingested.error or pipeline.error}")
@@ -91,7 +95,9 @@ def _dagster_batch(instance: Any, batch: str, source: dict[str, Any]) -> dict[st
     }
 
 
-def _plain_batch(instance: Any, batch: str, source: dict[str, Any]) -> dict[str, Any]:
+def _plain_batch(
+    instance: Any, batch: str, source: dict[str, Any], model: dict[str, Any]
+) -> dict[str, Any]:
     from plain_graph import run_plain
 
     from mlops_assets.definitions import defs
@@ -101,7 +107,7 @@ def _plain_batch(instance: Any, batch: str, source: dict[str, Any]) -> dict[str,
     began = time.perf_counter()
     ingest = run_plain(defs, instance, "ingestion_job", batch, raw)
     middle = time.perf_counter()
-    pipeline = run_plain(defs, instance, "pipeline_job")
+    pipeline = run_plain(defs, instance, "pipeline_job", configs={"model": model})
     ended = time.perf_counter()
     return {
         "batch": batch,
@@ -121,13 +127,13 @@ def _peak_gb() -> float:
     return max(peaks) / 1024**2
 
 
-def _run_child(rows: int, second_share: float, mode: str) -> dict[str, Any]:
+def _run_child(rows: int, second_share: float, mode: str, model: dict[str, Any]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.pop("MLOPS_PROFILE", None)
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as home:
         env |= {"MLOPS_HOME": home, "DAGSTER_HOME": f"{home}/dagster"}
         command = [sys.executable, __file__, "--child", mode, "--rows", str(rows)]
-        command += ["--second-share", str(second_share)]
+        command += ["--second-share", str(second_share), "--model-config", json.dumps(model)]
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{rows} rows, {mode}: {done.stdout[-2000:]}{done.stderr[-3000:]}")
@@ -146,33 +152,28 @@ def _median_runs(measured: list[dict[str, Any]]) -> dict[str, Any]:
     return {"runs": runs, "peak_gb": max(m["peak_gb"] for m in measured)}
 
 
-def _measure_size(rows: int, second_share: float, rounds: int) -> dict[str, dict[str, Any]]:
-    """Both modes, alternating which goes first, so drifting load hits both alike."""
-    measured: dict[str, list[dict[str, Any]]] = {"dagster": [], "plain": []}
-    for index in range(rounds):
-        order = ("dagster", "plain") if index % 2 == 0 else ("plain", "dagster")
-        for mode in order:
-            measured[mode].append(_run_child(rows, second_share, mode))
+def _measure_size(
+    rows: int, args: argparse.Namespace, model: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Each mode in its own process, alternating which goes first, so load hits both alike."""
+    modes = ("dagster",) if args.dagster_only else ("dagster", "plain")
+    measured: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    for index in range(args.rounds):
+        for mode in modes if index % 2 == 0 else modes[::-1]:
+            measured[mode].append(_run_child(rows, args.second_share, mode, model))
             print(f"  {rows:,} rows, round {index + 1}, {mode}: done", flush=True)
     return {mode: _median_runs(found) for mode, found in measured.items()}
 
 
 def _report(rows: int, figures: dict[str, dict[str, Any]]) -> float:
-    """Print one size's table; returns the Dagster total of the first batch."""
-    say, dagster, plain = print, figures["dagster"], figures["plain"]
-    second = dagster["runs"][1]["rows"]
+    """Print one size's table; returns the Dagster run's total for the first batch."""
+    say, dagster = print, figures["dagster"]
+    peaks = ", ".join(f"{found['peak_gb']:.2f} GB ({mode})" for mode, found in figures.items())
     say(
-        f"\nWhole graph, {rows:,} rows then a batch of {second:,}; peak RSS "
-        f"{dagster['peak_gb']:.2f} GB (Dagster run), {plain['peak_gb']:.2f} GB (plain calls)"
+        f"\nWhole graph, {rows:,} rows then a batch of {dagster['runs'][1]['rows']:,}; "
+        f"peak RSS {peaks}"
     )
-    columns = [
-        (mode, run)
-        for run_index in (0, 1)
-        for mode, run in (
-            ("dagster", dagster["runs"][run_index]),
-            ("plain", plain["runs"][run_index]),
-        )
-    ]
+    columns = [(mode, found["runs"][index]) for index in (0, 1) for mode, found in figures.items()]
     say(f"{'step':<22}" + "".join(f"{run['batch'][:7] + ' ' + mode:>16}" for mode, run in columns))
     steps = list(dict.fromkeys(step for _, run in columns for step in run["steps"]))
     for step in steps:
@@ -181,16 +182,21 @@ def _report(rows: int, figures: dict[str, dict[str, Any]]) -> float:
         say(f"{label:<22}" + "".join(f"{run[label]:>16.2f}" for _, run in columns))
     for index, run in enumerate(dagster["runs"]):
         total = run["ingest_s"] + run["pipeline_s"]
-        plain_run = plain["runs"][index]
-        ratio = total / (plain_run["ingest_s"] + plain_run["pipeline_s"])
         say(
-            f"{run['batch']}: Dagster {total:.1f} s, plain calls "
-            f"{plain_run['ingest_s'] + plain_run['pipeline_s']:.1f} s: overhead {ratio:.3f}x; "
-            f"online write {run['online']}; feast apply {run['feast_apply']}; "
+            f"{run['batch']}: Dagster {total:.1f} s{_overhead(total, figures, index)}; online "
+            f"write {run['online']}; feast apply {run['feast_apply']}; "
             f"bentoml build {run['bento_build']}"
         )
     first = dagster["runs"][0]
     return first["ingest_s"] + first["pipeline_s"]
+
+
+def _overhead(total: float, figures: dict[str, dict[str, Any]], index: int) -> str:
+    if "plain" not in figures:
+        return ""
+    plain = figures["plain"]["runs"][index]
+    plain_total = plain["ingest_s"] + plain["pipeline_s"]
+    return f", plain calls {plain_total:.1f} s: overhead {total / plain_total:.3f}x"
 
 
 def main() -> None:
@@ -198,16 +204,24 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000])
     parser.add_argument("--second-share", type=float, default=0.02)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--dagster-only", action="store_true", help="skip the plain calls (no overhead figure)"
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, help="the model step's learning rate (run config)"
+    )
+    parser.add_argument("--model-config", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["dagster", "plain"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    model = json.loads(args.model_config)
     if args.child:
-        _measure(args.rows[0], args.second_share, args.child)
+        _measure(args.rows[0], args.second_share, args.child, model)
         return
-    totals: dict[int, float] = {}
-    for rows in args.rows:
-        totals[rows] = _report(rows, _measure_size(rows, args.second_share, args.rounds))
-    sizes = sorted(totals)
-    for smaller, larger in itertools.pairwise(sizes):
+    if args.learning_rate:
+        model["learning_rate"] = args.learning_rate
+    print(f"model step's run config: {model or 'the defaults'}")
+    totals = {rows: _report(rows, _measure_size(rows, args, model)) for rows in args.rows}
+    for smaller, larger in itertools.pairwise(sorted(totals)):
         print(
             f"{larger:,} rows / {smaller:,} rows: {larger / smaller:.0f}x the data, "
             f"{totals[larger] / totals[smaller]:.2f}x the time (first batch, Dagster run)"
