@@ -174,6 +174,7 @@ def _batch_stages(service: Any, rows: int, requests: int) -> dict[str, float]:
 def _stages(service: Any, record: dict[str, Any], requests: int) -> dict[str, float]:
     """The platform endpoint's own steps, each timed alone (microseconds, medians)."""
     from mlops_assets.serving import app as serving_app
+    from mlops_assets.serving.routing import Part, Routed
     from mlops_assets.serving.schema import record_model
 
     predictor = service.predictor
@@ -181,14 +182,15 @@ def _stages(service: Any, record: dict[str, Any], requests: int) -> dict[str, fl
     values = [model.model_validate(record).model_dump()]
     columns = {n: [v[n] for v in values] for n in values[0]}
     matrix = predictor.matrix(columns)
-    predictions = predictor.predict_matrix(matrix)
+    routed = Routed(predictor.predict_matrix(matrix), [])
+    routed.parts.append(Part(predictor.bundle.version, "champion", routed.predictions))
     return {
         "validate": _time_call(lambda: [model.model_validate(record).model_dump()], requests),
         "features": _time_call(lambda: predictor.matrix(columns), requests),
         "model": _time_call(lambda: predictor.predict_matrix(matrix), requests),
         "answer": _time_call(
             lambda: serving_app._answer(
-                service, "profile", values, predictions, {"prediction": 1.0}, time.perf_counter()
+                service, "profile", values, routed, {"prediction": 1.0}, time.perf_counter()
             ),
             requests,
         ),

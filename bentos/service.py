@@ -1,10 +1,12 @@
-"""The BentoML service that serves the champion model.
+"""The BentoML service that serves the champion model, and a challenger while one is rolled out.
 
 The model is a class attribute (`bentoml.models.BentoModel`), pinned by `bentoml build --arg
 model_tag=...` (the `bento` asset does this), so `bentoml build` and `bentoml containerize`
 pack it. Predictions go through a lean FastAPI app mounted under `/v1` (see
 `mlops_assets/serving/app.py` for why); BentoML keeps `/livez`, `/readyz` (ready once the model
-is loaded) and `/metrics`.
+is loaded) and `/metrics`. Each worker also follows the rollout file (`mlops rollout ...`):
+a challenger named there is loaded from the same BentoML store, by tag, to shadow the champion
+or answer a canary share (`mlops_assets/serving/traffic.py`).
 
     bentoml serve bentos.service:PredictionService          # from the project root
 """
@@ -25,7 +27,9 @@ from mlops_assets.serving.runtime import (
     online_lookup,
     prediction_log_dir,
     resolve_model_tag,
+    rollout_path,
 )
+from mlops_assets.serving.traffic import RolloutWatcher
 from mlops_assets.spec import load_spec
 
 MODEL_TAG = resolve_model_tag(bentoml.use_arguments())
@@ -57,6 +61,7 @@ class PredictionService:
         self.lookup = online_lookup(self.predictor.spec)
         self.log = PredictionLog(prediction_log_dir())
         publish_model(self.predictor.bundle.info)
+        self.rollout = RolloutWatcher(rollout_path(), self.predictor, load_challenger)
         # Everything loaded so far (Feast, pandas, the model) lives as long as the worker:
         # freezing it keeps full garbage collections, and their pauses, short under load.
         gc.collect()
@@ -69,4 +74,10 @@ class PredictionService:
     @bentoml.on_shutdown
     def flush_log(self) -> None:
         """Write out buffered prediction records before the worker exits."""
+        self.rollout.stop()
         self.log.close()
+
+
+def load_challenger(tag: str) -> Predictor:
+    """A challenger from the BentoML store the champion came from, loaded the same way."""
+    return Predictor(load_bundle(Path(bentoml.models.get(tag).path)))

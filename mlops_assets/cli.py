@@ -116,10 +116,33 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", default="manual rollback")
     rollback.set_defaults(handler=_rollback)
 
+    _rollout_commands(commands)
+
     ui = commands.add_parser("ui", help="open the Dagster UI (dagster dev) on this state folder")
     _server_options(ui, port=3000)
     ui.set_defaults(handler=_ui)
     return parser
+
+
+def _rollout_commands(commands: argparse._SubParsersAction) -> None:
+    rollout = commands.add_parser(
+        "rollout", help="shadow or canary the challenger beside the champion, or stop"
+    )
+    modes = rollout.add_subparsers(required=True, metavar="MODE")
+    shadow = modes.add_parser("shadow", help="the champion answers; the challenger scores too")
+    canary = modes.add_parser("canary", help="a share of traffic is answered by the challenger")
+    canary.add_argument(
+        "--share", type=float, required=True, help="share answered by the challenger (0-1)"
+    )
+    for parser, mode in ((shadow, "shadow"), (canary, "canary")):
+        parser.add_argument("--version", help="registered version (default: the challenger)")
+        parser.add_argument("--reason", default=f"mlops rollout {mode}")
+        parser.set_defaults(handler=_rollout, mode=mode)
+    off = modes.add_parser("off", help="champion only again (rolls the rollout back)")
+    off.add_argument("--reason", default="mlops rollout off")
+    off.set_defaults(handler=_rollout, mode="champion")
+    status = modes.add_parser("status", help="the rollout the service follows")
+    status.set_defaults(handler=_rollout, mode=None)
 
 
 def _server_options(parser: argparse.ArgumentParser, port: int) -> None:
@@ -461,6 +484,34 @@ def _rollback(args: argparse.Namespace, paths: PlatformPaths) -> int:
         _say(f"Packaging the restored champion FAILED:\n{deployed.error}")
         return 1
     _say(f"Serving package: {deployed.metadata.get('bento', {}).get('bento_tag', '-')}")
+    return 0
+
+
+def _rollout(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    from mlops_assets.deployment import rollout_control
+    from mlops_assets.resources import resolve_spec_path
+
+    if args.mode is None:
+        _say(_champion_line(paths))
+        _say(rollout_control.describe(rollout_control.current(paths)))
+        return 0
+    if args.mode == "champion":
+        rollout = rollout_control.stop_rollout(paths, args.reason)
+    else:
+        champion = _reconciled_champion(paths)
+        if champion is None:
+            _say("error: no champion yet: run `mlops run` first")
+            return 1
+        rollout = rollout_control.start_rollout(
+            _registry(paths),
+            paths,
+            resolve_spec_path(paths),
+            args.mode,
+            share=getattr(args, "share", 0.0),
+            version=args.version,
+            reason=args.reason,
+        )
+    _say(f"{rollout_control.describe(rollout)} (the service applies it within a second)")
     return 0
 
 

@@ -61,6 +61,22 @@ def export_champion(
     registry: ChampionRegistry, champion: ChampionInfo, paths: PlatformPaths, spec_path: Path
 ) -> ExportedModel:
     """Export `champion` into BentoML's store (once) and point `bento.json` at it."""
+    return export_version(registry, champion, paths, spec_path, point=True)
+
+
+def export_version(
+    registry: ChampionRegistry,
+    champion: ChampionInfo,
+    paths: PlatformPaths,
+    spec_path: Path,
+    *,
+    point: bool,
+) -> ExportedModel:
+    """Export a registered version into BentoML's store (once); `point`: name it in bento.json.
+
+    A challenger rolled out beside the champion is exported with `point=False`: the service
+    loads it by tag, while `mlops serve` and the bento keep the champion.
+    """
     manifest = load_manifest(paths, champion.run_id)
     promoted = registry.promotion_of(champion.version)
     info = {
@@ -89,6 +105,7 @@ def export_champion(
         asdict(manifest),
         info,
         labels,
+        point=point,
     )
 
 
@@ -116,8 +133,10 @@ def export_model(
     manifest: dict[str, Any],
     info: dict[str, Any],
     labels: dict[str, str],
+    *,
+    point: bool = True,
 ) -> ExportedModel:
-    """Create the BentoML model for `tag` unless it exists, and record it as the export."""
+    """Create the BentoML model for `tag` unless it exists; `point`: record it as the export."""
     import bentoml
     from bentoml._internal.models.model import ModelStore  # the public API takes one
     from bentoml.exceptions import NotFound
@@ -133,8 +152,9 @@ def export_model(
             write_bundle(Path(ref.path), model_path, spec_path, manifest, info)
         created = bentoml.models.get(tag, _model_store=store)
         exported = ExportedModel(str(created.tag), str(created.path), created=True)
-    crash_point("export:before_pointer")
-    write_json_atomic({"model_tag": exported.tag, **info}, paths.bento_pointer)
+    if point:
+        crash_point("export:before_pointer")
+        write_json_atomic({"model_tag": exported.tag, **info}, paths.bento_pointer)
     return exported
 
 

@@ -51,13 +51,19 @@ def newest_batch(paths: PlatformPaths, batch: str = "") -> tuple[str, pd.DataFra
 
 
 def logged_inputs(paths: PlatformPaths, spec: DatasetSpec, max_files: int = 50) -> pd.DataFrame:
-    """Inputs of logged single and batch predictions (by-key requests carry no inputs)."""
+    """Inputs of logged single and batch predictions (by-key requests carry no inputs).
+
+    A shadow prediction repeats the inputs of the answer it shadows: it is left out, so each
+    request counts once in the live traffic's distribution.
+    """
     folder = paths.predictions
     files = sorted(folder.glob("*.jsonl"))[-max_files:] if folder.is_dir() else []
     records: list[dict[str, Any]] = []
     for path in files:
         for line in path.read_text().splitlines():
             entry = json.loads(line)
+            if entry.get("answered") is False:
+                continue
             inputs = entry.get("inputs") or {}
             if all(name in inputs for name in spec.feature_columns):
                 records.append(inputs)

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Annotated, Any
 
-import numpy as np
 import orjson
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +21,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,7 +29,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mlops_assets.profile import redact_url
 from mlops_assets.serving.batch import ColumnRecords, validate_batch
 from mlops_assets.serving.metrics import labelled_metrics
+from mlops_assets.serving.routing import Part, Routed, route
 from mlops_assets.serving.schema import MAX_BATCH, KeysRequest, batch_model, record_model
+from mlops_assets.serving.traffic import Traffic
 from mlops_assets.spec import DatasetSpec
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -62,9 +64,10 @@ def build_app(
         started = time.perf_counter()
         service = state()
         values = [payload.model_dump()]
-        predictions = service.predictor.predict_records(values)
-        body = {"prediction": float(predictions[0])}
-        return _answer(service, "predict", values, predictions, body, started)
+        columns = {name: [value] for name, value in values[0].items()}
+        routed = _route(service, "predict", columns=columns, keys=columns.get(spec.entity_key))
+        body = {"prediction": float(routed.predictions[0])}
+        return _answer(service, "predict", values, routed, body, started)
 
     @app.post(
         "/predict_batch",
@@ -78,10 +81,13 @@ def build_app(
         started = time.perf_counter()
         service = state()
         columns = validate_batch(payload, spec)
-        predictions = service.predictor.predict_columns(columns)
-        body = {"predictions": predictions.tolist()}
+        keys = columns.get(spec.entity_key)
+        routed = _route(service, "predict_batch", columns=columns, keys=keys)
+        body: dict[str, Any] = {"predictions": routed.predictions.tolist()}
+        if routed.canary:
+            body["model_versions"] = routed.versions()
         inputs = ColumnRecords(columns)
-        return _answer(service, "predict_batch", inputs, predictions, body, started)
+        return _answer(service, "predict_batch", inputs, routed, body, started)
 
     @app.post("/predict_by_key", summary="Predict from the online feature store", responses=_ERRORS)
     async def predict_by_key(payload: KeysRequest) -> Response:
@@ -96,49 +102,88 @@ def build_app(
             return _error(503, f"the online feature store is unavailable ({type(exc).__name__})")
         if found.unknown:
             return _error(404, "unknown entity keys", keys=found.unknown)
-        predictions = service.predictor.predict_matrix(found.matrix)
-        body = {
-            "predictions": {str(k): float(p) for k, p in zip(found.keys, predictions, strict=True)}
-        }
+        routed = _route(service, "predict_by_key", matrix=found.matrix, keys=list(found.keys))
+        keys = [str(k) for k in found.keys]
+        body = {"predictions": dict(zip(keys, routed.predictions.tolist(), strict=True))}
+        if routed.canary:
+            body["model_versions"] = dict(zip(keys, routed.versions(), strict=True))
         values = [{spec.entity_key: k} for k in found.keys]
-        return _answer(service, "predict_by_key", values, predictions, body, started)
+        return _answer(service, "predict_by_key", values, routed, body, started)
 
     @app.get("/model_info", summary="Which model answers, and where it came from")
     async def model_info() -> Response:
         service = state()
-        return JSONResponse(service.predictor.bundle.info)
+        return JSONResponse({**service.predictor.bundle.info, "rollout": _rollout(service)})
 
     return app
+
+
+def _route(service: Any, endpoint: str, **request: Any) -> Routed:
+    """The request's predictions under the rollout this worker applies now."""
+    watcher = getattr(service, "rollout", None)
+    traffic = watcher.traffic if watcher is not None else Traffic()
+    return route(service.predictor, traffic, endpoint, **request)
+
+
+def _rollout(service: Any) -> dict[str, Any]:
+    watcher = getattr(service, "rollout", None)
+    return (watcher.traffic if watcher is not None else Traffic()).describe()
 
 
 def _answer(
     service: Any,
     endpoint: str,
     inputs: Iterable[dict],
-    predictions: np.ndarray,
+    routed: Routed,
     body: dict,
     started: float,
 ) -> Response:
-    version = service.predictor.bundle.version
     request_id = uuid.uuid4().hex
     elapsed = time.perf_counter() - started
-    rows, latency = labelled_metrics(version, endpoint)
-    rows.inc(len(predictions))
-    latency.observe(elapsed)
-    if service.log is not None:
-        service.log.append(
-            {
-                "request_id": request_id,
-                "timestamp": time.time(),
-                "endpoint": endpoint,
-                "model_version": version,
-                "latency_ms": round(elapsed * 1e3, 3),
-                "inputs": inputs,
-                "outputs": predictions.tolist(),
-            }
-        )
-    payload = {**body, "model_version": version, "request_id": request_id}
-    return Response(orjson.dumps(payload), media_type="application/json")
+    for part in routed.parts:
+        rows, latency = labelled_metrics(part.version, endpoint)
+        rows.inc(len(part.predictions))
+        latency.observe(elapsed)
+        _log(service, request_id, endpoint, inputs, part, elapsed)
+    payload = {**body, "model_version": routed.version, "request_id": request_id}
+    background = None
+    if routed.shadow is not None:
+        shadow = routed.shadow
+
+        async def score_in_shadow() -> None:  # after the response has been sent
+            part = shadow.run()
+            if part is not None:
+                _log(service, request_id, endpoint, inputs, part, part.seconds)
+
+        background = BackgroundTask(score_in_shadow)
+    return Response(orjson.dumps(payload), media_type="application/json", background=background)
+
+
+def _log(
+    service: Any,
+    request_id: str,
+    endpoint: str,
+    inputs: Iterable[dict],
+    part: Part,
+    seconds: float,
+) -> None:
+    """Queue one model's predictions of a request for the prediction log."""
+    if service.log is None:
+        return
+    record = {
+        "request_id": request_id,
+        "timestamp": time.time(),
+        "endpoint": endpoint,
+        "model_version": part.version,
+        "latency_ms": round(seconds * 1e3, 3),
+        "inputs": inputs,
+        "outputs": part.predictions.tolist(),
+    }
+    if part.role != "champion" or not part.answered or part.rows is not None:
+        record.update(role=part.role, answered=part.answered)
+        if part.rows is not None:
+            record["rows"] = part.rows
+    service.log.append(record)
 
 
 def _json_body(model: type[BaseModel]) -> dict[str, Any]:

@@ -88,3 +88,68 @@ def _timestamp(value: Any) -> float | None:
     except ValueError:
         return None
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+MODES = ("champion", "shadow", "canary")
+
+
+@functools.cache
+def rollout_failures() -> tuple[Any, Any]:
+    """(challengers that failed to load, rollout files that could not be read), per worker."""
+    from prometheus_client import Counter
+
+    load = Counter(
+        "mlops_challenger_load_failures",
+        "Challengers that could not be loaded (missing, corrupt or unfit); the champion "
+        "answered alone meanwhile.",
+    )
+    invalid = Counter(
+        "mlops_rollout_invalid",
+        "Rollout files that could not be applied; the champion answered alone meanwhile.",
+    )
+    return load, invalid
+
+
+@functools.cache
+def rollout_gauges() -> tuple[Any, Any]:
+    """(1 for the mode served, 0 for the others; the canary share), across live workers."""
+    from prometheus_client import Gauge
+
+    mode = Gauge(
+        "mlops_rollout_mode",
+        "The rollout mode served (1) and the others (0): champion, shadow or canary.",
+        ["mode"],
+        multiprocess_mode="livemax",
+    )
+    share = Gauge(
+        "mlops_rollout_share",
+        "The share of traffic the challenger answers (canary mode; 0 otherwise).",
+        multiprocess_mode="livemax",
+    )
+    return mode, share
+
+
+def publish_rollout(mode: str, share: float) -> None:
+    """Export the mode and share a worker serves now."""
+    gauge, share_gauge = rollout_gauges()
+    for name in MODES:
+        gauge.labels(name).set(1 if name == mode else 0)
+    share_gauge.set(share)
+
+
+@functools.cache
+def challenger_metrics() -> tuple[Any, Any]:
+    """(rows the challenger scored in shadow, by version; challenger prediction failures)."""
+    from prometheus_client import Counter
+
+    shadow = Counter(
+        "mlops_shadow_predictions",
+        "Rows a challenger scored in shadow (not answered), by model version and endpoint.",
+        ["model_version", "endpoint"],
+    )
+    failures = Counter(
+        "mlops_challenger_prediction_failures",
+        "Challenger predictions that failed, by mode; the champion's answer stood.",
+        ["mode"],
+    )
+    return shadow, failures

@@ -2,10 +2,16 @@
 
 Requests only append one small object per request to an in-memory list (no I/O, no encoding on
 the hot path); a background thread expands it to one line per predicted row (request id, row,
-timestamp, endpoint, model version, latency, inputs, output) and writes it every
+timestamp, endpoint, model version, role, latency, inputs, output) and writes it every
 `flush_seconds` or once `max_buffer` requests are queued, one file per process and day, so
 several workers never interleave partial lines. The drift monitor reads the files with
 `pandas.read_json(lines=True)`.
+
+While a challenger is rolled out, each line also says whose prediction it is: `role` is
+`champion` or `challenger`, and `answered` is false for a shadow prediction (scored, never
+returned). Lines written before rollouts existed have neither field: they are the champion's,
+answered. A request split between the two models (a canary batch) is logged as two requests
+whose `rows` give each record's place in the original request.
 """
 
 from __future__ import annotations
@@ -75,9 +81,15 @@ class PredictionLog:
 def _rows(request: dict[str, Any]) -> list[dict[str, Any]]:
     moment = datetime.fromtimestamp(request["timestamp"], UTC).isoformat()
     common = {k: request[k] for k in ("request_id", "endpoint", "model_version", "latency_ms")}
+    common["role"] = request.get("role", "champion")
+    common["answered"] = request.get("answered", True)
+    inputs, rows = request["inputs"], request.get("rows")
+    if rows is None:
+        rows = range(len(request["outputs"]))
+    else:  # a part of the request: its records, picked from the whole request's inputs
+        every = list(inputs)
+        inputs = [every[i] for i in rows]
     return [
-        {**common, "row": i, "timestamp": moment, "inputs": inputs, "output": output}
-        for i, (inputs, output) in enumerate(
-            zip(request["inputs"], request["outputs"], strict=True)
-        )
+        {**common, "row": i, "timestamp": moment, "inputs": record, "output": output}
+        for i, record, output in zip(rows, inputs, request["outputs"], strict=True)
     ]

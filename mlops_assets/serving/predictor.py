@@ -108,6 +108,21 @@ class Predictor:
         """Predictions for a model matrix already in the model's column order."""
         return self.bundle.model.predict(matrix)
 
+    def reads_matrix_of(self, other: Predictor) -> bool:
+        """Whether `other`'s model matrix is exactly this model's input for the same request.
+
+        True when both engineer the same features the same way (columns, categories and
+        their codes, derived columns, stored imputation): a challenger then scores the
+        champion's matrix instead of building its own, and can score by-key requests.
+        """
+        return _matrix_contract(self) == _matrix_contract(other)
+
+
+def _matrix_contract(predictor: Predictor) -> tuple[Any, ...]:
+    spec = predictor.spec
+    columns = tuple(spec.column(name) for name in spec.feature_columns)
+    return (columns, tuple(spec.derived), tuple(spec.model_features), predictor._imputation)
+
 
 def _times(values: list[datetime | None] | None, size: int) -> np.ndarray:
     """Event times as naive UTC `datetime64[ns]`, now where a record gave none.

@@ -6,6 +6,7 @@ everything the service learns from its surroundings is resolved here, once, in o
 - `resolve_model_tag`: which exported model to serve (`--arg model_tag`, `$MLOPS_MODEL_TAG`, or
   the champion last exported from the state folder);
 - `prediction_log_dir`: where the prediction log goes (`$MLOPS_PREDICTION_LOG_DIR`);
+- `rollout_path`: the rollout file the service follows (`$MLOPS_HOME/deployment/rollout.json`);
 - `body_timeout_s`: how long a request body may take to arrive (`$MLOPS_BODY_TIMEOUT_S`);
 - `online_lookup` and `DeferredLookup`: the Feast online store for by-key predictions, built
   lazily and retried, so the service starts (and serves `/v1/predict`) without it.
@@ -64,6 +65,11 @@ def prediction_log_dir() -> Path:
     if configured:
         return Path(configured)
     return PlatformPaths(resolve_home()).predictions
+
+
+def rollout_path() -> Path:
+    """The rollout file written by `mlops rollout ...` (champion-only while it is missing)."""
+    return PlatformPaths(resolve_home()).rollout
 
 
 def body_timeout_s() -> float:

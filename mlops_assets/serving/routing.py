@@ -1,0 +1,174 @@
+"""One request's predictions under the rollout in force: who answers which rows, who shadows.
+
+`route` returns the answer and its parts (which model answered which rows, for the response,
+the metrics and the prediction log), plus, in shadow mode, the challenger's work to run after
+the response has been sent. The champion's model matrix is built once; a challenger that
+engineers features the same way scores that very matrix, otherwise it builds its own from the
+request's values with its own feature code (so a by-key request, which has no values, stays
+with the champion for such a challenger).
+
+A challenger that fails on a request never fails the request: in canary mode the champion
+answers its rows instead, in shadow mode nothing is logged for it; either way the failure is
+logged and counted (`mlops_challenger_prediction_failures_total`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlops_assets.serving.metrics import challenger_metrics
+from mlops_assets.serving.predictor import Predictor
+from mlops_assets.serving.traffic import Traffic, canary_mask
+
+LOG = logging.getLogger(__name__)
+MIXED = "mixed"  # `model_version` of a request the two models answered between them
+
+
+@dataclass(frozen=True)
+class Part:
+    """Rows one model answered (or scored in shadow): `rows` None means every row."""
+
+    version: str
+    role: str  # "champion" or "challenger"
+    predictions: np.ndarray
+    rows: list[int] | None = None
+    answered: bool = True
+    seconds: float = 0.0
+
+
+@dataclass
+class Routed:
+    """The answer to one request, and what is left to do after it is sent."""
+
+    predictions: np.ndarray
+    parts: list[Part]
+    canary: bool = False
+    shadow: Shadow | None = None
+
+    @property
+    def version(self) -> str:
+        """The version that answered every row, or `mixed`."""
+        versions = {part.version for part in self.parts}
+        return versions.pop() if len(versions) == 1 else MIXED
+
+    def versions(self) -> list[str]:
+        """The answering version of each row, in request order."""
+        answered = [""] * len(self.predictions)
+        for part in self.parts:
+            for row in part.rows if part.rows is not None else range(len(answered)):
+                answered[row] = part.version
+        return answered
+
+
+@dataclass
+class Shadow:
+    """The challenger scoring a request it does not answer (run after the response)."""
+
+    challenger: Predictor
+    same_matrix: bool
+    matrix: np.ndarray
+    columns: Mapping[str, list[Any]] | None
+    endpoint: str
+
+    def run(self) -> Part | None:
+        """Score the request; a failure is logged and counted, never raised."""
+        started = time.perf_counter()
+        try:
+            predictions = _challenger_predict(
+                self.challenger, self.same_matrix, self.matrix, self.columns, None
+            )
+        except Exception as error:  # the champion's answer has gone out already
+            _failed("shadow", self.challenger, error)
+            return None
+        seconds = time.perf_counter() - started
+        version = self.challenger.bundle.version
+        challenger_metrics()[0].labels(version, self.endpoint).inc(len(predictions))
+        return Part(version, "challenger", predictions, answered=False, seconds=seconds)
+
+
+def route(
+    champion: Predictor,
+    traffic: Traffic,
+    endpoint: str,
+    *,
+    columns: Mapping[str, list[Any]] | None = None,
+    matrix: np.ndarray | None = None,
+    keys: Sequence[int | None] | None = None,
+) -> Routed:
+    """Predictions for one request (`columns` of validated values, or a looked-up `matrix`)."""
+    if matrix is None:
+        matrix = champion.matrix(columns or {})
+    challenger, mode = traffic.challenger, traffic.mode
+    can_score = challenger is not None and (traffic.same_matrix or columns is not None)
+    if mode == "canary" and challenger is not None and can_score:
+        return _canary(champion, challenger, traffic, matrix, columns, keys)
+    routed = Routed(champion.predict_matrix(matrix), [], canary=mode == "canary")
+    routed.parts.append(Part(champion.bundle.version, "champion", routed.predictions))
+    if mode == "shadow" and challenger is not None and can_score:
+        routed.shadow = Shadow(challenger, traffic.same_matrix, matrix, columns, endpoint)
+    return routed
+
+
+def _canary(
+    champion: Predictor,
+    challenger: Predictor,
+    traffic: Traffic,
+    matrix: np.ndarray,
+    columns: Mapping[str, list[Any]] | None,
+    keys: Sequence[int | None] | None,
+) -> Routed:
+    mask = canary_mask(keys, len(matrix), traffic.rollout.share)
+    chosen = np.flatnonzero(mask)
+    parts: list[Part] = []
+    predictions = np.empty(len(matrix), dtype=np.float64)
+    if len(chosen):
+        try:
+            scored = _challenger_predict(challenger, traffic.same_matrix, matrix, columns, chosen)
+        except Exception as error:  # the champion answers these rows instead
+            _failed("canary", challenger, error)
+            chosen = chosen[:0]
+        else:
+            predictions[chosen] = scored
+            rows = None if len(chosen) == len(matrix) else chosen.tolist()
+            parts.append(Part(challenger.bundle.version, "challenger", scored, rows))
+    if len(chosen) < len(matrix):
+        rest = np.setdiff1d(np.arange(len(matrix)), chosen, assume_unique=True)
+        whole = len(rest) == len(matrix)
+        answered = champion.predict_matrix(matrix if whole else matrix[rest])
+        predictions[rest] = answered
+        rows = None if whole else rest.tolist()
+        parts.insert(0, Part(champion.bundle.version, "champion", answered, rows))
+    return Routed(predictions, parts, canary=True)
+
+
+def _challenger_predict(
+    challenger: Predictor,
+    same_matrix: bool,
+    matrix: np.ndarray,
+    columns: Mapping[str, list[Any]] | None,
+    rows: np.ndarray | None,
+) -> np.ndarray:
+    """The challenger's predictions for `rows` (all when None) of the request."""
+    if same_matrix:
+        return challenger.predict_matrix(matrix if rows is None else matrix[rows])
+    if columns is None:
+        raise ValueError("the challenger engineers other features: it cannot score by key")
+    if rows is not None:
+        columns = {name: [values[i] for i in rows] for name, values in columns.items()}
+    return challenger.predict_columns(columns)
+
+
+def _failed(mode: str, challenger: Predictor, error: Exception) -> None:
+    LOG.warning(
+        "challenger v%s failed in %s mode (the champion's answer stands): %r",
+        challenger.bundle.version,
+        mode,
+        error,
+    )
+    challenger_metrics()[1].labels(mode).inc()
