@@ -109,4 +109,8 @@ def _version(registry: ChampionRegistry, version: str | None) -> ChampionInfo:
 
 
 def _problems(error: ValidationError) -> str:
-    return "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'rollout'}: "
+        + e["msg"].removeprefix("Value error, ")
+        for e in error.errors()
+    )
