@@ -12,10 +12,18 @@ add ~40 ms) on the same machine measures, for each worker count:
   - a 1,000-row /predict_batch of varied records (some fields missing or null, times with
     offsets) at concurrency 1 (platform only: the peer has none);
   - /predict_by_key through the online store at concurrency 1 (platform only).
+In the same rounds, the platform alone answers single-row /predict at c=1 and c=32 under each
+rollout mode, in turn and in a rotating order: champion only, shadow (the challenger scores
+every request after its response), and canary (a 20 % share answered by the challenger; the
+body has no entity key, so routing is random). The service follows the rollout file without a
+restart; the challenger is a second copy of the champion's model from the BentoML store, so
+it costs exactly what a challenger of the same family and size costs. The file is restored
+afterwards.
 Then one request is profiled in process, layer by layer (`serving_profile.py`).
 
 Targets: platform/peer throughput at c=32 >= 1.0 at equal workers; single-row p99 at c=1
-<= 10 ms; batch p99 <= 25 ms; by-key p99 <= 12 ms. It needs a state folder with a champion:
+<= 10 ms; batch p99 <= 25 ms; by-key p99 <= 12 ms; shadow throughput >= 85 % of champion-only,
+canary within noise of it. It needs a state folder with a champion:
 pass --home, or it runs `mlops run` in a temporary one.
 
     .venv/bin/python benchmarks/serving.py [--home .mlops_home] [--workers 1 2] [--rounds 3]
@@ -224,6 +232,78 @@ def one_round(
     return figures
 
 
+ROLLOUT_MODES = ("champion", "shadow", "canary")
+CANARY_SHARE = 0.2
+
+
+def set_rollout(home: Path, port: int, mode: str) -> None:
+    """Write the rollout file for `mode` and wait until the service answers with it."""
+    pointer = json.loads((home / "deployment" / "bento.json").read_text())
+    setting = {"mode": mode, "share": CANARY_SHARE if mode == "canary" else 0.0}
+    if mode != "champion":
+        setting["challenger_tag"] = pointer["model_tag"]
+        setting["challenger_version"] = str(pointer["model_version"])
+    path = home / "deployment" / "rollout.json"
+    temporary = path.with_name(".rollout.json.benchmark")
+    temporary.write_text(json.dumps(setting))
+    os.replace(temporary, path)
+    deadline, streak = time.monotonic() + 30, 0
+    while streak < 12:  # fresh connections, so every worker is asked
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the service did not switch to {mode}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/model_info", timeout=5) as r:
+            streak = streak + 1 if json.load(r)["rollout"]["mode"] == mode else 0
+        time.sleep(0.05)
+
+
+def rollout_round(
+    home: Path, ours: int, args: argparse.Namespace, number: int
+) -> dict[str, dict[str, float]]:
+    """Single-row /predict at c=1 and c=32 under each rollout mode, the order rotating."""
+    figures: dict[str, dict[str, float]] = {}
+    order = ROLLOUT_MODES[number % 3 :] + ROLLOUT_MODES[: number % 3]
+    for mode in order:
+        set_rollout(home, ours, mode)
+        for concurrency, total in ((1, args.requests), (32, args.requests * 2)):
+            figures[f"{mode} c={concurrency}"] = measure(
+                ours, "/v1/predict", SINGLE, concurrency, total
+            )
+    return figures
+
+
+def summarise_rollout(workers: int, rounds: list[dict[str, dict[str, float]]]) -> None:
+    """Medians per mode, and each mode's throughput relative to champion-only per round."""
+    print(f"\n{workers} worker(s), platform /v1/predict by rollout mode, medians of "
+          f"{len(rounds)} rounds:")  # fmt: skip
+    print(f"  {'':40s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    for mode in ROLLOUT_MODES:
+        for c in (1, 32):
+            figures = _median(rounds, f"{mode} c={c}")
+            title = f"{mode}, c={c}"
+            print(f"  {title:40s} {figures['rps']:8.0f} {figures['p50']:8.2f} "
+                  f"{figures['p99']:8.2f}")  # fmt: skip
+    for mode in ROLLOUT_MODES[1:]:
+        for c in (1, 32):
+            ratios = [r[f"{mode} c={c}"]["rps"] / r[f"champion c={c}"]["rps"] for r in rounds]
+            each = ", ".join(f"{ratio:.2f}" for ratio in ratios)
+            print(f"  throughput {mode}/champion at c={c}: {np.median(ratios):.2f} "
+                  f"(rounds: {each})")  # fmt: skip
+
+
+@contextmanager
+def kept_rollout(home: Path) -> Iterator[None]:
+    """Put the state folder's rollout file back as it was, whatever the benchmark wrote."""
+    path = home / "deployment" / "rollout.json"
+    before = path.read_bytes() if path.exists() else None
+    try:
+        yield
+    finally:
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(before)
+
+
 def _load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -306,15 +386,18 @@ def main() -> None:
     print(f"{os.cpu_count()} CPU cores; load average (1, 5, 15 min): {_load_average()}")
     medians: dict[int, dict[str, dict[str, float]]] = {}
     for workers in args.workers:
-        rounds = []
-        with servers(home, workers) as (ours, theirs):
+        rounds, rollout_rounds = [], []
+        with kept_rollout(home), servers(home, workers) as (ours, theirs):
             for number in range(args.rounds):
                 peer_first = number % 2 == 0
                 first = "peer" if peer_first else "platform"
                 print(f"{workers} worker(s), round {number + 1} ({first} first), load average "
                       f"{_load_average()}")  # fmt: skip
+                set_rollout(home, ours, "champion")
                 rounds.append(one_round(ours, theirs, args, peer_first))
+                rollout_rounds.append(rollout_round(home, ours, args, number))
         summarise(workers, rounds)
+        summarise_rollout(workers, rollout_rounds)
         medians[workers] = {label: _median(rounds, label) for label in LABELS}
     figures = profile(home, args.profile_requests)
     fewest = min(medians)
@@ -322,7 +405,8 @@ def main() -> None:
     print(f"\nload average at the end: {_load_average()}")
     print(
         "targets: platform/peer at c=32 >= 1.0 at equal workers; p99 c=1 <= 10 ms; "
-        "batch p99 <= 25 ms; by-key p99 <= 12 ms"
+        "batch p99 <= 25 ms; by-key p99 <= 12 ms; shadow/champion throughput >= 0.85; "
+        "canary/champion within noise"
     )
 
 
