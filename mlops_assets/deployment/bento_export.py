@@ -58,24 +58,18 @@ def reconcile_export(
 
 
 def export_champion(
-    registry: ChampionRegistry, champion: ChampionInfo, paths: PlatformPaths, spec_path: Path
-) -> ExportedModel:
-    """Export `champion` into BentoML's store (once) and point `bento.json` at it."""
-    return export_version(registry, champion, paths, spec_path, point=True)
-
-
-def export_version(
     registry: ChampionRegistry,
     champion: ChampionInfo,
     paths: PlatformPaths,
     spec_path: Path,
     *,
-    point: bool,
+    pointer: bool = True,
 ) -> ExportedModel:
-    """Export a registered version into BentoML's store (once); `point`: name it in bento.json.
+    """Export `champion` into BentoML's store (once) and point `bento.json` at it.
 
-    A challenger rolled out beside the champion is exported with `point=False`: the service
-    loads it by tag, while `mlops serve` and the bento keep the champion.
+    With `pointer=False` the version is only exported (a challenger staged for shadow or
+    canary serving, which the service loads by tag from the rollout file), and `bento.json`
+    keeps naming the champion.
     """
     manifest = load_manifest(paths, champion.run_id)
     promoted = registry.promotion_of(champion.version)
@@ -105,7 +99,7 @@ def export_version(
         asdict(manifest),
         info,
         labels,
-        point=point,
+        pointer=pointer,
     )
 
 
@@ -134,9 +128,9 @@ def export_model(
     info: dict[str, Any],
     labels: dict[str, str],
     *,
-    point: bool = True,
+    pointer: bool = True,
 ) -> ExportedModel:
-    """Create the BentoML model for `tag` unless it exists; `point`: record it as the export."""
+    """Create the BentoML model for `tag` unless it exists; `pointer`: record it as the export."""
     import bentoml
     from bentoml._internal.models.model import ModelStore  # the public API takes one
     from bentoml.exceptions import NotFound
@@ -152,9 +146,10 @@ def export_model(
             write_bundle(Path(ref.path), model_path, spec_path, manifest, info)
         created = bentoml.models.get(tag, _model_store=store)
         exported = ExportedModel(str(created.tag), str(created.path), created=True)
-    if point:
-        crash_point("export:before_pointer")
-        write_json_atomic({"model_tag": exported.tag, **info}, paths.bento_pointer)
+    if not pointer:
+        return exported
+    crash_point("export:before_pointer")
+    write_json_atomic({"model_tag": exported.tag, **info}, paths.bento_pointer)
     return exported
 
 

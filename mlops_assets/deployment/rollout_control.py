@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from mlops_assets.deployment.bento_export import export_version
+from mlops_assets.deployment.bento_export import export_champion
 from mlops_assets.model_registry.champion import CHALLENGER, ChampionInfo, ChampionRegistry
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.serving.rollout import (
@@ -60,7 +60,7 @@ def start_rollout(
         )
     except ValidationError as error:
         raise RolloutError(_problems(error)) from None
-    exported = export_version(registry, challenger, paths, spec_path, point=False)
+    exported = export_champion(registry, challenger, paths, spec_path, pointer=False)
     rollout = rollout.model_copy(update={"challenger_tag": exported.tag})
     write_rollout(paths.rollout, rollout)
     return rollout
