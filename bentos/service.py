@@ -29,6 +29,7 @@ from mlops_assets.serving.runtime import (
     resolve_model_tag,
     rollout_path,
 )
+from mlops_assets.serving.shadow import ShadowScorer
 from mlops_assets.serving.traffic import RolloutWatcher
 from mlops_assets.spec import load_spec
 
@@ -62,6 +63,7 @@ class PredictionService:
         self.log = PredictionLog(prediction_log_dir())
         publish_model(self.predictor.bundle.info)
         self.rollout = RolloutWatcher(rollout_path(), self.predictor, load_challenger)
+        self.shadow = ShadowScorer(self.log)
         # Everything loaded so far (Feast, pandas, the model) lives as long as the worker:
         # freezing it keeps full garbage collections, and their pauses, short under load.
         gc.collect()
@@ -75,6 +77,7 @@ class PredictionService:
     def flush_log(self) -> None:
         """Write out buffered prediction records before the worker exits."""
         self.rollout.stop()
+        self.shadow.close()
         self.log.close()
 
 

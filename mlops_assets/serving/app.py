@@ -21,7 +21,6 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mlops_assets.profile import redact_url
 from mlops_assets.serving.batch import ColumnRecords, validate_batch
 from mlops_assets.serving.metrics import labelled_metrics
-from mlops_assets.serving.routing import Part, Routed, route
+from mlops_assets.serving.routing import Routed, log_part, route
 from mlops_assets.serving.schema import MAX_BATCH, KeysRequest, batch_model, record_model
 from mlops_assets.serving.traffic import Traffic
 from mlops_assets.spec import DatasetSpec
@@ -144,46 +143,11 @@ def _answer(
         rows, latency = labelled_metrics(part.version, endpoint)
         rows.inc(len(part.predictions))
         latency.observe(elapsed)
-        _log(service, request_id, endpoint, inputs, part, elapsed)
+        log_part(service.log, request_id, endpoint, inputs, part, elapsed)
+    if routed.shadow is not None and getattr(service, "shadow", None) is not None:
+        service.shadow.submit(routed.shadow, request_id, inputs)  # scored after, elsewhere
     payload = {**body, "model_version": routed.version, "request_id": request_id}
-    background = None
-    if routed.shadow is not None:
-        shadow = routed.shadow
-
-        async def score_in_shadow() -> None:  # after the response has been sent
-            part = shadow.run()
-            if part is not None:
-                _log(service, request_id, endpoint, inputs, part, part.seconds)
-
-        background = BackgroundTask(score_in_shadow)
-    return Response(orjson.dumps(payload), media_type="application/json", background=background)
-
-
-def _log(
-    service: Any,
-    request_id: str,
-    endpoint: str,
-    inputs: Iterable[dict],
-    part: Part,
-    seconds: float,
-) -> None:
-    """Queue one model's predictions of a request for the prediction log."""
-    if service.log is None:
-        return
-    record = {
-        "request_id": request_id,
-        "timestamp": time.time(),
-        "endpoint": endpoint,
-        "model_version": part.version,
-        "latency_ms": round(seconds * 1e3, 3),
-        "inputs": inputs,
-        "outputs": part.predictions.tolist(),
-    }
-    if part.role != "champion" or not part.answered or part.rows is not None:
-        record.update(role=part.role, answered=part.answered)
-        if part.rows is not None:
-            record["rows"] = part.rows
-    service.log.append(record)
+    return Response(orjson.dumps(payload), media_type="application/json")
 
 
 def _json_body(model: type[BaseModel]) -> dict[str, Any]:

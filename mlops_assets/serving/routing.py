@@ -7,6 +7,8 @@ engineers features the same way scores that very matrix, otherwise it builds its
 request's values with its own feature code (so a by-key request, which has no values, stays
 with the champion for such a challenger).
 
+`log_part` queues one model's predictions of a request for the prediction log.
+
 A challenger that fails on a request never fails the request: in canary mode the champion
 answers its rows instead, in shadow mode nothing is logged for it; either way the failure is
 logged and counted (`mlops_challenger_prediction_failures_total`).
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +70,7 @@ class Routed:
 
 @dataclass
 class Shadow:
-    """The challenger scoring a request it does not answer (run after the response)."""
+    """The challenger's work on a request it does not answer (`shadow.py` runs it later)."""
 
     challenger: Predictor
     same_matrix: bool
@@ -172,3 +174,33 @@ def _failed(mode: str, challenger: Predictor, error: Exception) -> None:
         error,
     )
     challenger_metrics()[1].labels(mode).inc()
+
+
+def log_part(
+    log: Any,
+    request_id: str,
+    endpoint: str,
+    inputs: Iterable[dict],
+    part: Part,
+    seconds: float | None = None,
+) -> None:
+    """Queue one model's predictions of a request for the prediction log (None: no log).
+
+    `seconds` is the latency to record, the part's own scoring time by default.
+    """
+    if log is None:
+        return
+    record = {
+        "request_id": request_id,
+        "timestamp": time.time(),
+        "endpoint": endpoint,
+        "model_version": part.version,
+        "latency_ms": round((part.seconds if seconds is None else seconds) * 1e3, 3),
+        "inputs": inputs,
+        "outputs": part.predictions.tolist(),
+    }
+    if part.role != "champion" or not part.answered or part.rows is not None:
+        record.update(role=part.role, answered=part.answered)
+        if part.rows is not None:
+            record["rows"] = part.rows
+    log.append(record)

@@ -2,12 +2,15 @@
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from mlops_assets.serving.prediction_log import PredictionLog
 from mlops_assets.serving.rollout import Rollout, write_rollout
+from mlops_assets.serving.routing import Shadow
+from mlops_assets.serving.shadow import ShadowScorer
 from mlops_assets.serving.traffic import RolloutWatcher, canary_mask, sticky_points
 
 
@@ -91,3 +94,53 @@ def test_log_lines_say_whose_prediction_and_keep_each_rows_place(tmp_path: Path)
     lines = [json.loads(x) for f in tmp_path.glob("*.jsonl") for x in f.read_text().splitlines()]
     seen = [(e["row"], e["inputs"]["house_id"], e["model_version"], e["answered"]) for e in lines]
     assert seen == [(0, 10, "1", True), (2, 12, "1", True), (1, 11, "2", True), (0, 10, "2", False)]
+
+
+class _RowSums:
+    """A challenger whose prediction of a row is its sum, counting its calls."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.bundle = SimpleNamespace(version="2")
+        self.calls, self.fail = 0, fail
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("corrupt")
+        return matrix.sum(axis=1)
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def append(self, record: dict) -> None:
+        self.records.append(record)
+
+
+def test_shadow_requests_are_scored_together_and_split_back_per_request() -> None:
+    challenger, log = _RowSums(), _Log()
+    scorer = ShadowScorer(log, interval_s=3600)
+    sizes = (1, 3, 1, 2)
+    for number, size in enumerate(sizes):
+        matrix = np.full((size, 2), float(number))
+        shadow = Shadow(challenger, True, matrix, None, "predict_batch")
+        scorer.submit(shadow, f"r{number}", [{"house_id": number}] * size)
+    assert scorer.drain() == len(sizes) and challenger.calls == 1, "one call for the queue"
+    assert [(r["request_id"], r["outputs"]) for r in log.records] == [
+        (f"r{n}", [2.0 * n] * size) for n, size in enumerate(sizes)
+    ]
+    assert {(r["model_version"], r["role"], r["answered"]) for r in log.records} == {
+        ("2", "challenger", False)
+    }
+    scorer.close()
+
+
+def test_a_failing_or_overloaded_shadow_logs_nothing_and_never_raises() -> None:
+    log = _Log()
+    scorer = ShadowScorer(log, interval_s=3600, max_queued=2)
+    for number in range(5):  # three beyond the bound are dropped at once
+        shadow = Shadow(_RowSums(fail=True), True, np.ones((1, 2)), None, "predict")
+        scorer.submit(shadow, f"r{number}", [{}])
+    assert scorer.drain() == 0 and log.records == []
+    scorer.close()
