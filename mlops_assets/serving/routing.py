@@ -1,8 +1,8 @@
 """One request's predictions under the rollout in force: who answers which rows, who shadows.
 
 `route` returns the answer and its parts (which model answered which rows, for the response,
-the metrics and the prediction log), plus, in shadow mode, the challenger's work to run after
-the response has been sent. The champion's model matrix is built once; a challenger that
+the metrics and the prediction log), plus, in shadow mode, the challenger's work, which `shadow.py`
+scores off the request's path. The champion's model matrix is built once; a challenger that
 engineers features the same way scores that very matrix, otherwise it builds its own from the
 request's values with its own feature code (so a by-key request, which has no values, stays
 with the champion for such a challenger).
