@@ -2,8 +2,10 @@
 
 BentoML's own `@bentoml.api` endpoints add several milliseconds a request here; mounting this
 app inside the `@bentoml.service` keeps `bentoml serve`, `bentoml build` and the container as
-they are while predictions skip that overhead. Every answer names the model version, every
-client error is a 4xx that names the problem, and nothing a client sends can cause a 5xx.
+they are while predictions skip that overhead. Every answer names the model version that gave
+it (the champion, or during a canary possibly the challenger: `routing.py` decides per record
+under the rollout the worker follows), every client error is a 4xx that names the problem, and
+nothing a client sends can cause a 5xx.
 """
 
 import asyncio
