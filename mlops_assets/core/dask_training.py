@@ -14,23 +14,28 @@ first worker publishes the round lines and the client hands them to the step's o
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xgboost as xgb
 
 from mlops_assets.core.features import feature_types
-from mlops_assets.core.training import Fit, RoundsProgress, TrainedModel, TrainParams, trimmed_model
+from mlops_assets.core.training import RoundsProgress, TrainedModel, TrainParams, trimmed_model
 from mlops_assets.spec import DatasetSpec
 
 if TYPE_CHECKING:
     from distributed import Client
 
 
-def dask_fit(client: Client) -> Fit:
-    """A `Fit` that trains each booster on the cluster `client` is connected to."""
+@dataclass(frozen=True)
+class DaskFit:
+    """A `Fit` (see `training.py`) that trains each booster on the cluster of `client`."""
 
-    def fit(
+    client: Client
+
+    def __call__(
+        self,
         x_train: np.ndarray,
         y_train: np.ndarray,
         x_validation: np.ndarray,
@@ -39,36 +44,40 @@ def dask_fit(client: Client) -> Fit:
         params: TrainParams,
         callbacks: list[xgb.callback.TrainingCallback] | None = None,
     ) -> TrainedModel:
+        """One booster with early stopping, trained by every worker, trimmed like in process."""
         from xgboost import dask as dxgb
 
+        client = self.client
         workers = sorted(client.scheduler_info()["workers"])
-        train = _dask_matrix(client, workers, x_train, y_train, spec)
-        validation = _dask_matrix(client, workers, x_validation, y_validation, spec)
         # The workers' own thread counts decide: a fixed `nthread` would oversubscribe them.
-        booster_params = {
-            k: v for k, v in params.booster_params(spec.task).items() if k != "nthread"
-        }
+        booster_params = params.booster_params(spec.task)
+        booster_params.pop("nthread")
         topic = f"mlops-rounds-{uuid.uuid4().hex}"
-        forwarded = [_on_cluster(c, topic) for c in callbacks or []]
         for callback in callbacks or []:
             if isinstance(callback, RoundsProgress):
                 client.subscribe_topic(topic, lambda event, say=callback.say: say(event[1]))
-        try:
-            result = dxgb.train(
-                client,
-                booster_params,
-                train,
-                num_boost_round=params.max_rounds,
-                evals=[(validation, "validation")],
-                early_stopping_rounds=params.early_stopping_rounds,
-                verbose_eval=False,
-                callbacks=forwarded,
-            )
-        finally:
-            client.unsubscribe_topic(topic)
+        # `xgboost.dask` asks for a current client even when given one: `as_current` makes
+        # this one current for this call only, never the default of the process's other work.
+        with client.as_current():
+            try:
+                result = dxgb.train(
+                    client,
+                    booster_params,
+                    _dask_matrix(client, workers, x_train, y_train, spec),
+                    num_boost_round=params.max_rounds,
+                    evals=[
+                        (
+                            _dask_matrix(client, workers, x_validation, y_validation, spec),
+                            "validation",
+                        )
+                    ],
+                    early_stopping_rounds=params.early_stopping_rounds,
+                    verbose_eval=False,
+                    callbacks=[_on_cluster(c, topic) for c in callbacks or []],
+                )
+            finally:
+                client.unsubscribe_topic(topic)
         return trimmed_model(result["booster"], result["history"], params)
-
-    return fit
 
 
 def _dask_matrix(

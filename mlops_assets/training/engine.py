@@ -64,7 +64,7 @@ class TrainingEngine(dg.ConfigurableResource):
             return
         from distributed import Client
 
-        from mlops_assets.core.dask_training import dask_fit
+        from mlops_assets.core.dask_training import DaskFit
 
         timeout = self.connect_timeout_seconds
         try:
@@ -84,6 +84,6 @@ class TrainingEngine(dg.ConfigurableResource):
                     f"{timeout:g} s: start workers for it or leave the setting empty"
                 ) from exc
             workers = len(client.scheduler_info()["workers"])
-            yield Engine(f"Dask cluster at {address} ({workers} workers)", dask_fit(client))
+            yield Engine(f"Dask cluster at {address} ({workers} workers)", DaskFit(client))
         finally:
             client.close()
