@@ -88,7 +88,7 @@ def dask_served(cluster, tmp_path_factory) -> Iterator[dict]:
     env = {**os.environ, "MLOPS_HOME": str(home), "BENTOML_HOME": str(home / "bentoml")}
     env.pop("MLOPS_SPEC", None)
     env[SCHEDULER_ENV] = cluster
-    command = ["run", "--rows", "12000", "--protocol", "holdout"]
+    command = ["run", "--rows", "5000", "--protocol", "holdout"]
     built = subprocess.run(
         [sys.executable, "-m", "mlops_assets.cli", *command],
         capture_output=True,
