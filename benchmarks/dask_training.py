@@ -7,7 +7,8 @@ rounds) two ways, interleaved round by round:
   * Dask: the same call with the `model` step's Dask engine, on a `distributed.LocalCluster` of
     two worker processes with one thread each (the same cores, split across processes).
 Prints the median wall time, the median peak memory (summed RSS of this process and every
-process it started, above what they held idle before the fit), and the test R², plus the fixed
+process it started, above what they held idle before the fit; the step's own process; the
+largest worker: what each machine must hold), and the test R², plus the fixed
 cost of one small fit (a cross-validation fold's size) on each engine. One untimed small fit
 on each engine first: a worker imports XGBoost on its first task.
 
@@ -30,25 +31,31 @@ import psutil
 SAMPLE_SECONDS = 0.05
 
 
-def _tree_rss() -> int:
-    """RSS of this process and all its descendants (the cluster's workers), in bytes."""
+def _rss() -> list[int]:
+    """RSS of this process and of each process it started (the cluster's workers), in bytes."""
     me = psutil.Process()
-    total = me.memory_info().rss
+    sizes = [me.memory_info().rss]
     for child in me.children(recursive=True):
         try:
-            total += child.memory_info().rss
+            sizes.append(child.memory_info().rss)
         except psutil.NoSuchProcess:
             continue
-    return total
+    return sizes
 
 
-def _measured(call: Callable[[], Any]) -> tuple[Any, float, float]:
-    """The call's result, its wall seconds, and its peak tree RSS above idle (MB)."""
-    idle, peak, done = _tree_rss(), [0], threading.Event()
+def _measured(call: Callable[[], Any]) -> tuple[Any, float, float, float, float]:
+    """The call's result, its wall seconds, and in MB: its peak summed RSS above idle, the peak
+    of this (the step's) process, and the peak of the largest worker: what the fit costs in
+    all, and what the step's machine and each worker's machine must hold.
+    """
+    idle = sum(_rss())
+    peak_sum, peak_step, peak_worker, done = [0], [0], [0], threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss())
+            step, *workers = _rss()
+            peak_sum[0] = max(peak_sum[0], step + sum(workers))
+            peak_step[0], peak_worker[0] = max(peak_step[0], step), max(peak_worker[0], *workers)
             time.sleep(SAMPLE_SECONDS)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -58,7 +65,8 @@ def _measured(call: Callable[[], Any]) -> tuple[Any, float, float]:
     seconds = time.perf_counter() - started
     done.set()
     sampler.join()
-    return result, seconds, max(peak[0] - idle, 0) / 1e6
+    peaks = (max(peak_sum[0] - idle, 0), peak_step[0], peak_worker[0])
+    return result, seconds, *(peak / 1e6 for peak in peaks)
 
 
 def _rows(spec, rows: int) -> dict[str, Any]:
@@ -134,11 +142,11 @@ def main() -> None:
         engines = {"in process": None, "Dask, 2 workers": DaskFit(client)}
         for fit in engines.values():  # untimed: the workers import XGBoost on their first fit
             _fit(spec, small, params, fit)
-        results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in engines}
+        results: dict[str, list[tuple[float, ...]]] = {name: [] for name in engines}
         for _ in range(args.repeats):
             for name, fit in engines.items():
-                model, seconds, peak_mb = _measured(lambda f=fit: _fit(spec, data, params, f))
-                results[name].append((seconds, peak_mb, _r2(spec, data, model.booster)))
+                model, *figures = _measured(lambda f=fit: _fit(spec, data, params, f))
+                results[name].append((*figures, _r2(spec, data, model.booster)))
         small_seconds = {
             name: statistics.median(
                 _measured(lambda f=fit: _fit(spec, small, params, f))[1]
@@ -147,11 +155,12 @@ def main() -> None:
             for name, fit in engines.items()
         }
     for name, runs in results.items():
-        seconds = statistics.median(r[0] for r in runs)
-        peak = statistics.median(r[1] for r in runs)
+        seconds, added, step, worker = (statistics.median(r[i] for r in runs) for i in range(4))
+        workers = f"largest worker {worker:5.0f} MB" if engines[name] else "(workers idle)"
         print(
-            f"{name:>16}: {seconds:7.1f} s  peak +{peak:7.0f} MB  R² {runs[0][2]:.4f}  | "
-            f"{args.small_rows:,}-row fit {small_seconds[name]:5.2f} s"
+            f"{name:>16}: {seconds:7.1f} s  all processes +{added:5.0f} MB  step process "
+            f"{step:5.0f} MB  {workers}  R² {runs[0][4]:.4f}  | {args.small_rows:,}-row fit "
+            f"{small_seconds[name]:5.2f} s"
         )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
