@@ -46,7 +46,7 @@ def cluster() -> Iterator[str]:
     from distributed import LocalCluster
 
     with LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
     ) as local:
         yield local.scheduler_address
 
@@ -154,3 +154,14 @@ def test_an_unreachable_cluster_fails_model_and_keeps_the_champion(dask_served, 
     assert elapsed < 60
     assert state() == before
     assert json.loads(paths.champion_pointer.read_text())["version"] == before[0]
+
+
+def test_a_scheduler_without_workers_fails_naming_it():
+    from distributed import LocalCluster
+
+    from mlops_assets.training.engine import EngineUnreachable
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as empty:
+        resource = TrainingEngine(dask_scheduler=empty.scheduler_address, connect_timeout_seconds=2)
+        with pytest.raises(EngineUnreachable, match=r"has no worker after 2 s"), resource.connect():
+            pass
