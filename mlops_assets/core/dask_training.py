@@ -59,18 +59,15 @@ class DaskFit:
         # `xgboost.dask` asks for a current client even when given one: `as_current` makes
         # this one current for this call only, never the default of the process's other work.
         with client.as_current():
+            train = _dask_matrix(client, workers, x_train, y_train, spec)
+            validation = _dask_matrix(client, workers, x_validation, y_validation, spec)
             try:
                 result = dxgb.train(
                     client,
                     booster_params,
-                    _dask_matrix(client, workers, x_train, y_train, spec),
+                    train,
                     num_boost_round=params.max_rounds,
-                    evals=[
-                        (
-                            _dask_matrix(client, workers, x_validation, y_validation, spec),
-                            "validation",
-                        )
-                    ],
+                    evals=[(validation, "validation")],
                     early_stopping_rounds=params.early_stopping_rounds,
                     verbose_eval=False,
                     callbacks=[_on_cluster(c, topic) for c in callbacks or []],

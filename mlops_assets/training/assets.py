@@ -100,7 +100,8 @@ def model(
     say(f"model: {len(prepared.rows.y):,} labelled rows, {plan.protocol} ({plan.why})")
     try:
         with training_engine.connect() as engine:
-            say(f"model: XGBoost trains {_where(engine.description, plan.protocol)}")
+            if engine.fit is not None:
+                say(f"model: XGBoost trains {_where(engine.description, plan.protocol)}")
             competition, run_id, model_uri = _train_tracked(
                 context, config, mlflow_tracking, prepared, spec, tags, engine
             )
@@ -215,8 +216,6 @@ def _train_tracked(
 
 def _where(engine: str, protocol: Protocol) -> str:
     """Where the boosters train: cross-validation's small fits always stay in this process."""
-    if engine == IN_PROCESS:
-        return IN_PROCESS
     if protocol == Protocol.CROSS_VALIDATION:
         return f"{IN_PROCESS} (cross-validation's small fits; the {engine} trains holdout fits)"
     return f"on the {engine}"
