@@ -49,6 +49,7 @@ from mlops_assets.resources import (
 )
 from mlops_assets.scoring.assets import batch_predictions
 from mlops_assets.training.assets import model, validation_report
+from mlops_assets.training.engine import TrainingEngine
 from mlops_assets.training.tracking import MlflowTracking
 
 # Code servers and runs launched from the UI are processes of their own: quiet them here too.
@@ -95,6 +96,7 @@ defs = dg.Definitions(
         "feature_store": FeatureStoreResource(home=home),
         "mlflow_tracking": MlflowTracking(home=home),
         "metrics_push": MetricsPush(),
+        "training_engine": TrainingEngine(),
     },
     executor=executor_for(active_profile()),
 )

@@ -16,6 +16,7 @@ def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MLOPS_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
     monkeypatch.delenv("MLOPS_SPEC", raising=False)
+    monkeypatch.delenv("MLOPS_DASK_SCHEDULER", raising=False)  # a test names its own cluster
     return home
 
 

@@ -147,3 +147,29 @@ def test_federated_site_job_mounts_only_its_own_site_data():
     assert "--tls-dir" in command
     [server] = [d for d in documents if d["kind"] == "Deployment"]
     assert "--tls-dir" in server["spec"]["template"]["spec"]["containers"][0]["command"]
+
+
+def test_dask_training_cluster_parts_are_valid_and_reachable_at_the_documented_address():
+    """The operator's DaskCluster: its pod specs and Service validate as Kubernetes objects."""
+    cluster = yaml.safe_load((ROOT / "deploy" / "dask" / "training-cluster.yaml").read_text())
+    assert (cluster["apiVersion"], cluster["kind"]) == ("kubernetes.dask.org/v1", "DaskCluster")
+    spec, name = cluster["spec"], cluster["metadata"]["name"]
+    for role in ("scheduler", "worker"):
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": role}}
+        kubernetes_validate.validate({**pod, "spec": spec[role]["spec"]}, KUBERNETES_VERSION, True)
+        [container] = spec[role]["spec"]["containers"]
+        assert container["image"].split(":")[0].endswith("mlops-code-location")
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"{name}-scheduler"}}
+    kubernetes_validate.validate(
+        {**service, "spec": spec["scheduler"]["service"]}, KUBERNETES_VERSION, True
+    )
+    assert spec["worker"]["replicas"] >= 2
+    assert spec["scheduler"]["service"]["selector"]["dask.org/cluster-name"] == name
+    ports = {p["name"]: p["port"] for p in spec["scheduler"]["service"]["ports"]}
+    assert ports["tcp-comm"] == 8786
+    address = f"tcp://{name}-scheduler:{ports['tcp-comm']}"
+    assert (
+        f"MLOPS_DASK_SCHEDULER: {address}"
+        in (ROOT / "deploy" / "kubernetes" / "platform.yaml").read_text()
+    )

@@ -18,7 +18,7 @@ import numpy as np
 from mlops_assets.core.families import BoosterModel, Model
 from mlops_assets.core.linear_model import fit_linear
 from mlops_assets.core.protocols import Plan, inner_split
-from mlops_assets.core.training import TrainParams, fit_rounds, search_candidates, train
+from mlops_assets.core.training import Fit, TrainParams, fit_rounds, search_candidates, train
 from mlops_assets.core.uncertainty import better_sign, metric
 from mlops_assets.progress import Progress, silent
 from mlops_assets.spec import DatasetSpec, Family, Protocol, TaskType
@@ -74,8 +74,14 @@ def compete(
     folds: np.ndarray | None = None,
     split: np.ndarray | None = None,
     progress: Progress = silent,
+    fit: Fit | None = None,
 ) -> Competition:
-    """Run every family of the plan under its protocol and pick the best on the primary metric."""
+    """Run every family of the plan under its protocol and pick the best on the primary metric.
+
+    `fit` trains the holdout's XGBoost boosters (default: in this process). Cross-validation
+    always trains here: it is the small-data protocol, where a cluster's fixed cost per fit
+    (shipping the rows, starting the workers' collective) exceeds the fit itself.
+    """
     families = plan.settings.families
     if plan.protocol == Protocol.CROSS_VALIDATION:
         assert folds is not None
@@ -98,7 +104,9 @@ def compete(
                 f"candidate {number}/{len(families)}: {family}, holdout "
                 f"({int(np.sum(split == 'train')):,} train rows)"
             )
-            candidates[str(family)] = _holdout(family, rows, split, spec, plan, params, progress)
+            candidates[str(family)] = _holdout(
+                family, rows, split, spec, plan, params, progress, fit
+            )
         train_rows = split == "train"
         evaluation = np.flatnonzero(split == "test")
         baselines = _baselines(rows, train_rows, evaluation, spec, plan)
@@ -213,6 +221,7 @@ def _holdout(
     plan: Plan,
     params: TrainParams,
     progress: Progress = silent,
+    fit: Fit | None = None,
 ) -> Candidate:
     parts = {name: split == name for name in ("train", "validation", "test")}
     x_train, y_train = rows.x[parts["train"]], rows.y[parts["train"]]
@@ -228,9 +237,8 @@ def _holdout(
             linear,
             {"regularisation": linear.regularisation},
         )
-    trained = train(
-        x_train, y_train, x_valid, y_valid, spec, params, plan.settings.search_trials, progress
-    )
+    trials = plan.settings.search_trials
+    trained = train(x_train, y_train, x_valid, y_valid, spec, params, trials, progress, fit)
     model = BoosterModel(trained.booster)
     score = metric(y_valid, model.predict(x_valid), primary, spec.task, spec.threshold)
     settings = {**trained.params.model_dump(), "rounds": trained.best_iteration + 1}

@@ -7,6 +7,7 @@ booster (byte for byte: XGBoost's `hist` method is deterministic for a fixed thr
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -71,6 +72,10 @@ class TrainParams(Hyperparameters):
         }
 
 
+# One booster with early stopping: (x_train, y_train, x_validation, y_validation, spec, params,
+# round callbacks) -> the trimmed model. `fit_in_process` here; a cluster engine supplies another.
+Fit = Callable[..., "TrainedModel"]
+
 # The bounded search: a small grid, sampled without replacement in a seeded order.
 SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
     "learning_rate": (0.03, 0.05, 0.1),
@@ -101,15 +106,21 @@ def train(
     params: TrainParams,
     search_trials: int = 0,
     progress: Progress = silent,
+    fit: Fit | None = None,
 ) -> TrainedModel:
-    """Train with early stopping on the validation split; optionally search first."""
+    """Train with early stopping on the validation split; optionally search first.
+
+    `fit` trains one booster (default: in this process, `fit_in_process`); a cluster engine
+    passes its own, so the search, the trimming and the scores stay one code path.
+    """
+    fit = fit or fit_in_process
     candidates = search_candidates(params, search_trials)
     search: list[dict[str, Any]] = []
     best: TrainedModel | None = None
     for number, candidate in enumerate(candidates, start=1):
         label = f"xgboost trial {number}/{len(candidates)}" if search_trials else "xgboost"
         rounds = RoundsProgress(progress, label, candidate.max_rounds)
-        model = _fit(x_train, y_train, x_validation, y_validation, spec, candidate, [rounds])
+        model = fit(x_train, y_train, x_validation, y_validation, spec, candidate, [rounds])
         progress(
             f"{label}: {model.best_iteration + 1:,} trees, "
             f"validation score {model.validation_score:.4g}"
@@ -148,15 +159,16 @@ def booster_bytes(booster: xgb.Booster) -> bytes:
     return bytes(booster.save_raw(raw_format="ubj"))
 
 
-def _fit(
-    x_train,
-    y_train,
-    x_validation,
-    y_validation,
+def fit_in_process(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_validation: np.ndarray,
+    y_validation: np.ndarray,
     spec: DatasetSpec,
     params: TrainParams,
     callbacks: list[xgb.callback.TrainingCallback] | None = None,
 ) -> TrainedModel:
+    """One booster with early stopping on the validation rows, in this process, trimmed."""
     train_matrix = _matrix(x_train, y_train, spec)
     valid_matrix = _matrix(x_validation, y_validation, spec)
     evals_result: dict[str, Any] = {}
@@ -170,8 +182,17 @@ def _fit(
         verbose_eval=False,
         callbacks=callbacks or [],
     )
+    return trimmed_model(booster, evals_result, params)
+
+
+def trimmed_model(
+    booster: xgb.Booster, evals_result: dict[str, Any], params: TrainParams
+) -> TrainedModel:
+    """The booster cut to its best iteration, with that iteration's validation score.
+
+    Early stopping keeps the trees after the best one: cut them so what is saved is what won.
+    """
     best_iteration = int(booster.best_iteration)
-    # Early stopping keeps the trees after the best one: cut them so what is saved is what won.
     trimmed = booster[: best_iteration + 1]
     scores = next(iter(evals_result["validation"].values()))
     return TrainedModel(trimmed, params, best_iteration, float(scores[best_iteration]), [])
@@ -215,9 +236,17 @@ class RoundsProgress(xgb.callback.TrainingCallback):
 
     def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
         """Report on every `every`-th round; never stops training (returns False)."""
-        done = epoch + 1
-        if done % self.every == 0:
-            scores = [(m, v[-1]) for data in evals_log.values() for m, v in data.items() if v]
-            shown = f", validation {scores[0][0]} {scores[0][1]:.4g}" if scores else ""
-            self.say(f"{self.label}: round {done:,} of at most {self.total:,}{shown}")
+        message = self.message(self.label, self.total, self.every, epoch, evals_log)
+        if message:
+            self.say(message)
         return False
+
+    @staticmethod
+    def message(label: str, total: int, every: int, epoch: int, evals_log: dict) -> str:
+        """The line for round `epoch` (empty between reported rounds); shared by the engines."""
+        done = epoch + 1
+        if done % every:
+            return ""
+        scores = [(m, v[-1]) for data in evals_log.values() for m, v in data.items() if v]
+        shown = f", validation {scores[0][0]} {scores[0][1]:.4g}" if scores else ""
+        return f"{label}: round {done:,} of at most {total:,}{shown}"

@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from mlops_assets.core.candidates import Competition
 from mlops_assets.core.storage import read_json
 from mlops_assets.core.training import Hyperparameters, TrainParams
 from mlops_assets.features.assets import training_set
@@ -19,13 +20,21 @@ from mlops_assets.model_registry.champion import ChampionRegistry
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.progress import reporter
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
+from mlops_assets.spec import DatasetSpec, Protocol
 from mlops_assets.training.candidate import (
+    Prepared,
     TrainingFacts,
     TrainingRefused,
     build_manifest,
     evaluation_frame,
     prepare,
     train_candidate,
+)
+from mlops_assets.training.engine import (
+    IN_PROCESS,
+    Engine,
+    EngineUnreachable,
+    TrainingEngine,
 )
 from mlops_assets.training.model_store import (
     code_version,
@@ -76,6 +85,7 @@ def model(
     mlflow_tracking: MlflowTracking,
     dataset: DatasetSpecResource,
     home: MlopsHome,
+    training_engine: TrainingEngine,
 ) -> dg.MaterializeResult:
     """Candidate families compete on the same folds or split; the best is the challenger."""
     spec, paths = dataset.load(), home.paths()
@@ -88,20 +98,16 @@ def model(
     tags = {"dataset": spec.name, "data_hash": data_hash, "feature_service": service}
     say = reporter(context)
     say(f"model: {len(prepared.rows.y):,} labelled rows, {plan.protocol} ({plan.why})")
-    with mlflow_tracking.run(context, experiment=spec.name, tags=tags) as tracker:
-        competition = train_candidate(prepared, spec, config.params(plan.settings.seed), say)
-        challenger, version = competition.challenger, code_version()
-        settings = {
-            **config.model_dump(),
-            **plan.settings.model_dump(mode="json"),
-            "protocol_used": str(plan.protocol),
-            "code_version": version,
-            "data_hash": data_hash,
-            "feature_service": service,
-        }
-        log_training(tracker, settings, competition)
-        model_uri = log_model(tracker, challenger.model, spec)
-        run_id = tracker.active_run().info.run_id
+    try:
+        with training_engine.connect() as engine:
+            if engine.fit is not None:
+                say(f"model: XGBoost trains {_where(engine.description, plan.protocol)}")
+            competition, run_id, model_uri = _train_tracked(
+                context, config, mlflow_tracking, prepared, spec, tags, engine
+            )
+    except EngineUnreachable as exc:  # raised before anything is tracked: nothing to undo
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    challenger, version = competition.challenger, code_version()
     imputation = read_json(paths.feature_statistics).get("imputation", {})
     facts = TrainingFacts(run_id, model_uri, data_hash, version, service, imputation)
     manifest = build_manifest(spec, prepared, competition, facts)
@@ -116,6 +122,7 @@ def model(
             "family": manifest.family,
             "protocol": str(plan.protocol),
             "protocol_reason": plan.why,
+            "training_engine": engine.description,
             "candidate_scores": dg.MetadataValue.json(
                 {n: c.score for n, c in competition.candidates.items()}
             ),
@@ -177,6 +184,41 @@ def validation_report(
             **{f"estimate_{k}": v for k, v in metrics["model"].items()},
         }
     )
+
+
+def _train_tracked(
+    context: dg.AssetExecutionContext,
+    config: ModelConfig,
+    mlflow_tracking: MlflowTracking,
+    prepared: Prepared,
+    spec: DatasetSpec,
+    tags: dict[str, str],
+    engine: Engine,
+) -> tuple[Competition, str, str]:
+    """The competition inside its MLflow run: settings, scores and the winner logged there."""
+    plan = prepared.plan
+    with mlflow_tracking.run(context, experiment=spec.name, tags=tags) as tracker:
+        params = config.params(plan.settings.seed)
+        competition = train_candidate(prepared, spec, params, reporter(context), engine.fit)
+        settings = {
+            **config.model_dump(),
+            **plan.settings.model_dump(mode="json"),
+            "protocol_used": str(plan.protocol),
+            "training_engine": engine.description,
+            "code_version": code_version(),
+            "data_hash": tags["data_hash"],
+            "feature_service": tags["feature_service"],
+        }
+        log_training(tracker, settings, competition)
+        model_uri = log_model(tracker, competition.challenger.model, spec)
+        return competition, tracker.active_run().info.run_id, model_uri
+
+
+def _where(engine: str, protocol: Protocol) -> str:
+    """Where the boosters train: cross-validation's small fits always stay in this process."""
+    if protocol == Protocol.CROSS_VALIDATION:
+        return f"{IN_PROCESS} (cross-validation's small fits; the {engine} trains holdout fits)"
+    return f"on the {engine}"
 
 
 def _training_table(paths: PlatformPaths) -> tuple[pd.DataFrame, str]:

@@ -29,7 +29,7 @@ from mlops_assets.core.protocols import (
     resolve_settings,
 )
 from mlops_assets.core.splits import SPLIT_COLUMN
-from mlops_assets.core.training import TrainParams
+from mlops_assets.core.training import Fit, TrainParams
 from mlops_assets.progress import Progress, silent
 from mlops_assets.spec import DatasetSpec, Protocol
 from mlops_assets.training.model_store import ModelManifest
@@ -88,10 +88,16 @@ def prepare(
 
 
 def train_candidate(
-    prepared: Prepared, spec: DatasetSpec, params: TrainParams, progress: Progress = silent
+    prepared: Prepared,
+    spec: DatasetSpec,
+    params: TrainParams,
+    progress: Progress = silent,
+    fit: Fit | None = None,
 ) -> Competition:
     """Every candidate family on the same rows; the best is the challenger."""
-    return compete(prepared.rows, spec, prepared.plan, params, progress=progress, **prepared.layout)
+    return compete(
+        prepared.rows, spec, prepared.plan, params, progress=progress, fit=fit, **prepared.layout
+    )
 
 
 def build_manifest(

@@ -13,6 +13,7 @@ from mlops_assets.resources import (
     MlopsHome,
 )
 from mlops_assets.spec import HOUSE_PRICES_SPEC
+from mlops_assets.training.engine import TrainingEngine
 from mlops_assets.training.tracking import MlflowTracking
 
 
@@ -84,6 +85,7 @@ def materialize_features(instance):
             "feature_store": FeatureStoreResource(home=home),
             "mlflow_tracking": MlflowTracking(home=home, tracking_uri=tracking_uri),
             "metrics_push": MetricsPush(),
+            "training_engine": TrainingEngine(),
         }
         assets = [a for a in defs.assets if not isinstance(a, dg.AssetSpec)]
         return dg.materialize(
