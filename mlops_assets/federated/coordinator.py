@@ -8,6 +8,7 @@ bytes and the aggregate evaluation, or an exception, and the champion is untouch
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -23,6 +24,7 @@ from mlops_assets.core.training import TrainParams
 from mlops_assets.federated.pooled import pooled_metrics
 from mlops_assets.federated.site_worker import (
     MODEL_FILE,
+    ChampionModel,
     SiteTask,
     error_path,
     run_site,
@@ -53,6 +55,9 @@ class FederatedResult:
     pooled_baseline: dict[str, float]
     seconds: float
     server_bytes: int | None  # bytes the server process read and wrote (Linux), None elsewhere
+    statistics: dict[str, Any]  # the drift reference, from the sites' shared histograms
+    data_hash: str  # over the sites' own row hashes, in the spec's site order
+    pooled_champion: dict[str, float] | None = None  # the champion on the same test rows
 
 
 def train_federated(
@@ -61,8 +66,13 @@ def train_federated(
     params: TrainParams,
     folder: Path,
     progress: Callable[[str], None] = lambda _: None,
+    champion: ChampionModel | None = None,
 ) -> FederatedResult:
-    """Train one model across the spec's sites; raises `FederatedRunFailed` naming a site."""
+    """Train one model across the spec's sites; raises `FederatedRunFailed` naming a site.
+
+    With a `champion`, every site also scores it on its own test rows, so the gates compare
+    the two on the same rows without any row leaving its site.
+    """
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -93,6 +103,7 @@ def train_federated(
                 params=params.with_changes(threads=threads),
                 tls=_client_tls(settings),
                 timeout_seconds=settings.timeout_seconds,
+                champion=champion,
             )
             workers[site] = context.Process(target=run_site, args=(task,), name=f"site-{site}")
             workers[site].start()
@@ -153,6 +164,8 @@ def _collect(
     if len(set(hashes.values())) != 1:
         raise FederatedRunFailed(f"sites ended with different models: {hashes}")
     first = summaries[sites[0]]
+    joint = hashlib.sha256("".join(summaries[s]["data_hash"] for s in sites).encode())
+    scored_champion = all(s.get("champion_metrics") for s in summaries.values())
     return FederatedResult(
         model=(folder / MODEL_FILE).read_bytes(),
         best_iteration=int(first["best_iteration"]),
@@ -162,6 +175,11 @@ def _collect(
         pooled_baseline=pooled_metrics(summaries, spec.task, "baseline_metrics"),
         seconds=seconds,
         server_bytes=traffic,
+        statistics=first["statistics"],
+        data_hash=joint.hexdigest(),
+        pooled_champion=pooled_metrics(summaries, spec.task, "champion_metrics")
+        if scored_champion
+        else None,
     )
 
 
