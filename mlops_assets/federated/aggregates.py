@@ -84,7 +84,8 @@ def global_feature_statistics(features: pd.DataFrame, spec: DatasetSpec) -> dict
     The same document the central training set's statistics are (quantiles, mean, standard
     deviation, null rate; category shares), so the drift monitor compares new batches against
     a federated model exactly as against any other. Counts, means and shares are exact; each
-    quantile is exact to one of 10,000 bins between the global minimum and maximum.
+    quantile is interpolated as `np.quantile` does between order statistics that are each
+    located to within half of one of 10,000 bins between the global minimum and maximum.
     """
     total = float(global_sum(np.array([len(features)]))[0])
     numeric: dict[str, Any] = {}
@@ -136,8 +137,17 @@ def _global_numeric(finite: np.ndarray, total: float) -> dict[str, Any]:
         return {"quantiles": [low] * len(QUANTILE_LEVELS), **summary}
     counts, edges = np.histogram(finite, bins=QUANTILE_BINS, range=(low, high))
     cumulative = np.cumsum(global_sum(counts))
-    positions = np.searchsorted(cumulative, QUANTILE_LEVELS * count, side="left")
     centres = (edges[:-1] + edges[1:]) / 2.0
-    quantiles = centres[np.clip(positions, 0, QUANTILE_BINS - 1)]
+
+    def order_statistic(rank: np.ndarray) -> np.ndarray:  # the rank-th smallest value's bin
+        return centres[
+            np.minimum(np.searchsorted(cumulative, rank, side="right"), QUANTILE_BINS - 1)
+        ]
+
+    # As np.quantile does: interpolate between the order statistics around q * (n - 1).
+    position = QUANTILE_LEVELS * (count - 1)
+    below = np.floor(position)
+    lower, upper = order_statistic(below), order_statistic(np.minimum(below + 1, count - 1))
+    quantiles = lower + (position - below) * (upper - lower)
     quantiles[0], quantiles[-1] = low, high  # the ends are known exactly
     return {"quantiles": quantiles.tolist(), **summary}

@@ -155,6 +155,7 @@ def save_report(
     """
     y, predicted = validation.y, validation.predicted
     held_here = len(y) > 0  # a federated model's rows stay at the sites: no plots, no slices
+    folder.mkdir(parents=True, exist_ok=True)
     plots = render_plots(folder, y, predicted, importance, spec.task) if held_here else []
     report = ReportInputs(
         spec=spec,
