@@ -39,7 +39,7 @@ from tests.servers import bento_service
 
 ROOT = Path(__file__).resolve().parents[2]
 MIXES = {"north": (0.9, 0.05, 0.05), "south": (0.05, 0.9, 0.05)}
-TRAINED = ("model", "validation_report", "promoted_model", "bento_model", "bento")
+TRAINED = ("model", "validation_report", "promoted_model", "bento_model", "bento")  # federated_job
 FAST = {"learning_rate": 0.1, "max_rounds": 300, "early_stopping_rounds": 30}
 
 
