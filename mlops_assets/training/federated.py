@@ -121,7 +121,6 @@ def model_documents(
             for site, summary in result.sites.items()
         },
         "seconds": result.seconds,
-        "server_bytes": result.server_bytes,
     }
     statistics = {
         "content_hash": result.data_hash,
