@@ -35,6 +35,7 @@ from mlops_assets.features.store_resource import FeatureStoreResource
 from mlops_assets.ingestion.assets import cleaned_data, raw_data
 from mlops_assets.jobs import (
     deploy_job,
+    federated_job,
     ingestion_job,
     monitoring_job,
     pipeline_job,
@@ -76,7 +77,7 @@ defs = dg.Definitions(
             batch_predictions,
         ]
     ),
-    jobs=[ingestion_job, pipeline_job, deploy_job, monitoring_job, scoring_job],
+    jobs=[ingestion_job, pipeline_job, federated_job, deploy_job, monitoring_job, scoring_job],
     sensors=[
         landing_sensor,
         ingested_sensor,

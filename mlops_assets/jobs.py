@@ -24,6 +24,15 @@ pipeline_job = dg.define_asset_job(
     "training set, model, report, promotion and bento. Also the retraining job.",
 )
 
+federated_job = dg.define_asset_job(
+    name="federated_job",
+    selection=dg.AssetSelection.assets(
+        "model", "validation_report", "promoted_model", "bento_model", "bento"
+    ),
+    description="Train across the sites the spec's training.federated names (their rows stay "
+    "at each site), then report, gate, promote and package as for any model.",
+)
+
 deploy_job = dg.define_asset_job(
     name="deploy_job",
     selection=dg.AssetSelection.assets("bento_model", "bento"),

@@ -136,6 +136,11 @@ class PlatformPaths:
         return self.training / "feature_statistics.json"
 
     @property
+    def federated_run(self) -> Path:
+        """The last federated training's folder: site status, aggregates and the model."""
+        return self.training / "federated_run"
+
+    @property
     def models(self) -> Path:
         """Local copies of trained models, one folder per model id."""
         return self.root / "models"

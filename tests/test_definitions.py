@@ -23,6 +23,13 @@ def test_every_job_resolves_to_its_stage_on_one_process():
         by_group.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
     assert _job_assets("ingestion_job") == {"raw_data", "cleaned_data"}
     assert _job_assets("deploy_job") == {"bento_model", "bento"}
+    assert _job_assets("federated_job") == {
+        "model",
+        "validation_report",
+        "promoted_model",
+        "bento_model",
+        "bento",
+    }
     assert _job_assets("monitoring_job") == {"drift_report", "live_performance"}
     assert _job_assets("scoring_job") == {"batch_predictions"}
     scoring = defs.resolve_job_def("scoring_job")
@@ -91,6 +98,7 @@ def test_automation_is_declared():
     assert {j.name for j in defs.jobs or []} == {
         "ingestion_job",
         "pipeline_job",
+        "federated_job",
         "deploy_job",
         "monitoring_job",
         "scoring_job",

@@ -107,6 +107,8 @@ def _estimate_lines(inputs: ReportInputs) -> list[str]:
     if not facts:
         return [f"- Evaluation rows: {inputs.test_rows:,}"]
     protocol = facts.get("protocol", "")
+    if protocol == "federated":
+        return _federated_lines(facts)
     if protocol == "cross_validation":
         how = (
             f"{facts.get('folds')}-fold cross-validation (stratified by class, grouped by "
@@ -132,6 +134,23 @@ def _estimate_lines(inputs: ReportInputs) -> list[str]:
             f"{_fmt(facts['fold_std'])}."
         )
     return lines
+
+
+def _federated_lines(facts: dict[str, Any]) -> list[str]:
+    """Where a federated model was evaluated: at each site, pooled by the sites' sums."""
+    sites = facts.get("sites", {})
+    each = ", ".join(f"{site} {rows.get('test', 0):,}" for site, rows in sites.items())
+    return [
+        f"- Protocol: federated, {len(sites)} sites ({facts.get('why', '')}). Each site split "
+        f"its own rows by entity hash and scored the model, the constant baseline and the "
+        f"champion on its test rows ({each}; {facts.get('evaluation_rows', 0):,} in all). "
+        "No row left a site: only metrics and sums did.",
+        f"- Pooled over every site's test rows: {facts.get('primary_metric', '')} "
+        f"{_fmt(facts.get('value'))} (RMSE, MAE, R² and log loss exactly from the sites' sums; "
+        "ranking and threshold metrics as the row-weighted mean of the sites' values). The "
+        "gates and the champion comparison use these pooled metrics; the rows below give "
+        "each site's own. No bootstrap interval or slices: those need the rows.",
+    ]
 
 
 def _table(rows: dict[str, dict[str, float]], first: str) -> str:

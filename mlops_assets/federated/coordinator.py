@@ -8,6 +8,7 @@ bytes and the aggregate evaluation, or an exception, and the champion is untouch
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -23,6 +24,7 @@ from mlops_assets.core.training import TrainParams
 from mlops_assets.federated.pooled import pooled_metrics
 from mlops_assets.federated.site_worker import (
     MODEL_FILE,
+    ChampionModel,
     SiteTask,
     error_path,
     run_site,
@@ -52,7 +54,9 @@ class FederatedResult:
     pooled: dict[str, float]
     pooled_baseline: dict[str, float]
     seconds: float
-    server_bytes: int | None  # bytes the server process read and wrote (Linux), None elsewhere
+    statistics: dict[str, Any]  # the drift reference, from the sites' shared histograms
+    data_hash: str  # over the sites' own row hashes, in the spec's site order
+    pooled_champion: dict[str, float] | None = None  # the champion on the same test rows
 
 
 def train_federated(
@@ -61,14 +65,19 @@ def train_federated(
     params: TrainParams,
     folder: Path,
     progress: Callable[[str], None] = lambda _: None,
+    champion: ChampionModel | None = None,
 ) -> FederatedResult:
-    """Train one model across the spec's sites; raises `FederatedRunFailed` naming a site."""
+    """Train one model across the spec's sites; raises `FederatedRunFailed` naming a site.
+
+    With a `champion`, every site also scores it on its own test rows, so the gates compare
+    the two on the same rows without any row leaving its site.
+    """
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     started = time.monotonic()
     port = _free_port()
-    context = multiprocessing.get_context("spawn")
+    context = _process_context()
     sites = list(settings.sites)
     threads = max(1, (os.cpu_count() or 1) // len(sites))
     server = context.Process(
@@ -93,16 +102,29 @@ def train_federated(
                 params=params.with_changes(threads=threads),
                 tls=_client_tls(settings),
                 timeout_seconds=settings.timeout_seconds,
+                champion=champion,
             )
             workers[site] = context.Process(target=run_site, args=(task,), name=f"site-{site}")
             workers[site].start()
-        traffic = _watch(workers, folder, settings.timeout_seconds, progress, server.pid)
+        _watch(workers, folder, settings.timeout_seconds, progress)
     finally:
         for process in [*workers.values(), server]:
             if process.is_alive():
                 process.kill()
             process.join(timeout=5)
-    return _collect(folder, sites, time.monotonic() - started, spec, traffic)
+    return _collect(folder, sites, time.monotonic() - started, spec)
+
+
+def _process_context() -> multiprocessing.context.BaseContext:
+    """Server and sites fork from a process that has imported XGBoost and the site code once.
+
+    A fresh interpreter per site spends seconds importing them (tens of seconds on a busy
+    machine, all sites at once); the fork server pays that once per platform process. It
+    forks before any XGBoost thread runs, so each site still starts clean.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def _watch(
@@ -110,15 +132,10 @@ def _watch(
     folder: Path,
     timeout: float,
     progress: Callable[[str], None],
-    server_pid: int | None,
-) -> int | None:
-    """Poll until every site has finished; stop at the first failure or a silent timeout.
-
-    Returns the server's traffic as last seen (its reads and writes, sockets included).
-    """
-    last_change, seen, traffic = time.monotonic(), {}, None
+) -> None:
+    """Poll until every site has finished; stop at the first failure or a silent timeout."""
+    last_change, seen = time.monotonic(), {}
     while True:
-        traffic = _io_bytes(server_pid) or traffic
         for site, process in workers.items():
             if process.exitcode not in (None, 0):
                 raise FederatedRunFailed(_failure(folder, site, process.exitcode))
@@ -127,7 +144,7 @@ def _watch(
                 seen[site], last_change = status, time.monotonic()
                 progress(f"site '{site}': {status}")
         if all(p.exitcode == 0 for p in workers.values()):
-            return traffic
+            return
         if time.monotonic() - last_change > timeout:
             waiting = [s for s, p in workers.items() if p.exitcode is None]
             raise FederatedRunFailed(
@@ -145,14 +162,14 @@ def _failure(folder: Path, site: str, exitcode: int) -> str:
     return f"site '{site}' {how} during federated training; the run was stopped"
 
 
-def _collect(
-    folder: Path, sites: list[str], seconds: float, spec: DatasetSpec, traffic: int | None
-) -> FederatedResult:
+def _collect(folder: Path, sites: list[str], seconds: float, spec: DatasetSpec) -> FederatedResult:
     summaries = {s: json.loads(summary_path(folder, s).read_text()) for s in sites}
     hashes = {s: summary["model_sha256"] for s, summary in summaries.items()}
     if len(set(hashes.values())) != 1:
         raise FederatedRunFailed(f"sites ended with different models: {hashes}")
     first = summaries[sites[0]]
+    joint = hashlib.sha256("".join(summaries[s]["data_hash"] for s in sites).encode())
+    scored_champion = all(s.get("champion_metrics") for s in summaries.values())
     return FederatedResult(
         model=(folder / MODEL_FILE).read_bytes(),
         best_iteration=int(first["best_iteration"]),
@@ -161,7 +178,11 @@ def _collect(
         pooled=pooled_metrics(summaries, spec.task, "metrics"),
         pooled_baseline=pooled_metrics(summaries, spec.task, "baseline_metrics"),
         seconds=seconds,
-        server_bytes=traffic,
+        statistics=first["statistics"],
+        data_hash=joint.hexdigest(),
+        pooled_champion=pooled_metrics(summaries, spec.task, "champion_metrics")
+        if scored_champion
+        else None,
     )
 
 
@@ -212,15 +233,6 @@ def _wait_for_server(port: int, server: Any) -> None:
         except OSError:
             time.sleep(POLL_SECONDS)
     raise FederatedRunFailed(f"the federated server did not listen on port {port} within 30 s")
-
-
-def _io_bytes(pid: int | None) -> int | None:
-    """Bytes a live process read and wrote (/proc, Linux); None where that is unavailable."""
-    try:
-        fields = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
-        return int(fields["rchar"]) + int(fields["wchar"])
-    except (OSError, KeyError, ValueError):
-        return None
 
 
 def _free_port() -> int:

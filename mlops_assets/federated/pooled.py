@@ -19,33 +19,26 @@ WEIGHTED = ("roc_auc", "pr_auc", "brier", "accuracy", "f1", "mape")
 def pooled_metrics(
     summaries: dict[str, dict[str, Any]], task: TaskType, which: str = "metrics"
 ) -> dict[str, float]:
-    """Pooled metrics of `which` ("metrics" or "baseline_metrics") over every site."""
-    sums = {key: sum(s["sums"][key] for s in summaries.values()) for key in _SUM_KEYS}
+    """Pooled metrics of `which` ("metrics", "baseline_metrics", "champion_metrics")."""
+    prefix = which.removesuffix("metrics")
+    keys = ("n", "y", "y2", *(prefix + key for key in _ERROR_KEYS))
+    sums = {key: sum(s["sums"][key] for s in summaries.values()) for key in keys}
     n = sums["n"]
-    errors = "squared_error" if which == "metrics" else "baseline_squared_error"
     weights = {site: s["sums"]["n"] / n for site, s in summaries.items()}
-    pooled = {
-        name: float(sum(weights[site] * s[which][name] for site, s in summaries.items()))
-        for name in WEIGHTED
-        if all(name in s[which] for s in summaries.values())
-    }
+    pooled: dict[str, float] = {}
     if task == TaskType.REGRESSION:
         total = sums["y2"] - sums["y"] ** 2 / n
-        pooled["rmse"] = float(np.sqrt(sums[errors] / n))
-        pooled["r2"] = float(1.0 - sums[errors] / total)
-        if which == "metrics":
-            pooled["mae"] = float(sums["absolute_error"] / n)
-    elif which == "metrics":
-        pooled["log_loss"] = float(sums["log_loss"] / n)
+        pooled["rmse"] = float(np.sqrt(sums[prefix + "squared_error"] / n))
+        pooled["mae"] = float(sums[prefix + "absolute_error"] / n)
+        pooled["r2"] = float(1.0 - sums[prefix + "squared_error"] / total)
+    else:
+        pooled["log_loss"] = float(sums[prefix + "log_loss"] / n)
+    for name in WEIGHTED:
+        if all(name in s[which] for s in summaries.values()):
+            pooled[name] = float(
+                sum(weights[site] * s[which][name] for site, s in summaries.items())
+            )
     return pooled
 
 
-_SUM_KEYS = (
-    "n",
-    "y",
-    "y2",
-    "squared_error",
-    "absolute_error",
-    "baseline_squared_error",
-    "log_loss",
-)
+_ERROR_KEYS = ("squared_error", "absolute_error", "log_loss")

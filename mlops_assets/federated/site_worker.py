@@ -2,7 +2,9 @@
 
 Runs in its own process (spawned by the coordinator) with the site's location and nothing of
 any other site. Everything it writes to the run folder is aggregate: its status, its test
-metrics and sums (no rows), and, from the first site only, the model every site holds.
+metrics and sums for the new model, the constant baseline and the current champion (no rows),
+the joint feature statistics, a hash of its rows, and, from the first site only, the model
+every site holds.
 """
 
 from __future__ import annotations
@@ -20,15 +22,37 @@ import xgboost as xgb
 from xgboost import collective
 
 from mlops_assets.core.evaluation import compute_metrics
+from mlops_assets.core.families import load_model_file
 from mlops_assets.core.features import engineer, to_matrix
 from mlops_assets.core.splits import entity_split
+from mlops_assets.core.storage import content_hash
 from mlops_assets.core.training import TrainParams, booster_bytes, model_dmatrix, predict
-from mlops_assets.federated.aggregates import global_imputation, global_sum
+from mlops_assets.federated.aggregates import (
+    global_feature_statistics,
+    global_imputation,
+    global_sum,
+)
 from mlops_assets.federated.site_data import load_site_rows, site_files
 from mlops_assets.spec import DatasetSpec
 
 MODEL_FILE = "model.ubj"
 ROUND_REPORT_EVERY = 50
+
+
+@dataclass(frozen=True)
+class ChampionModel:
+    """The serving model every site scores on its own test rows, beside the new one.
+
+    A saved model folder (model file and manifest facts), not data: each site fills, engineers
+    and orders its rows the way this model was trained, then predicts.
+    """
+
+    folder: str
+    family: str
+    features: list[str]
+    imputation: dict[str, Any]
+    run_id: str
+    version: str
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,7 @@ class SiteTask:
     params: TrainParams
     tls: dict[str, str] | None = None  # ca_cert, client_cert, client_key
     timeout_seconds: int = 600
+    champion: ChampionModel | None = None
 
     def communicator(self) -> dict[str, Any]:
         """XGBoost's communicator arguments for this site."""
@@ -108,6 +133,7 @@ def _train(task: SiteTask, frame) -> dict[str, Any]:
     y = frame[spec.target].to_numpy(dtype=np.float64)
     split = entity_split(frame[spec.entity_key].to_numpy(), spec.training.split.as_tuple())
     parts = {name: np.flatnonzero(split == name) for name in ("train", "validation", "test")}
+    statistics = global_feature_statistics(features.iloc[parts["train"]], spec)
     _report(task, f"training on {len(parts['train']):,} rows")
     booster = xgb.train(
         params.booster_params(spec.task),
@@ -124,20 +150,44 @@ def _train(task: SiteTask, frame) -> dict[str, Any]:
     if task.rank == 0:
         (Path(task.folder) / MODEL_FILE).write_bytes(raw)
     test = parts["test"]
-    predicted = predict(booster, x[test])
-    baseline = _baseline(y[parts["train"]], len(test))
+    scored = {
+        "": predict(booster, x[test]),
+        "baseline_": _baseline(y[parts["train"]], len(test)),
+    }
+    if task.champion is not None:
+        scored["champion_"] = _champion_predictions(task, frame.iloc[test])
     return {
         "site": task.site,
         "files": [str(p) for p in site_files(task.location)],
         "rows": {name: len(rows) for name, rows in parts.items()},
+        "data_hash": content_hash(frame),
         "best_iteration": best,
         "model_sha256": hashlib.sha256(raw).hexdigest(),
         "imputation": imputation,
-        "metrics": compute_metrics(y[test], predicted, spec.task, spec.threshold),
-        "baseline_metrics": compute_metrics(y[test], baseline, spec.task, spec.threshold),
-        "sums": _sums(y[test], predicted, baseline),
+        "statistics": statistics,
+        **{
+            f"{prefix}metrics": compute_metrics(y[test], values, spec.task, spec.threshold)
+            for prefix, values in scored.items()
+        },
+        "champion": task.champion.run_id if task.champion else None,
+        "sums": _sums(y[test], scored),
         "params": params.model_dump(),
     }
+
+
+def _champion_predictions(task: SiteTask, rows) -> np.ndarray:
+    """The champion on this site's test rows, filled and ordered as the champion was trained."""
+    champion = task.champion
+    assert champion is not None
+    features = engineer(rows, task.spec, champion.imputation)
+    missing = [f for f in champion.features if f not in features.columns]
+    if missing:
+        raise ValueError(
+            f"site '{task.site}': champion v{champion.version} needs features {missing} that "
+            "this spec no longer produces; it cannot be compared on the same rows"
+        )
+    model = load_model_file(Path(champion.folder), champion.family, threads=task.params.threads)
+    return model.predict(to_matrix(features, task.spec, columns=champion.features))
 
 
 def _baseline(y_train: np.ndarray, rows: int) -> np.ndarray:
@@ -146,18 +196,21 @@ def _baseline(y_train: np.ndarray, rows: int) -> np.ndarray:
     return np.full(rows, total / count)
 
 
-def _sums(y: np.ndarray, predicted: np.ndarray, baseline: np.ndarray) -> dict[str, float]:
-    """What pooled metrics need from a site: sums over its test rows, no row itself."""
-    clipped = np.clip(predicted, 1e-7, 1 - 1e-7)
-    return {
-        "n": float(y.size),
-        "y": float(y.sum()),
-        "y2": float((y**2).sum()),
-        "squared_error": float(((y - predicted) ** 2).sum()),
-        "absolute_error": float(np.abs(y - predicted).sum()),
-        "baseline_squared_error": float(((y - baseline) ** 2).sum()),
-        "log_loss": float(-(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)).sum()),
-    }
+def _sums(y: np.ndarray, scored: dict[str, np.ndarray]) -> dict[str, float]:
+    """What pooled metrics need from a site: sums over its test rows, no row itself.
+
+    One set of error sums per scored model, its keys prefixed as its metrics are ("" for the
+    new model, "baseline_", "champion_").
+    """
+    sums = {"n": float(y.size), "y": float(y.sum()), "y2": float((y**2).sum())}
+    for prefix, predicted in scored.items():
+        clipped = np.clip(predicted, 1e-7, 1 - 1e-7)
+        sums[f"{prefix}squared_error"] = float(((y - predicted) ** 2).sum())
+        sums[f"{prefix}absolute_error"] = float(np.abs(y - predicted).sum())
+        sums[f"{prefix}log_loss"] = float(
+            -(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)).sum()
+        )
+    return sums
 
 
 def _report(task: SiteTask, message: str) -> None:

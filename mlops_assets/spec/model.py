@@ -296,6 +296,10 @@ class FederatedSettings(_Strict):
     )
     tls: FederatedTls | None = None
 
+    def __hash__(self) -> int:
+        """Hashable like the rest of the spec (the service caches by spec), `sites` included."""
+        return hash((tuple(self.sites.items()), self.timeout_seconds, self.tls))
+
 
 class TrainingSettings(_Strict):
     """How models are trained, compared and estimated; defaults suit most tabular data.

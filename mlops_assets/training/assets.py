@@ -15,6 +15,7 @@ from mlops_assets.core.storage import read_json
 from mlops_assets.core.training import Hyperparameters, TrainParams
 from mlops_assets.features.assets import training_set
 from mlops_assets.features.feast_repo import FeastNames
+from mlops_assets.federated.coordinator import FederatedRunFailed, train_federated
 from mlops_assets.handoff import upstream_metadata
 from mlops_assets.model_registry.champion import ChampionRegistry
 from mlops_assets.paths import PlatformPaths
@@ -36,9 +37,18 @@ from mlops_assets.training.engine import (
     EngineUnreachable,
     TrainingEngine,
 )
+from mlops_assets.training.federated import (
+    SITES_FILE,
+    champion_for_sites,
+    federated_booster,
+    federated_manifest,
+    model_documents,
+    no_rows,
+)
 from mlops_assets.training.model_store import (
     code_version,
     load_evaluation,
+    load_json,
     load_manifest,
     load_model,
     save_model,
@@ -49,6 +59,8 @@ from mlops_assets.training.validation import (
     ChampionNotComparable,
     ChampionSource,
     evaluate_candidate,
+    evaluate_federated,
+    is_federated,
     save_report,
 )
 
@@ -87,8 +99,14 @@ def model(
     home: MlopsHome,
     training_engine: TrainingEngine,
 ) -> dg.MaterializeResult:
-    """Candidate families compete on the same folds or split; the best is the challenger."""
+    """Candidate families compete on the same folds or split; the best is the challenger.
+
+    With `training.federated` in the spec, the sites train one XGBoost model instead, each in
+    its own process on its own rows (see `_federated_model`).
+    """
     spec, paths = dataset.load(), home.paths()
+    if spec.training.federated is not None:
+        return _federated_model(context, config, mlflow_tracking, dataset, paths)
     table, data_hash = _training_table(paths)
     try:
         prepared = prepare(table, spec, config.overrides(), dataset.resolved_path())
@@ -137,6 +155,65 @@ def model(
     )
 
 
+def _federated_model(
+    context: dg.AssetExecutionContext,
+    config: ModelConfig,
+    mlflow_tracking: MlflowTracking,
+    dataset: DatasetSpecResource,
+    paths: PlatformPaths,
+) -> dg.MaterializeResult:
+    """Train across the spec's sites; save the model as central training would, with their metrics.
+
+    The current champion goes to the sites too, so they score both on the same test rows; if
+    any site refuses its data or fails, the step fails naming it and nothing is saved.
+    """
+    spec = dataset.load()
+    settings = spec.training.federated
+    assert settings is not None
+    params = config.params(config.seed if config.seed is not None else spec.training.seed)
+    client, say = mlflow_tracking.client(), reporter(context)
+    service = FeastNames.for_spec(spec).service
+    say(f"model: federated training across sites {', '.join(settings.sites)}")
+    try:
+        champion = champion_for_sites(ChampionRegistry(client, spec.name, paths).champion(), paths)
+        result = train_federated(spec, settings, params, paths.federated_run, say, champion)
+    except (FederatedRunFailed, TrainingRefused) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    booster, version = federated_booster(result), code_version()
+    tags = {"dataset": spec.name, "data_hash": result.data_hash, "feature_service": service}
+    with mlflow_tracking.run(context, experiment=spec.name, tags=tags) as tracker:
+        tracker.log_params(
+            {**params.model_dump(), "protocol_used": "federated", "sites": ",".join(settings.sites)}
+        )
+        tracker.log_metrics({f"federated_{k}": v for k, v in result.pooled.items()})
+        model_uri = log_model(tracker, booster, spec)
+        run_id = tracker.active_run().info.run_id
+    facts = TrainingFacts(run_id, model_uri, result.data_hash, version, service, result.imputation)
+    manifest = federated_manifest(spec, result, facts, params.model_dump())
+    documents = model_documents(spec, result, champion, service)
+    folder = save_model(
+        paths, booster, manifest, spec, dataset.resolved_path(), no_rows(), documents
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "model_id": run_id,
+            "mlflow_run_id": run_id,
+            "path": dg.MetadataValue.path(str(folder)),
+            "family": manifest.family,
+            "protocol": "federated",
+            "protocol_reason": manifest.evaluation["why"],
+            "sites": dg.MetadataValue.json(manifest.evaluation["sites"]),
+            "pooled_metrics": dg.MetadataValue.json(result.pooled),
+            "primary_metric": spec.gates.primary_metric,
+            "seconds": round(result.seconds, 1),
+            "data_hash": result.data_hash,
+            "code_version": version,
+            "feature_service": service,
+            "rows": manifest.evaluation["rows"],
+        }
+    )
+
+
 @dg.asset(group_name="training", deps=[model], kinds={"mlflow", "markdown"})
 def validation_report(
     context: dg.AssetExecutionContext,
@@ -149,24 +226,30 @@ def validation_report(
     model_id = str(upstream_metadata(context, "model")["model_id"])
     manifest = load_manifest(paths, model_id)
     evaluation = load_evaluation(paths, model_id)
-    table, data_hash = _training_table(paths)
-    if data_hash != manifest.data_hash:
-        raise dg.Failure(
-            description="the training set changed since the model was trained: materialize model "
-            "again so the report scores the rows the model was evaluated on",
-            allow_retries=False,
-        )
     client = mlflow_tracking.client()
     champion = ChampionRegistry(client, spec.name, paths).champion()
-    source = ChampionSource(champion, paths, client) if champion else None
     try:
-        validation = evaluate_candidate(manifest, evaluation, table, spec, source)
+        if is_federated(manifest):  # the sites scored it; no row is here to score again
+            record = load_json(paths, model_id, SITES_FILE)
+            validation = evaluate_federated(manifest, record, spec, champion)
+            rows = evaluation.iloc[:0]
+        else:
+            table, data_hash = _training_table(paths)
+            if data_hash != manifest.data_hash:
+                raise dg.Failure(
+                    description="the training set changed since the model was trained: "
+                    "materialize model again so the report scores the rows the model was "
+                    "evaluated on",
+                    allow_retries=False,
+                )
+            source = ChampionSource(champion, paths, client) if champion else None
+            validation = evaluate_candidate(manifest, evaluation, table, spec, source)
+            rows = table.iloc[evaluation["row"].to_numpy()].reset_index(drop=True)
     except ChampionNotComparable as exc:
         raise dg.Failure(description=str(exc)) from exc
     metrics, decision = validation.metrics, validation.decision
     folder = paths.model_report(model_id)
     importance = load_model(paths, model_id).importance()
-    rows = table.iloc[evaluation["row"].to_numpy()].reset_index(drop=True)
     markdown, plots = save_report(folder, validation, manifest, rows, importance, spec)
     log_report(client, manifest.mlflow_run_id, folder, metrics["model"])
     return dg.MaterializeResult(

@@ -67,11 +67,13 @@ def save_model(
     spec: DatasetSpec,
     spec_path: Path,
     evaluation: pd.DataFrame,
+    documents: dict[str, Any] | None = None,
 ) -> Path:
     """Write a model folder atomically (the `model` asset's metadata names it to what follows).
 
     The folder holds the model file, the manifest, the dataset spec it was trained with and
-    the evaluation rows (fold, label and every candidate's and baseline's prediction).
+    the evaluation rows (fold, label and every candidate's and baseline's prediction), plus
+    any further JSON `documents` (file name -> content) that must appear with it or not at all.
     """
     final = paths.model(manifest.model_id)
     staging = paths.models / f".{manifest.model_id}.{uuid.uuid4().hex}.tmp"
@@ -81,6 +83,8 @@ def save_model(
         write_json_atomic(asdict(manifest), staging / MANIFEST_FILE)
         shutil.copyfile(spec_path, staging / SPEC_FILE)
         evaluation.to_parquet(staging / EVALUATION_FILE, index=False)
+        for name, document in (documents or {}).items():
+            write_json_atomic(document, staging / name)
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
@@ -105,6 +109,11 @@ def load_model(paths: PlatformPaths, model_id: str) -> Model:
     """The saved model of any family (XGBoost's format or JSON coefficients; no pickle)."""
     manifest = load_manifest(paths, model_id)
     return load_model_file(paths.model(model_id), manifest.family)
+
+
+def load_json(paths: PlatformPaths, model_id: str, name: str) -> Any:
+    """A JSON document saved in a model's folder (see `save_model`'s `documents`)."""
+    return read_json(paths.model(model_id) / name)
 
 
 def load_evaluation(paths: PlatformPaths, model_id: str) -> pd.DataFrame:

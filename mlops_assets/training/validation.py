@@ -36,6 +36,7 @@ from mlops_assets.model_registry.champion import ChampionInfo
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.spec import DatasetSpec, Family, Protocol
 from mlops_assets.training.candidate import BASELINE, CANDIDATE
+from mlops_assets.training.federated import FEDERATED
 from mlops_assets.training.model_store import ModelManifest, load_manifest, load_model
 
 Metrics = dict[str, dict[str, float]]  # row label -> metric -> value
@@ -90,6 +91,54 @@ def evaluate_candidate(
     return Validation(metrics, estimate, decision, y, predicted)
 
 
+def is_federated(manifest: ModelManifest) -> bool:
+    """Whether the sites trained and scored this model (no evaluation rows are held here)."""
+    return manifest.evaluation.get("protocol") == FEDERATED
+
+
+def evaluate_federated(
+    manifest: ModelManifest,
+    record: dict[str, Any],
+    spec: DatasetSpec,
+    champion: ChampionInfo | None,
+) -> Validation:
+    """The decision on a federated model from the sites' metrics, pooled over their test rows.
+
+    The gates, the baseline and the champion comparison read the pooled metrics (from the
+    sites' sums: RMSE, MAE, R² and log loss exactly). The champion was scored by the sites when
+    the model was trained; if another champion has been promoted since, the comparison would
+    not be on the same model, so the report refuses and asks for the model step again.
+    """
+    scored = record.get("champion")
+    current = champion if champion is not None and champion.run_id != manifest.model_id else None
+    if current is not None and (scored is None or scored["run_id"] != current.run_id):
+        raise ChampionNotComparable(
+            f"the champion is v{current.version} but the sites scored "
+            f"{'no champion' if scored is None else 'v' + str(scored['version'])} when this "
+            "model was trained: materialize model again so they score the current one"
+        )
+    metrics: Metrics = {"model": record["pooled"]}
+    baselines = {record["baseline"]: record["pooled_baseline"]}
+    metrics.update(baselines)
+    comparison = None
+    if current is not None:
+        comparison = Comparison(record["pooled_champion"], current.version, None)
+        metrics[f"champion v{current.version}"] = comparison.champion
+    for site, facts in record["sites"].items():
+        metrics[f"model at site {site}"] = facts["metrics"]
+        if current is not None:
+            metrics[f"champion v{current.version} at site {site}"] = facts["champion_metrics"]
+    primary = spec.gates.primary_metric
+    estimate = {
+        **manifest.evaluation,
+        "family": manifest.family,
+        "primary_metric": primary,
+        "value": record["pooled"].get(primary),
+    }
+    decision = decide(record["pooled"], spec, baselines=baselines, champion=comparison)
+    return Validation(metrics, estimate, decision, np.empty(0), np.empty(0))
+
+
 def save_report(
     folder: Path,
     validation: Validation,
@@ -105,7 +154,9 @@ def save_report(
     `rows` are the training-table rows the candidate was evaluated on, for per-slice metrics.
     """
     y, predicted = validation.y, validation.predicted
-    plots = render_plots(folder, y, predicted, importance, spec.task)
+    held_here = len(y) > 0  # a federated model's rows stay at the sites: no plots, no slices
+    folder.mkdir(parents=True, exist_ok=True)
+    plots = render_plots(folder, y, predicted, importance, spec.task) if held_here else []
     report = ReportInputs(
         spec=spec,
         model_id=manifest.model_id,
@@ -114,7 +165,7 @@ def save_report(
         test_rows=len(rows),
         metrics=validation.metrics,
         decision=validation.decision,
-        slices=slice_metrics(rows, y, predicted, spec),
+        slices=slice_metrics(rows, y, predicted, spec) if held_here else {},
         plots=[str(p) for p in plots],
         estimate=validation.estimate,
     )
