@@ -23,7 +23,7 @@ def test_every_job_resolves_to_its_stage_on_one_process():
         by_group.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
     assert _job_assets("ingestion_job") == {"raw_data", "cleaned_data"}
     assert _job_assets("deploy_job") == {"bento_model", "bento"}
-    assert _job_assets("monitoring_job") == {"drift_report", "live_performance"}
+    assert _job_assets("monitoring_job") == {"drift_report", "live_performance", "live_decision"}
     assert _job_assets("scoring_job") == {"batch_predictions"}
     scoring = defs.resolve_job_def("scoring_job")
     assert scoring.partitions_def is not None and scoring.partitions_def.name == "scoring_batches"

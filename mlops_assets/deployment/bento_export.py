@@ -58,9 +58,19 @@ def reconcile_export(
 
 
 def export_champion(
-    registry: ChampionRegistry, champion: ChampionInfo, paths: PlatformPaths, spec_path: Path
+    registry: ChampionRegistry,
+    champion: ChampionInfo,
+    paths: PlatformPaths,
+    spec_path: Path,
+    *,
+    pointer: bool = True,
 ) -> ExportedModel:
-    """Export `champion` into BentoML's store (once) and point `bento.json` at it."""
+    """Export `champion` into BentoML's store (once) and point `bento.json` at it.
+
+    With `pointer=False` the version is only exported (a challenger staged for shadow or
+    canary serving, which the service loads by tag from the rollout file), and `bento.json`
+    keeps naming the champion.
+    """
     manifest = load_manifest(paths, champion.run_id)
     promoted = registry.promotion_of(champion.version)
     info = {
@@ -89,6 +99,7 @@ def export_champion(
         asdict(manifest),
         info,
         labels,
+        pointer=pointer,
     )
 
 
@@ -116,8 +127,10 @@ def export_model(
     manifest: dict[str, Any],
     info: dict[str, Any],
     labels: dict[str, str],
+    *,
+    pointer: bool = True,
 ) -> ExportedModel:
-    """Create the BentoML model for `tag` unless it exists, and record it as the export."""
+    """Create the BentoML model for `tag` unless it exists; `pointer`: record it as the export."""
     import bentoml
     from bentoml._internal.models.model import ModelStore  # the public API takes one
     from bentoml.exceptions import NotFound
@@ -133,6 +146,8 @@ def export_model(
             write_bundle(Path(ref.path), model_path, spec_path, manifest, info)
         created = bentoml.models.get(tag, _model_store=store)
         exported = ExportedModel(str(created.tag), str(created.path), created=True)
+    if not pointer:
+        return exported
     crash_point("export:before_pointer")
     write_json_atomic({"model_tag": exported.tag, **info}, paths.bento_pointer)
     return exported
