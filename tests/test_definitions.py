@@ -76,6 +76,7 @@ def test_automation_is_declared():
         "ingestion_failed_sensor",
         "drift_sensor",
         "live_performance_sensor",
+        "live_decision_sensor",
         "freshness_sensor",
         "run_failure_sensor",
         "scoring_landing_sensor",
