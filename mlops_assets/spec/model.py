@@ -267,7 +267,11 @@ class PromotionPolicy(_Strict):
 
     @model_validator(mode="after")
     def _settings_fit_policy(self) -> PromotionPolicy:
-        given = self.model_fields_set - {"policy"}
+        # Settings that differ from their defaults (a dumped spec repeats the defaults).
+        fields = type(self).model_fields
+        given = {
+            f for f in self.model_fields_set - {"policy"} if getattr(self, f) != fields[f].default
+        }
         if self.policy == PromotionMode.OFFLINE and given:
             raise ValueError(
                 f"{sorted(given)} apply to policy 'live' only; set `policy: live` to promote on "
