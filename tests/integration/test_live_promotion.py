@@ -192,9 +192,10 @@ def test_market_jump_retrains_stages_and_decides_on_live_labels(paths, tmp_path,
     assert v2.bundle.version == "2"
 
     # Shadow traffic; labels for 60 requests: too few to decide.
-    later = _sales(12, 140, "market_jump" if market == "stays_up" else "none", 20_000_001)
-    _log(paths, later.head(60), v1, v2)
-    _ingest(instance, tmp_path, "labels_a", later.head(60))
+    # (each batch also labels 100 houses nobody asked about: a batch has at least 100 rows)
+    later = _sales(12, 340, "market_jump" if market == "stays_up" else "none", 20_000_001)
+    _log(paths, later[:60], v1, v2)
+    _ingest(instance, tmp_path, "labels_a", pd.concat([later[:60], later[140:240]]))
     waiting = _monitor(instance)["live_decision"]
     assert waiting["decision"] == "wait", waiting["reason"]
     assert f"60 of {NEEDED} labelled predictions" in waiting["reason"]
@@ -203,8 +204,8 @@ def test_market_jump_retrains_stages_and_decides_on_live_labels(paths, tmp_path,
     assert isinstance(quiet, dg.SkipReason)
 
     # 80 more: 140 paired labels. The decision follows the market.
-    _log(paths, later.tail(80), v1, v2)
-    _ingest(instance, tmp_path, "labels_b", later.tail(80))
+    _log(paths, later[60:140], v1, v2)
+    _ingest(instance, tmp_path, "labels_b", pd.concat([later[60:140], later[240:340]]))
     decided = _monitor(instance)
     decision, evidence = decided["live_decision"], decided["live_decision"]["evidence"]
     assert (evidence["basis"], evidence["challenger_labels"]) == ("paired", 140)
