@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -127,6 +128,7 @@ def main() -> None:
     )
     load = os.getloadavg()
     print(f"load average while measuring: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    shutil.rmtree(paths.root, ignore_errors=True)
 
 
 if __name__ == "__main__":

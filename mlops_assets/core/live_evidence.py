@@ -91,12 +91,28 @@ def _pairs(mine: pd.DataFrame, theirs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Both models' judged predictions of the same requests, aligned row by row."""
     if REQUEST not in mine or not len(mine) or not len(theirs):
         return {}
-    columns, on = [REQUEST, ROW, PREDICTION, LABEL], [REQUEST, ROW]
-    joined = (
-        mine[columns]
-        .drop_duplicates(on)
-        .merge(theirs[columns].drop_duplicates(on), on=on, suffixes=("_mine", "_theirs"))
-    )
+    # Request ids as integer codes shared by both sides: merging on a million strings costs
+    # seconds, on integers a fraction of one.
+    codes, _ = pd.factorize(pd.concat([mine[REQUEST], theirs[REQUEST]], ignore_index=True))
+    rows = pd.concat([mine[ROW], theirs[ROW]], ignore_index=True).fillna(0).to_numpy("int64")
+    pair = codes.astype("int64") * (int(rows.max(initial=0)) + 1) + rows
+    pair[codes < 0] = -1  # no request id: never paired
+    sides = {
+        side: pd.DataFrame(
+            {
+                "pair": part,
+                PREDICTION: frame[PREDICTION].to_numpy(),
+                LABEL: frame[LABEL].to_numpy(),
+            }
+        )
+        .query("pair >= 0")
+        .drop_duplicates("pair")
+        for side, part, frame in (
+            ("mine", pair[: len(mine)], mine),
+            ("theirs", pair[len(mine) :], theirs),
+        )
+    }
+    joined = sides["mine"].merge(sides["theirs"], on="pair", suffixes=("_mine", "_theirs"))
     if not len(joined):
         return {}
     return {
