@@ -161,6 +161,11 @@ class ChampionRegistry:
                 handle.flush()
                 os.fsync(handle.fileno())
 
+    def version(self, version: str) -> ChampionInfo:
+        """A registered version by number (MLflow raises if there is none)."""
+        found = self.client.get_model_version(self.name, version)
+        return ChampionInfo(str(found.version), found.run_id, dict(found.tags or {}))
+
     def challenger(self) -> ChampionInfo | None:
         """The newest candidate (or the one staged for live evidence), if any."""
         return self.alias(CHALLENGER)

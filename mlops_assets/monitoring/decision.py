@@ -65,6 +65,14 @@ def decide_live(
             staged,
             champion.version,
         )
+    if registry.version(staged).tags.get("gates_passed") != "true":
+        return LiveOutcome(
+            "none",
+            f"v{staged} did not pass the offline gates: it may be watched live, never promoted "
+            "on live evidence",
+            staged,
+            champion.version,
+        )
     if evidence.get("challenger") != staged or evidence.get("champion") != champion.version:
         return LiveOutcome(
             "wait",
