@@ -4,7 +4,7 @@ A label judges a prediction only if it became known after the prediction was mad
 known before would have let the prediction cheat). Each prediction is paired with the first
 label of its entity known after it (`merge_asof`, forward, strictly later); predictions with no
 such label yet are pending, and labels that judge no prediction are counted, never dropped
-silently. The metric is the spec's primary metric, per model version and per day.
+silently. The metrics are the task's (primary first), per model version and per day.
 """
 
 from __future__ import annotations

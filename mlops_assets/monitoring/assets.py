@@ -27,7 +27,7 @@ from mlops_assets.monitoring.live import keyed_predictions, known_labels
 from mlops_assets.monitoring.push import push_drift
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.resources import DatasetSpecResource, MetricsPush, MlopsHome
-from mlops_assets.serving.rollout import read_rollout
+from mlops_assets.serving.rollout import RolloutError, read_rollout
 from mlops_assets.spec import DatasetSpec
 from mlops_assets.training.tracking import MlflowTracking
 
@@ -250,7 +250,10 @@ def _challenger_evidence(
     paths: PlatformPaths, matched: pd.DataFrame, champion: ChampionInfo | None, spec: DatasetSpec
 ) -> LiveEvidence | None:
     """The staged challenger against the champion on comparable labels (None: none staged)."""
-    rollout = read_rollout(paths.rollout)
+    try:
+        rollout = read_rollout(paths.rollout)
+    except RolloutError:
+        return None  # the report stands; live_decision fails with the file's problem named
     staged = rollout.challenger_version
     if rollout.mode == "champion" or not staged or champion is None:
         return None
@@ -259,18 +262,9 @@ def _challenger_evidence(
     return gather_evidence(matched, champion.version, staged, spec.task, spec.gates.primary_metric)
 
 
-class LiveDecisionConfig(dg.Config):
-    """Act on the decision, or only record what it would be."""
-
-    act: bool = Field(
-        default=True, description="Promote or reject on enough evidence (false: report only)."
-    )
-
-
 @dg.asset(group_name="monitoring", deps=[live_performance], kinds={"mlflow"})
 def live_decision(
     context: dg.AssetExecutionContext,
-    config: LiveDecisionConfig,
     dataset: DatasetSpecResource,
     home: MlopsHome,
     mlflow_tracking: MlflowTracking,
@@ -279,7 +273,7 @@ def live_decision(
     spec, paths = dataset.load(), home.paths()
     registry = ChampionRegistry(mlflow_tracking.client(), spec.name, paths)
     evidence = upstream_metadata(context, "live_performance").get("challenger_evidence") or {}
-    outcome = decide_live(registry, paths, dataset.resolved_path(), spec, evidence, config.act)
+    outcome = decide_live(registry, paths, dataset.resolved_path(), spec, evidence)
     context.log.info(f"live decision: {outcome.action}: {outcome.reason}")
     return dg.MaterializeResult(
         metadata={

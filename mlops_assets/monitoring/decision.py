@@ -43,9 +43,8 @@ def decide_live(
     spec_path: Path,
     spec: DatasetSpec,
     evidence: dict[str, Any],
-    act: bool,
 ) -> LiveOutcome:
-    """Judge the staged challenger on `evidence` and, when `act`, carry the verdict out."""
+    """Judge the staged challenger on `evidence` and carry the verdict out."""
     rollout = read_rollout(paths.rollout)
     staged = rollout.challenger_version
     if rollout.mode == "champion" or not staged:
@@ -54,8 +53,7 @@ def decide_live(
     if champion is None:
         return LiveOutcome("none", "no champion to compare with", staged)
     if champion.version == staged:
-        if act:
-            end_stale_rollout(paths, f"v{staged} is champion: serving it alone")
+        end_stale_rollout(paths, f"v{staged} is champion: serving it alone")
         return LiveOutcome("none", f"v{staged} is champion already", staged, champion.version)
     if not spec.promotion.live:
         return LiveOutcome(
@@ -83,7 +81,7 @@ def decide_live(
     found = LiveEvidence(**evidence)
     verdict = decide_on_evidence(found, spec.promotion)
     outcome = LiveOutcome(verdict.action, verdict.reason, staged, champion.version)
-    if verdict.action == "wait" or not act:
+    if verdict.action == "wait":
         return outcome
     record = {
         **_staged_facts(registry, staged),
