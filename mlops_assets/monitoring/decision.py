@@ -55,47 +55,64 @@ def decide_live(
     if champion.version == staged:
         end_stale_rollout(paths, f"v{staged} is champion: serving it alone")
         return LiveOutcome("none", f"v{staged} is champion already", staged, champion.version)
+    refusal = _undecidable(registry, spec, rollout.mode, staged, champion.version, evidence)
+    if refusal is not None:
+        return LiveOutcome(*refusal, staged, champion.version)
+    found = LiveEvidence(**evidence)
+    verdict = decide_on_evidence(found, spec.promotion)
+    if verdict.action != "wait":
+        record = {
+            **_staged_facts(registry, staged),
+            "reason": f"live evidence: {verdict.reason}",
+            "evidence": found.as_record(),
+        }
+        _carry_out(verdict.action, registry, paths, spec_path, staged, champion.version, record)
+    return LiveOutcome(verdict.action, verdict.reason, staged, champion.version)
+
+
+def _undecidable(
+    registry: ChampionRegistry,
+    spec: DatasetSpec,
+    mode: str,
+    staged: str,
+    champion: str,
+    evidence: dict[str, Any],
+) -> tuple[str, str] | None:
+    """(action, reason) when the staged challenger cannot be decided on now, else None."""
     if not spec.promotion.live:
-        return LiveOutcome(
+        return (
             "none",
-            f"v{staged} in {rollout.mode} by hand; promotion.policy is offline, so nothing "
-            "is decided on live evidence (set `promotion: {policy: live}` for that)",
-            staged,
-            champion.version,
+            f"v{staged} in {mode} by hand; promotion.policy is offline, so nothing is decided "
+            "on live evidence (set `promotion: {policy: live}` for that)",
         )
     if registry.version(staged).tags.get("gates_passed") != "true":
-        return LiveOutcome(
+        return (
             "none",
             f"v{staged} did not pass the offline gates: it may be watched live, never promoted "
             "on live evidence",
-            staged,
-            champion.version,
         )
-    if evidence.get("challenger") != staged or evidence.get("champion") != champion.version:
-        return LiveOutcome(
-            "wait",
-            f"no live evidence on v{staged} against champion v{champion.version} yet",
-            staged,
-            champion.version,
-        )
-    found = LiveEvidence(**evidence)
-    verdict = decide_on_evidence(found, spec.promotion)
-    outcome = LiveOutcome(verdict.action, verdict.reason, staged, champion.version)
-    if verdict.action == "wait":
-        return outcome
-    record = {
-        **_staged_facts(registry, staged),
-        "reason": f"live evidence: {verdict.reason}",
-        "evidence": found.as_record(),
-    }
-    if verdict.action == "promote":
-        try:
-            promote_on_evidence(registry, paths, spec_path, staged, champion.version, record)
-        except PromotionConflict as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
-    else:
-        reject_on_evidence(registry, paths, staged, champion.version, record)
-    return outcome
+    if evidence.get("challenger") != staged or evidence.get("champion") != champion:
+        return ("wait", f"no live evidence on v{staged} against champion v{champion} yet")
+    return None
+
+
+def _carry_out(
+    action: str,
+    registry: ChampionRegistry,
+    paths: PlatformPaths,
+    spec_path: Path,
+    staged: str,
+    champion: str,
+    record: dict[str, Any],
+) -> None:
+    """Promote (under the promotion lock, compare-and-set) or reject the staged challenger."""
+    if action == "reject":
+        reject_on_evidence(registry, paths, staged, champion, record)
+        return
+    try:
+        promote_on_evidence(registry, paths, spec_path, staged, champion, record)
+    except PromotionConflict as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
 def _staged_facts(registry: ChampionRegistry, version: str) -> dict[str, Any]:
