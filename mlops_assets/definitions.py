@@ -20,6 +20,7 @@ from mlops_assets.automation.sensors import (
     ingested_sensor,
     ingestion_failed_sensor,
     landing_sensor,
+    live_decision_sensor,
     live_performance_sensor,
     run_failure_sensor,
 )
@@ -41,7 +42,7 @@ from mlops_assets.jobs import (
     pipeline_job,
     scoring_job,
 )
-from mlops_assets.monitoring.assets import drift_report, live_performance
+from mlops_assets.monitoring.assets import drift_report, live_decision, live_performance
 from mlops_assets.profile import active_profile
 from mlops_assets.resources import (
     DatasetSpecResource,
@@ -74,6 +75,7 @@ defs = dg.Definitions(
             bento,
             drift_report,
             live_performance,
+            live_decision,
             batch_predictions,
         ]
     ),
@@ -84,6 +86,7 @@ defs = dg.Definitions(
         ingestion_failed_sensor,
         drift_sensor,
         live_performance_sensor,
+        live_decision_sensor,
         freshness_sensor,
         run_failure_sensor,
         scoring_landing_sensor,

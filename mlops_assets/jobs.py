@@ -42,7 +42,9 @@ deploy_job = dg.define_asset_job(
 monitoring_job = dg.define_asset_job(
     name="monitoring_job",
     selection=dg.AssetSelection.groups("monitoring"),
-    description="Drift of the newest batch and of live traffic against the champion's data.",
+    description="Drift of the newest batch and of live traffic against the champion's data; "
+    "live performance from labels that arrived later, and the live decision on a staged "
+    "challenger.",
 )
 
 scoring_job = dg.define_asset_job(

@@ -30,7 +30,7 @@ def test_every_job_resolves_to_its_stage_on_one_process():
         "bento_model",
         "bento",
     }
-    assert _job_assets("monitoring_job") == {"drift_report", "live_performance"}
+    assert _job_assets("monitoring_job") == {"drift_report", "live_performance", "live_decision"}
     assert _job_assets("scoring_job") == {"batch_predictions"}
     scoring = defs.resolve_job_def("scoring_job")
     assert scoring.partitions_def is not None and scoring.partitions_def.name == "scoring_batches"
@@ -83,6 +83,7 @@ def test_automation_is_declared():
         "ingestion_failed_sensor",
         "drift_sensor",
         "live_performance_sensor",
+        "live_decision_sensor",
         "freshness_sensor",
         "run_failure_sensor",
         "scoring_landing_sensor",

@@ -1,4 +1,4 @@
-"""Sensors: landing folder, ingestion outcome, drift, freshness and run failures.
+"""Sensors: landing folder, ingestion outcome, drift, live truth, freshness, run failures.
 
 Each keeps its own trail in the Dagster UI (tick logs, run tags with the reason) and is
 idempotent through run keys.
@@ -17,7 +17,7 @@ import dagster as dg
 from mlops_assets.automation.settings import load_settings
 from mlops_assets.core.storage import read_json
 from mlops_assets.ingestion.partitions import batches
-from mlops_assets.jobs import ingestion_job, monitoring_job, pipeline_job
+from mlops_assets.jobs import deploy_job, ingestion_job, monitoring_job, pipeline_job
 from mlops_assets.paths import PlatformPaths, resolve_home
 from mlops_assets.run_failures import run_failure_message
 from mlops_assets.sources import SourceError, archive_landed, batch_key_for, scan_landing
@@ -228,6 +228,36 @@ def live_performance_sensor(context: dg.SensorEvaluationContext) -> dg.RunReques
         cursor["retrains"].append(datetime.now(UTC).isoformat())
     context.update_cursor(json.dumps(cursor))
     return decision
+
+
+@dg.sensor(
+    job=deploy_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
+)
+def live_decision_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """Package the new champion (deploy_job) after each promotion on live evidence.
+
+    `live_decision` has already moved the alias and `bento.json`; the bento is built here, in
+    a run of its own, like after a rollback.
+    """
+    after = int(context.cursor) if context.cursor else 0
+    records = _reports(context.instance, "live_decision", after, limit=1_000)
+    if not records:
+        return dg.SkipReason("no new live decision")
+    context.update_cursor(str(records[-1].storage_id))
+    promoted = [r for r in records if _metadata(r).get("decision") == "promote"]
+    if not promoted:
+        return dg.SkipReason(f"no promotion: {_metadata(records[-1]).get('reason', '')}")
+    newest = _metadata(promoted[-1])
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"deploy:live-decision-{promoted[-1].storage_id}",
+                tags={
+                    REASON_TAG: f"promoted on live evidence: v{newest.get('challenger_version')}"
+                },
+            )
+        ]
+    )
 
 
 @dg.sensor(

@@ -4,12 +4,13 @@ A label judges a prediction only if it became known after the prediction was mad
 known before would have let the prediction cheat). Each prediction is paired with the first
 label of its entity known after it (`merge_asof`, forward, strictly later); predictions with no
 such label yet are pending, and labels that judge no prediction are counted, never dropped
-silently. The metric is the spec's primary metric, per model version and per day.
+silently. The metrics are the task's (primary first), per model version and per day.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -54,21 +55,34 @@ def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame) -> LiveJoin:
 
 
 def live_metrics(matched: pd.DataFrame, task: TaskType, metric: str) -> pd.DataFrame:
-    """Rows and `metric` per model version and per day of prediction, then per version."""
-    frame = matched.assign(day=matched[PREDICTED_AT].dt.strftime("%Y-%m-%d"))
+    """Rows and metrics per model version and per day of prediction, then per version.
+
+    Every metric of the task is there (the live gate may bound another than the primary
+    one); `metric`, the primary, comes first.
+    """
+    # Days as midnight timestamps, formatted once per group: strftime on every row of a
+    # million-row log costs seconds.
+    frame = matched.assign(day=matched[PREDICTED_AT].dt.normalize())
     rows = []
     for (version, day), group in frame.groupby([VERSION, "day"], sort=True):
-        rows.append(_row(version, day, group, task, metric))
+        rows.append(_row(version, day.strftime("%Y-%m-%d"), group, task))
     for version, group in frame.groupby(VERSION, sort=True):
-        rows.append(_row(version, "all", group, task, metric))
-    return pd.DataFrame(rows, columns=[VERSION, "day", "rows", metric])
+        rows.append(_row(version, "all", group, task))
+    names = [metric] + [m for m in _metric_names(task) if m != metric]
+    return pd.DataFrame(rows, columns=[VERSION, "day", "rows", *names])
 
 
-def _row(version: str, day: str, group: pd.DataFrame, task: TaskType, metric: str) -> dict:
+@cache
+def _metric_names(task: TaskType) -> list[str]:
+    return list(compute_metrics(np.array([0.0, 1.0]), np.array([0.0, 1.0]), task))
+
+
+def _row(version: str, day: str, group: pd.DataFrame, task: TaskType) -> dict:
     y = group[LABEL].to_numpy(dtype=np.float64)
     predicted = group[PREDICTION].to_numpy(dtype=np.float64)
-    value = compute_metrics(y, predicted, task).get(metric, float("nan")) if len(y) > 1 else np.nan
-    return {VERSION: str(version), "day": day, "rows": len(group), metric: float(value)}
+    values = compute_metrics(y, predicted, task) if len(y) > 1 else {}
+    named = {name: float(values.get(name, np.nan)) for name in _metric_names(task)}
+    return {VERSION: str(version), "day": day, "rows": len(group), **named}
 
 
 @dataclass(frozen=True)
@@ -89,12 +103,15 @@ def live_verdict(table: pd.DataFrame, spec: DatasetSpec, version: str | None) ->
     row = table[(table[VERSION] == version) & (table["day"] == "all")] if version else table[:0]
     rows = int(row["rows"].iloc[0]) if len(row) else 0
     value = float(row[metric].iloc[0]) if len(row) and metric in row else None
+    value = None if value is None or np.isnan(value) else value
     if gate is None:
         return LiveVerdict(version, value, rows, False, "no live gate in the spec")
-    if rows < needed or value is None:
+    if rows < needed:
         return LiveVerdict(
             version, value, rows, False, f"v{version}: {rows} labelled predictions, {needed} needed"
         )
+    if value is None:
+        return LiveVerdict(version, value, rows, False, f"v{version}: live {metric} undefined")
     low = gate.min is not None and value < gate.min
     high = gate.max is not None and value > gate.max
     bound = f"min {gate.min}" if low else f"max {gate.max}" if high else "within the gate"

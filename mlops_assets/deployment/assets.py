@@ -2,12 +2,14 @@
 
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
 from mlops_assets.asset_checks import check_specs, to_check_result
 from mlops_assets.core.storage import read_json
 from mlops_assets.deployment.bento_export import build_bento, reconcile_export
+from mlops_assets.deployment.live_rollout import STAGED, stage_challenger
 from mlops_assets.deployment.promotion import (
     PROMOTION_CHECKS,
     promotion_outcomes,
@@ -16,9 +18,15 @@ from mlops_assets.deployment.promotion import (
 from mlops_assets.errors import failing_clearly
 from mlops_assets.features.assets import online_features
 from mlops_assets.handoff import upstream_metadata
-from mlops_assets.model_registry.champion import ChampionRegistry, PromotionConflict
+from mlops_assets.model_registry.champion import (
+    CHALLENGER,
+    ChampionRegistry,
+    PromotionConflict,
+)
+from mlops_assets.paths import PlatformPaths
 from mlops_assets.progress import reporter
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
+from mlops_assets.spec import DatasetSpec
 from mlops_assets.training.assets import validation_report
 from mlops_assets.training.model_store import load_manifest
 from mlops_assets.training.tracking import MlflowTracking
@@ -50,22 +58,70 @@ def promoted_model(
         "a complete model; re-run promoted_model (each step is idempotent) once it is back.",
     ):
         try:
-            version = register_and_promote(registry, manifest, decision, report["estimate_metrics"])
+            version, outcome = register_and_promote(
+                registry,
+                manifest,
+                decision,
+                report["estimate_metrics"],
+                wait_for_live_evidence=spec.promotion.live,
+            )
         except PromotionConflict as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        staging = {}
+        if outcome == "staged":
+            staging = _stage(registry, version, decision, report, spec, paths, dataset)
     champion = registry.champion()
-    outcomes = promotion_outcomes(champion, version, decision["reason"])
+    reason = f"{STAGED}: {decision['reason']}" if staging else decision["reason"]
+    outcomes = promotion_outcomes(champion, version, decision["reason"], staging.get("mode", ""))
     yield dg.MaterializeResult(
         metadata={
             "promoted": champion is not None and champion.version == version,
+            "staged": bool(staging),
             "candidate_version": version,
             "champion_version": champion.version if champion else "none",
-            "reason": decision["reason"],
+            "reason": reason,
             "model_id": model_id,
             "registered_model": spec.name,
+            **staging,
         },
         check_results=[to_check_result(o) for o in outcomes],
     )
+
+
+def _stage(
+    registry: ChampionRegistry,
+    version: str,
+    decision: dict[str, Any],
+    report: dict[str, Any],
+    spec: DatasetSpec,
+    paths: PlatformPaths,
+    dataset: DatasetSpecResource,
+) -> dict[str, Any]:
+    """Stage the winner for live evidence; its rollout facts for the metadata."""
+    challenger = registry.alias(CHALLENGER)
+    if challenger is None or challenger.version != version:
+        raise dg.Failure(description=f"challenger alias does not name v{version}: re-run")
+    record = {
+        "model_id": str(report["model_id"]),
+        "reason": f"{STAGED} ({spec.promotion.stage}): {decision['reason']}",
+        "metrics": report["estimate_metrics"],
+    }
+    exported, rollout = stage_challenger(
+        registry,
+        challenger,
+        str(decision["champion_version"]),
+        spec.promotion,
+        paths,
+        dataset.resolved_path(),
+        record,
+    )
+    return {
+        "mode": rollout.mode,
+        "share": rollout.share,
+        "challenger_tag": exported.tag,
+        "rollout": dg.MetadataValue.path(str(paths.rollout)),
+        "min_live_labels": spec.promotion.min_live_labels,
+    }
 
 
 @dg.asset(group_name="deployment", deps=[promoted_model], kinds={"bentoml"})

@@ -38,27 +38,43 @@ def register_and_promote(
     manifest: ModelManifest,
     decision: dict[str, Any],
     metrics: dict[str, float],
-) -> str:
+    *,
+    wait_for_live_evidence: bool = False,
+) -> tuple[str, str]:
     """Register the candidate, point `challenger` at it, and promote it if it won.
 
-    Raises `PromotionConflict` when the champion moved since the report judged against it.
+    Returns (version, outcome): `promoted`, `kept`, or `staged` when it won but
+    `wait_for_live_evidence` holds and there is a champion to be compared with live (the
+    caller stages it; see `live_rollout.py`). Raises `PromotionConflict` when the champion
+    moved since the report judged against it.
     """
     tags = version_tags(manifest, decision)
     version = registry.register(manifest.mlflow_model_uri, manifest.mlflow_run_id, tags)
     registry.set_challenger(version)
     if not decision["promote"]:
         registry.record_kept(version, decision["champion_version"], {"reason": decision["reason"]})
-        return version
+        return version, "kept"
+    if wait_for_live_evidence and decision["champion_version"] is not None:
+        return version, "staged"
     record = {"model_id": manifest.model_id, "reason": decision["reason"], "metrics": metrics}
     registry.promote(version, decision["champion_version"], record)
-    return version
+    return version, "promoted"
 
 
 def promotion_outcomes(
-    champion: ChampionInfo | None, version: str, reason: str
+    champion: ChampionInfo | None, version: str, reason: str, staged: str = ""
 ) -> list[CheckOutcome]:
-    """Whether a gated model serves, and whether this candidate became it."""
+    """Whether a gated model serves, and whether this candidate became it.
+
+    `staged` names the rollout stage of a candidate that waits for live evidence.
+    """
     promoted = champion is not None and champion.version == version
+    if promoted:
+        outcome = f"v{version} is champion"
+    elif staged:
+        outcome = f"v{version} staged for live evidence ({staged}); champion kept meanwhile"
+    else:
+        outcome = f"champion kept; v{version}: {reason}"
     return [
         CheckOutcome(
             "champion_passed_gates",
@@ -68,10 +84,5 @@ def promotion_outcomes(
             if champion
             else "no model has passed the gates yet",
         ),
-        CheckOutcome(
-            "candidate_promoted",
-            promoted,
-            Severity.WARN,
-            f"v{version} is champion" if promoted else f"champion kept; v{version}: {reason}",
-        ),
+        CheckOutcome("candidate_promoted", promoted, Severity.WARN, outcome),
     ]

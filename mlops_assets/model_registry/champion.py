@@ -130,12 +130,23 @@ class ChampionRegistry:
 
         The history then explains every decision, not only the moves of the alias.
         """
+        self.record_decision("keep", version, champion, record)
+
+    def record_decision(
+        self, action: str, version: str, champion: str | None, record: dict[str, Any]
+    ) -> None:
+        """Record a decision that moves no alias (`keep`, `stage`), once per action and version.
+
+        A rerun after a crash therefore never writes the same decision twice.
+        """
+        if action in _MOVE_TAGS:
+            raise ValueError(f"{action!r} moves the champion alias: use promote or rollback")
         with self.locked():
-            if any(e["action"] == "keep" and e["version"] == version for e in self.history()):
+            if any(e["action"] == action and e["version"] == version for e in self.history()):
                 return
             entry = {
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "action": "keep",
+                "action": action,
                 "model": self.name,
                 "version": version,
                 "previous": champion,
@@ -149,6 +160,25 @@ class ChampionRegistry:
                 handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())
+
+    def version(self, version: str) -> ChampionInfo:
+        """A registered version by number (MLflow raises if there is none)."""
+        found = self.client.get_model_version(self.name, version)
+        return ChampionInfo(str(found.version), found.run_id, dict(found.tags or {}))
+
+    def challenger(self) -> ChampionInfo | None:
+        """The newest candidate (or the one staged for live evidence), if any."""
+        return self.alias(CHALLENGER)
+
+    def clear_challenger(self) -> None:
+        """Remove the `challenger` alias (a challenger rejected on live evidence)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.delete_registered_model_alias(self.name, CHALLENGER)
+        except MlflowException as exc:
+            if exc.error_code not in _ABSENT:
+                raise
 
     def rollback(self, reason: str = "manual rollback") -> dict[str, Any]:
         """Restore the champion that the current one replaced, and record it."""
@@ -165,7 +195,7 @@ class ChampionRegistry:
             return self._record("rollback", previous, current.version, {"reason": reason})
 
     def history(self) -> list[dict[str, Any]]:
-        """Every promotion, kept champion and rollback of this model, oldest first.
+        """Every promotion, kept champion, staging and rollback of this model, oldest first.
 
         A last line cut short by a crash is skipped; `reconcile` records the move again.
         """
@@ -196,7 +226,7 @@ class ChampionRegistry:
         champion = self.champion()
         if champion is None:
             return None
-        entries = [e for e in self.history() if e["action"] != "keep"]  # moves only
+        entries = [e for e in self.history() if e["action"] in _MOVE_TAGS]  # moves only
         last = entries[-1] if entries else None
         if last is None or last["version"] != champion.version:
             self._record(*self._recovered_move(champion, last))
@@ -260,7 +290,7 @@ class ChampionRegistry:
     def _ensure_recorded(
         self, action: str, version: str, previous: str | None, record: dict[str, Any]
     ) -> dict[str, Any]:
-        entries = [e for e in self.history() if e["action"] != "keep"]
+        entries = [e for e in self.history() if e["action"] in _MOVE_TAGS]
         if entries and entries[-1]["version"] == version:
             self._write_pointer(entries[-1])
             return entries[-1]

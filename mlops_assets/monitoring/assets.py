@@ -1,18 +1,22 @@
-"""The `drift_report` asset: the newest batch and live traffic against the champion's data."""
+"""Monitoring: drift of data and traffic, live performance from later labels, live decision."""
 
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from mlops_assets.asset_checks import check_specs, to_check_result
 from mlops_assets.core.drift import DriftResult, DriftThresholds, detect_drift
+from mlops_assets.core.live_evidence import LiveEvidence, gather_evidence
 from mlops_assets.core.live_performance import join_labels, live_metrics, live_verdict
 from mlops_assets.core.markdown_images import image_markdown
 from mlops_assets.core.quality import CheckOutcome, Severity
+from mlops_assets.handoff import upstream_metadata
 from mlops_assets.ingestion.assets import cleaned_data
-from mlops_assets.model_registry.champion import ChampionRegistry
+from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
+from mlops_assets.monitoring.decision import decide_live
 from mlops_assets.monitoring.inputs import (
     logged_inputs,
     monitored_columns,
@@ -21,7 +25,10 @@ from mlops_assets.monitoring.inputs import (
 )
 from mlops_assets.monitoring.live import keyed_predictions, known_labels
 from mlops_assets.monitoring.push import push_drift
+from mlops_assets.paths import PlatformPaths
 from mlops_assets.resources import DatasetSpecResource, MetricsPush, MlopsHome
+from mlops_assets.serving.rollout import RolloutError, read_rollout
+from mlops_assets.spec import DatasetSpec
 from mlops_assets.training.tracking import MlflowTracking
 
 DRIFT_CHECKS = {
@@ -209,18 +216,20 @@ def live_performance(
     """The live metric per model version and day, from predictions judged by later labels."""
     spec, paths = dataset.load(), home.paths()
     champion = ChampionRegistry(mlflow_tracking.client(), spec.name, paths).reconcile()
-    predictions, unkeyed = keyed_predictions(paths, spec)
-    joined = join_labels(predictions, known_labels(paths, spec))
+    logged = keyed_predictions(paths, spec)
+    joined = join_labels(logged.frame, known_labels(paths, spec))
     metric = spec.gates.primary_metric
     table = live_metrics(joined.matched, spec.task, metric)
     verdict = live_verdict(table, spec, champion.version if champion else None)
     context.log.info(verdict.reason)
+    evidence = _challenger_evidence(paths, joined.matched, champion, spec)
     yield dg.MaterializeResult(
         metadata={
             "judged": len(joined.matched),
             "pending_predictions": joined.pending_predictions,
             "unmatched_labels": joined.unmatched_labels,
-            "predictions_without_key": unkeyed,
+            "predictions_without_key": logged.unkeyed,
+            "unreadable_log_lines": logged.unreadable,
             "metric": metric,
             "champion_version": verdict.version or "",
             "champion_live_metric": verdict.value,
@@ -228,9 +237,52 @@ def live_performance(
             "below_gate": verdict.below_gate,
             "reason": verdict.reason,
             "by_version_and_day": dg.MetadataValue.md(table.to_markdown(index=False)),
+            "challenger_evidence": dg.MetadataValue.json(evidence.as_record() if evidence else {}),
         }
     )
     outcome = CheckOutcome(
         "live_gate_holds", not verdict.below_gate, Severity.WARN, verdict.reason, {}
     )
     yield to_check_result(outcome)
+
+
+def _challenger_evidence(
+    paths: PlatformPaths, matched: pd.DataFrame, champion: ChampionInfo | None, spec: DatasetSpec
+) -> LiveEvidence | None:
+    """The staged challenger against the champion on comparable labels (None: none staged)."""
+    try:
+        rollout = read_rollout(paths.rollout)
+    except RolloutError:
+        return None  # the report stands; live_decision fails with the file's problem named
+    staged = rollout.challenger_version
+    if rollout.mode == "champion" or not staged or champion is None:
+        return None
+    if staged == champion.version:
+        return None
+    return gather_evidence(matched, champion.version, staged, spec.task, spec.gates.primary_metric)
+
+
+@dg.asset(group_name="monitoring", deps=[live_performance], kinds={"mlflow"})
+def live_decision(
+    context: dg.AssetExecutionContext,
+    dataset: DatasetSpecResource,
+    home: MlopsHome,
+    mlflow_tracking: MlflowTracking,
+) -> dg.MaterializeResult:
+    """The staged challenger promoted, rejected or left waiting, on its live evidence."""
+    spec, paths = dataset.load(), home.paths()
+    registry = ChampionRegistry(mlflow_tracking.client(), spec.name, paths)
+    evidence = upstream_metadata(context, "live_performance").get("challenger_evidence") or {}
+    outcome = decide_live(registry, paths, dataset.resolved_path(), spec, evidence)
+    context.log.info(f"live decision: {outcome.action}: {outcome.reason}")
+    return dg.MaterializeResult(
+        metadata={
+            "decision": outcome.action,
+            "reason": outcome.reason,
+            "challenger_version": outcome.challenger or "",
+            "champion_version": outcome.champion or "",
+            "evidence": dg.MetadataValue.json(evidence),
+            "policy": spec.promotion.policy.value,
+            "min_live_labels": spec.promotion.min_live_labels,
+        }
+    )

@@ -235,6 +235,60 @@ class MonitoringSettings(_Strict):
     )
 
 
+class PromotionMode(StrEnum):
+    """When a challenger that passed the offline gates becomes champion."""
+
+    OFFLINE = "offline"  # at once (the default)
+    LIVE = "live"  # after live evidence from shadow or canary serving
+
+
+class RolloutStage(StrEnum):
+    """How a staged challenger meets live traffic before the decision."""
+
+    SHADOW = "shadow"  # scores every request beside the champion, answers none
+    CANARY = "canary"  # answers a share of traffic, sticky by entity key
+
+
+class PromotionPolicy(_Strict):
+    """Promotion on live evidence (`policy: live`), or at once after the offline gates.
+
+    With `live`, a challenger that passed the offline gates is staged (shadow, or canary with
+    `canary_share`) and promoted only once at least `min_live_labels` of its predictions have
+    labels and its live primary metric is not worse than the champion's on them by more than
+    `tolerance` (a share of the champion's metric, like `training.min_improvement`). The
+    first model of a dataset has no champion to be compared with and is promoted at once.
+    """
+
+    policy: PromotionMode = PromotionMode.OFFLINE
+    stage: RolloutStage = RolloutStage.SHADOW
+    canary_share: float = Field(default=0.1, gt=0, lt=1)
+    min_live_labels: int = Field(default=200, ge=2)
+    tolerance: float = Field(default=0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _settings_fit_policy(self) -> PromotionPolicy:
+        # Settings that differ from their defaults (a dumped spec repeats the defaults).
+        fields = type(self).model_fields
+        given = {
+            f for f in self.model_fields_set - {"policy"} if getattr(self, f) != fields[f].default
+        }
+        if self.policy == PromotionMode.OFFLINE and given:
+            raise ValueError(
+                f"{sorted(given)} apply to policy 'live' only; set `policy: live` to promote on "
+                "live evidence, or remove them"
+            )
+        if "canary_share" in given and self.stage != RolloutStage.CANARY:
+            raise ValueError(
+                "canary_share applies to stage 'canary' only; set `stage: canary` or remove it"
+            )
+        return self
+
+    @property
+    def live(self) -> bool:
+        """Whether a challenger waits for live evidence before it is promoted."""
+        return self.policy == PromotionMode.LIVE
+
+
 class Protocol(StrEnum):
     """How a model's quality is estimated: `auto` picks by the number of labelled rows."""
 
@@ -345,6 +399,7 @@ class DatasetSpec(_Strict):
     gates: Gates = Gates()
     training: TrainingSettings = TrainingSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    promotion: PromotionPolicy = PromotionPolicy()
     positive_class: str | int | None = None
     decision_threshold: float | None = Field(
         default=None,

@@ -60,3 +60,18 @@ def test_metrics_per_version_and_day_with_row_counts():
     assert table.loc[("2", "all"), "rmse"] == pytest.approx(10.0)  # errors -10 and +10
     assert table.loc[("2", "2026-11-01"), "rows"] == 1
     assert table.loc[("1", "all"), "rows"] == 1
+
+
+def test_a_live_gate_on_another_metric_than_the_primary_one_is_judged():
+    from mlops_assets.core.live_performance import live_verdict
+    from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
+
+    gate = {"live_gate": {"metric": "r2", "min": 0.9}, "min_live_labels": 2}
+    document = load_spec(HOUSE_PRICES_SPEC).model_dump(mode="json")  # a dump validates again
+    spec = type(load_spec(HOUSE_PRICES_SPEC)).model_validate({**document, "monitoring": gate})
+    assert spec.gates.primary_metric == "rmse"
+    matched = join_labels(PREDICTIONS, LABELS).matched  # key 4: 390 and 410 for 400
+    table = live_metrics(matched, TaskType.REGRESSION, "rmse")
+    verdict = live_verdict(table, spec, "2")
+    assert verdict.value == pytest.approx(0.0) and verdict.below_gate, verdict.reason
+    assert "live r2 0 on 2 labels breaks the live gate (min 0.9)" in verdict.reason
