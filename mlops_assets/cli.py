@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from mlops_assets import quiet
 from mlops_assets.paths import PlatformPaths, resolve_home
@@ -250,6 +251,8 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
     spec_path = resolve_spec_path(paths)
     _say(f"State folder: {paths.root}\nDataset spec: {spec_path}")
     _reconciled_champion(paths)
+    if load_spec(spec_path).training.federated is not None:
+        return _run_federated(args, instance, paths)
     source = {
         "kind": args.source,
         "path": args.path,
@@ -267,6 +270,25 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
         model_config=_model_config(args),
         full_online_rewrite=args.full_online_rewrite,
         reason=f"mlops run, batch {args.batch}",
+    )
+    _report_pipeline(pipeline)
+    if not pipeline.success:
+        return 1
+    _say(_results(paths))
+    return 0
+
+
+def _run_federated(args: argparse.Namespace, instance: Any, paths: PlatformPaths) -> int:
+    """A spec naming sites trains at the sites (`federated_job`): no central batch to ingest."""
+    if args.parallel:
+        _say("--parallel applies to the central graph; a federated spec runs federated_job")
+        return 2
+    _say("Federated spec: each site's process reads its own rows; nothing is ingested centrally")
+    pipeline = run_pipeline(
+        instance,
+        job="federated_job",
+        model_config=_model_config(args),
+        reason="mlops run, federated sites",
     )
     _report_pipeline(pipeline)
     if not pipeline.success:
@@ -566,6 +588,16 @@ def _bind(args: argparse.Namespace) -> list[str]:
     return ["--host", args.host, "--port", str(args.port)]
 
 
+def _features_line(features: dict, online: dict, training: dict) -> None:
+    _say(
+        f"Features: {_n(features.get('dagster/row_count'))} rows; online store: "
+        f"{_n(online.get('entities_written'))} entities written ({online.get('mode', '-')}), "
+        f"{_n(online.get('entities_skipped'))} unchanged, in {online.get('seconds', '-')} s; "
+        f"training set: {_n(training.get('train_rows'))} train / "
+        f"{_n(training.get('validation_rows'))} validation / {_n(training.get('test_rows'))} test"
+    )
+
+
 def _report_pipeline(run: PipelineRun) -> None:
     if not run.success:
         _say(f"Pipeline FAILED (run {run.run_id[:8]}):\n{run.error}")
@@ -575,13 +607,8 @@ def _report_pipeline(run: PipelineRun) -> None:
     features = run.metadata.get("features", {})
     online = run.metadata.get("online_features", {})
     training = run.metadata.get("training_set", {})
-    _say(
-        f"Features: {_n(features.get('dagster/row_count'))} rows; online store: "
-        f"{_n(online.get('entities_written'))} entities written ({online.get('mode', '-')}), "
-        f"{_n(online.get('entities_skipped'))} unchanged, in {online.get('seconds', '-')} s; "
-        f"training set: {_n(training.get('train_rows'))} train / "
-        f"{_n(training.get('validation_rows'))} validation / {_n(training.get('test_rows'))} test"
-    )
+    if features:  # a federated run has no central features
+        _features_line(features, online, training)
     if report:
         metrics = report.get("estimate_metrics", {})
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())

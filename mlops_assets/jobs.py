@@ -9,6 +9,7 @@ import dagster as dg
 
 from mlops_assets.ingestion.partitions import batches
 from mlops_assets.scoring.partitions import scoring_batches
+from mlops_assets.spec import DatasetSpec
 
 ingestion_job = dg.define_asset_job(
     name="ingestion_job",
@@ -53,3 +54,12 @@ scoring_job = dg.define_asset_job(
     partitions_def=scoring_batches,
     description="Score one file of unlabelled rows with the champion (batch_predictions).",
 )
+
+
+def retraining_job(spec: DatasetSpec) -> str:
+    """The job a retrain runs: the sites' `federated_job` when the spec names sites.
+
+    A federated model's rows never reach the central graph, so `pipeline_job` (features,
+    online store, training set) has nothing to train it from.
+    """
+    return federated_job.name if spec.training.federated is not None else pipeline_job.name

@@ -17,10 +17,21 @@ import dagster as dg
 from mlops_assets.automation.settings import load_settings
 from mlops_assets.core.storage import read_json
 from mlops_assets.ingestion.partitions import batches
-from mlops_assets.jobs import deploy_job, ingestion_job, monitoring_job, pipeline_job
+from mlops_assets.jobs import (
+    deploy_job,
+    federated_job,
+    ingestion_job,
+    monitoring_job,
+    pipeline_job,
+    retraining_job,
+)
 from mlops_assets.paths import PlatformPaths, resolve_home
+from mlops_assets.resources import resolve_spec_path
 from mlops_assets.run_failures import run_failure_message
+from mlops_assets.serving.rollout import read_rollout
 from mlops_assets.sources import SourceError, archive_landed, batch_key_for, scan_landing
+from mlops_assets.spec import DatasetSpec, load_spec
+from mlops_assets.spec.model import PromotionMode
 
 LANDED_FILE_TAG = "mlops/landed_file"
 REASON_TAG = "mlops/reason"
@@ -29,6 +40,11 @@ LAST_REPORT = "last_report_storage_id"  # drift cursor: the event-log id of the 
 
 def _paths() -> PlatformPaths:
     return PlatformPaths(resolve_home())
+
+
+def _spec() -> DatasetSpec:
+    """The spec in force, read as the `dataset` resource reads it (see `resolve_spec_path`)."""
+    return load_spec(resolve_spec_path(_paths()))
 
 
 @dg.sensor(
@@ -103,8 +119,13 @@ def ingestion_failed_sensor(context: dg.RunFailureSensorContext) -> None:
         _archive(landed, succeeded=False, error=error)
 
 
+RETRAINING_JOBS = [pipeline_job, federated_job]
+
+
 @dg.sensor(
-    job=pipeline_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
+    jobs=RETRAINING_JOBS,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def drift_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     """Retrain when a drift report says drifted, at most once per cooldown and N times a day.
@@ -130,7 +151,7 @@ def drift_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.Skip
         "reason": _metadata(newest).get("reason", ""),
         "report_storage_id": newest.storage_id,
     }
-    decision = _retrain_decision(state, cursor, settings)
+    decision = _retrain_decision(state, cursor, settings, _spec())
     if isinstance(decision, dg.RunRequest):
         cursor["retrains"].append(datetime.now(UTC).isoformat())
     context.update_cursor(json.dumps(cursor))
@@ -176,11 +197,18 @@ def _metadata(record: Any) -> dict[str, Any]:
 
 
 def _retrain_decision(
-    state: dict, cursor: dict, settings, trigger: str = "drift"
+    state: dict, cursor: dict, settings, spec: DatasetSpec, trigger: str = "drift"
 ) -> dg.RunRequest | dg.SkipReason:
-    """Retrain on `trigger` unless inside the cooldown or over the daily cap (both settings)."""
+    """Retrain on `trigger`, in the spec's job, unless held back.
+
+    Held back inside the cooldown, over the daily cap (both settings) or while a challenger is
+    on trial; the retrain runs `retraining_job(spec)`.
+    """
     if not state["drifted"]:
         return dg.SkipReason(f"no {trigger}: {state['reason']}")
+    on_trial = _challenger_on_trial(spec)
+    if on_trial:
+        return dg.SkipReason(f"{trigger} ({state['reason']}) but {on_trial}")
     now = datetime.now(UTC)
     recent = [datetime.fromisoformat(t) for t in cursor["retrains"]]
     if recent and now - max(recent) < timedelta(hours=settings.retrain_cooldown_hours):
@@ -195,12 +223,32 @@ def _retrain_decision(
         )
     return dg.RunRequest(
         run_key=f"retrain:{trigger.replace(' ', '-')}-report-{state['report_storage_id']}",
+        job_name=retraining_job(spec),
         tags={REASON_TAG: f"{trigger}: {state['reason']}"[:200]},
     )
 
 
+def _challenger_on_trial(spec: DatasetSpec) -> str:
+    """Why a retrain must wait: a staged challenger gathering live evidence, else "".
+
+    Under `promotion.policy: live` a retrain would stage a newer winner in its place and throw
+    away the labels gathered so far; `live_decision` ends the trial first.
+    """
+    if spec.promotion.policy != PromotionMode.LIVE:
+        return ""
+    rollout = read_rollout(_paths().rollout)
+    if rollout.mode == "champion":
+        return ""
+    return (
+        f"challenger version {rollout.challenger_version} is in {rollout.mode} gathering live "
+        "evidence: the retrain waits until live_decision promotes or rejects it"
+    )
+
+
 @dg.sensor(
-    job=pipeline_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
+    jobs=RETRAINING_JOBS,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def live_performance_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     """Retrain when the champion breaks the spec's live gate (`monitoring.live_gate`).
@@ -223,7 +271,7 @@ def live_performance_sensor(context: dg.SensorEvaluationContext) -> dg.RunReques
         "reason": _metadata(below[-1]).get("reason", ""),
         "report_storage_id": below[-1].storage_id,
     }
-    decision = _retrain_decision(state, cursor, settings, trigger="live performance")
+    decision = _retrain_decision(state, cursor, settings, _spec(), trigger="live performance")
     if isinstance(decision, dg.RunRequest):
         cursor["retrains"].append(datetime.now(UTC).isoformat())
     context.update_cursor(json.dumps(cursor))

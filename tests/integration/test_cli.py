@@ -5,8 +5,10 @@ import subprocess
 import sys
 
 import dagster as dg
+import yaml
 
 from mlops_assets.cli import main
+from mlops_assets.spec import HOUSE_PRICES_SPEC
 
 
 def test_main_job_runs_as_a_user_runs_it(mlops_home):
@@ -85,3 +87,22 @@ def test_invalid_spec_is_refused_before_anything_runs(tmp_path, paths, capsys):
     assert main(["run", "--spec", str(bad)]) == 2
     assert "columns" in capsys.readouterr().out
     assert not paths.saved_spec.exists()
+
+
+def test_run_with_a_federated_spec_trains_at_the_sites_not_centrally(
+    mlops_home, paths, tmp_path, capsys
+):
+    """`mlops run` with sites in the spec runs federated_job: nothing is ingested centrally.
+
+    `--parallel` (the central graph's executor) is refused before any run starts, which shows
+    the route without training.
+    """
+    document = yaml.safe_load(HOUSE_PRICES_SPEC.read_text())
+    document["training"]["federated"] = {"sites": {"north": "/n", "south": "/s"}}
+    spec = tmp_path / "federated.yaml"
+    spec.write_text(yaml.safe_dump(document))
+
+    assert main(["run", "--spec", str(spec), "--parallel"]) == 2
+    assert "a federated spec runs federated_job" in capsys.readouterr().out
+    assert not paths.raw("initial").exists()
+    assert not dg.DagsterInstance.get().get_runs()

@@ -16,7 +16,9 @@ from mlops_assets.automation import sensors
 from mlops_assets.automation.settings import load_settings
 from mlops_assets.definitions import defs
 from mlops_assets.runner import ingest_batch, open_instance
+from mlops_assets.serving.rollout import Rollout, write_rollout
 from mlops_assets.sources import SyntheticConfig, drop_batch, generate_house_sales
+from mlops_assets.spec import HOUSE_PRICES_SPEC
 
 
 @pytest.fixture
@@ -294,3 +296,50 @@ def test_live_performance_sensor_retrains_below_the_gate_with_the_cooldown(paths
 
     nothing, cursor = _tick(sensors.live_performance_sensor, instance, cursor)
     assert isinstance(nothing, dg.SkipReason) and "no new" in nothing.skip_message
+
+
+def _save_spec(paths, **sections) -> None:
+    """The built-in house-price spec with `sections` merged in, saved as the state's spec."""
+    document = yaml.safe_load(HOUSE_PRICES_SPEC.read_text())
+    for name, values in sections.items():
+        document[name] = {**document.get(name, {}), **values}
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.saved_spec.write_text(yaml.safe_dump(document))
+
+
+def test_retrains_of_a_federated_spec_run_the_sites_job(paths, settings):
+    settings(retrain_cooldown_hours=0.0, max_retrains_per_day=10)
+    instance = open_instance(paths)
+    _drift_report(instance, True, "batch a drifted")
+    central, cursor = _tick(sensors.drift_sensor, instance)
+    assert isinstance(central, dg.RunRequest) and central.job_name == "pipeline_job"
+
+    _save_spec(paths, training={"federated": {"sites": {"north": "/n", "south": "/s"}}})
+    _drift_report(instance, True, "batch b drifted")
+    federated, cursor = _tick(sensors.drift_sensor, instance, cursor)
+    assert isinstance(federated, dg.RunRequest) and federated.job_name == "federated_job"
+    _live_report(instance, True, "v1: live rmse 250000 breaks the live gate")
+    live, _ = _tick(sensors.live_performance_sensor, instance)
+    assert isinstance(live, dg.RunRequest) and live.job_name == "federated_job"
+
+
+def test_no_retrain_while_a_staged_challenger_gathers_live_evidence(paths, settings):
+    settings(retrain_cooldown_hours=0.0, max_retrains_per_day=10)
+    _save_spec(paths, promotion={"policy": "live", "stage": "shadow"})
+    write_rollout(
+        paths.rollout, Rollout(mode="shadow", challenger_tag="m:v2", challenger_version="2")
+    )
+    instance = open_instance(paths)
+
+    _live_report(instance, True, "v1: live rmse 250000 breaks the live gate")
+    held, cursor = _tick(sensors.live_performance_sensor, instance)
+    assert isinstance(held, dg.SkipReason)
+    assert "challenger version 2 is in shadow gathering live evidence" in held.skip_message
+    _drift_report(instance, True, "batch a drifted")
+    drift_held, _ = _tick(sensors.drift_sensor, instance)
+    assert isinstance(drift_held, dg.SkipReason) and "live_decision" in drift_held.skip_message
+
+    write_rollout(paths.rollout, Rollout())  # live_decision ended the trial
+    _live_report(instance, True, "v1: still broken")
+    after, _ = _tick(sensors.live_performance_sensor, instance, cursor)
+    assert isinstance(after, dg.RunRequest)
