@@ -105,9 +105,9 @@ def _plain_batch(
     instance.add_dynamic_partitions("batches", [batch])
     raw = {"raw_data": {"kind": "synthetic", **source}}
     began = time.perf_counter()
-    ingest = run_plain(defs, instance, "ingestion_job", batch, raw)
+    ingest, ingest_peaks = run_plain(defs, instance, "ingestion_job", batch, raw)
     middle = time.perf_counter()
-    pipeline = run_plain(defs, instance, "pipeline_job", configs={"model": model})
+    pipeline, pipeline_peaks = run_plain(defs, instance, "pipeline_job", configs={"model": model})
     ended = time.perf_counter()
     return {
         "batch": batch,
@@ -115,6 +115,7 @@ def _plain_batch(
         "ingest_s": middle - began,
         "pipeline_s": ended - middle,
         "steps": {**ingest, **pipeline},
+        "step_peaks_gb": {**ingest_peaks, **pipeline_peaks},
     }
 
 
@@ -148,7 +149,10 @@ def _median_runs(measured: list[dict[str, Any]]) -> dict[str, Any]:
         rounds = [m["runs"][index] for m in measured]
         steps = {s: statistics.median(r["steps"].get(s, 0.0) for r in rounds) for s in run["steps"]}
         totals = {k: statistics.median(r[k] for r in rounds) for k in ("ingest_s", "pipeline_s")}
-        runs.append({**run, **totals, "steps": steps})
+        peaks = {
+            s: max(r["step_peaks_gb"][s] for r in rounds) for s in run.get("step_peaks_gb", {})
+        }
+        runs.append({**run, **totals, "steps": steps, "step_peaks_gb": peaks})
     return {"runs": runs, "peak_gb": max(m["peak_gb"] for m in measured)}
 
 
@@ -180,6 +184,10 @@ def _report(rows: int, figures: dict[str, dict[str, Any]]) -> float:
         say(f"{step:<22}" + "".join(f"{run['steps'].get(step, 0.0):>16.2f}" for _, run in columns))
     for label in ("ingest_s", "pipeline_s"):
         say(f"{label:<22}" + "".join(f"{run[label]:>16.2f}" for _, run in columns))
+    for _, run in columns:
+        if run.get("step_peaks_gb"):
+            peaks = ", ".join(f"{s} {gb:.2f}" for s, gb in run["step_peaks_gb"].items())
+            say(f"{run['batch']}: peak RSS of each step, plain calls (GB): {peaks}")
     for index, run in enumerate(dagster["runs"]):
         total = run["ingest_s"] + run["pipeline_s"]
         say(

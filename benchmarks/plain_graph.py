@@ -17,10 +17,12 @@ upgrade moves either.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -38,17 +40,21 @@ def run_plain(
     job_name: str,
     partition: str | None = None,
     configs: dict[str, dict[str, Any]] | None = None,
-) -> dict[str, float]:
-    """Call every asset of `job_name` in order, as plain functions; seconds per asset."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Call every asset of `job_name` in order, as plain functions.
+
+    Returns the seconds and the peak RSS (GB) of each asset.
+    """
     logging.getLogger("dagster").setLevel(logging.WARNING)  # as the runs' log level
     job = defs.resolve_job_def(job_name)
     graph = defs.resolve_asset_graph()
     run = instance.create_run_for_job(job_def=job, tags=_partition_tags(partition))
     _give_direct_contexts(run)
-    seconds = {}
+    seconds, peaks = {}, {}
     for key in graph.toposorted_asset_keys:
         if key not in job.asset_layer.executable_asset_keys:
             continue
+        reset_peak_rss()
         began = time.perf_counter()
         assets_def = graph.get(key).assets_def
         context = dg.build_asset_context(instance=instance, partition_key=partition)
@@ -57,7 +63,23 @@ def run_plain(
         event = dg.AssetMaterialization(key, partition=partition, metadata=metadata)
         instance.report_runless_asset_event(event)
         seconds[key.to_user_string()] = time.perf_counter() - began
-    return seconds
+        peaks[key.to_user_string()] = peak_rss_gb()
+    return seconds, peaks
+
+
+def reset_peak_rss() -> None:
+    """Start this process's peak RSS afresh (Linux: VmHWM), so each step gets its own peak."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_gb() -> float:
+    """This process's peak RSS since the last reset, in GB (0.0 where /proc is missing)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024**2
+    return 0.0
 
 
 def _call(

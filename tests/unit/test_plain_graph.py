@@ -44,3 +44,14 @@ def test_direct_contexts_get_the_given_run(monkeypatch: pytest.MonkeyPatch) -> N
         context = dg.build_asset_context(instance=instance)
         assert context.run.run_id == run.run_id
         assert context.run_id == run.run_id
+
+
+def test_peak_rss_restarts_after_a_reset() -> None:
+    """Each step's own peak: after a reset the peak falls back below a freed allocation."""
+    plain_graph = _plain_graph()
+    held = bytearray(300 * 1024**2)
+    held[::4096] = b"x" * len(held[::4096])  # touch every page so it is resident
+    with_block = plain_graph.peak_rss_gb()
+    del held
+    plain_graph.reset_peak_rss()
+    assert plain_graph.peak_rss_gb() < with_block - 0.2
