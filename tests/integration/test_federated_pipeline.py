@@ -32,6 +32,7 @@ from mlops_assets.paths import PlatformPaths
 from mlops_assets.resources import DatasetSpecResource, MetricsPush, MlopsHome
 from mlops_assets.sources.synthetic import SyntheticConfig, generate_house_sales
 from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
+from mlops_assets.training.engine import TrainingEngine
 from mlops_assets.training.model_store import load_manifest, load_model
 from mlops_assets.training.tracking import MlflowTracking
 from tests.integration.conftest import failure_text
@@ -82,6 +83,7 @@ class Platform:
             "feature_store": FeatureStoreResource(home=home),
             "mlflow_tracking": MlflowTracking(home=home),
             "metrics_push": MetricsPush(),
+            "training_engine": TrainingEngine(),
         }
         assets = [a for a in defs.assets if not isinstance(a, dg.AssetSpec)]
         return dg.materialize(

@@ -7,6 +7,7 @@ Where the binaries are missing the tests are skipped with the reason, except whe
 from __future__ import annotations
 
 import itertools
+import multiprocessing.forkserver
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,3 +54,14 @@ def fresh_production_env(servers: Servers) -> dict[str, str]:
     servers.postgres.create_databases(f"dagster_{tag}", f"mlflow_{tag}", f"feast_{tag}")
     servers.redis.client().flushall()
     return production_environment(servers.postgres, servers.redis, tag)
+
+
+def restart_forkserver() -> None:
+    """Stop the fork server, so the next one starts with the environment set now.
+
+    The parallel executor's step processes fork from Python's one fork server per process,
+    with the environment it had when it started. A test that sets the production profile's
+    variables after another test started it (federated sites fork from it too) would otherwise
+    run its steps without them. `_stop` is the standard library's own hook for tests.
+    """
+    multiprocessing.forkserver._forkserver._stop()

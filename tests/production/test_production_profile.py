@@ -27,7 +27,7 @@ from mlops_assets.features.online_write import newest_per_entity
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.runner import PipelineRun, ingest_batch, open_instance, run_pipeline
 from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
-from tests.production.conftest import Servers, fresh_production_env
+from tests.production.conftest import Servers, fresh_production_env, restart_forkserver
 from tests.servers import bento_service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +87,7 @@ def deployment(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> It
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
+        restart_forkserver()
         instance = open_instance(PlatformPaths(home))
         batch = ingest_batch(instance, "initial", {"kind": "synthetic", "rows": ROWS, "seed": 1})
         assert batch.success, batch.error
