@@ -100,25 +100,32 @@ def train_candidate(
     )
 
 
+def lineage_fields(spec: DatasetSpec, facts: TrainingFacts) -> dict[str, Any]:
+    """The manifest fields of every model, however it was trained: its spec, inputs and lineage."""
+    return {
+        "model_id": facts.run_id,
+        "mlflow_run_id": facts.run_id,
+        "mlflow_model_uri": facts.model_uri,
+        "dataset": spec.name,
+        "spec_version": spec.version,
+        "task": str(spec.task),
+        "target": spec.target,
+        "features": list(spec.model_features),
+        "feature_types": feature_types(spec),
+        "categories": {c: list(spec.column(c).categories or ()) for c in spec.categorical_columns},
+        "feature_service": facts.feature_service,
+        "data_hash": facts.data_hash,
+        "code_version": facts.code_version,
+    }
+
+
 def build_manifest(
     spec: DatasetSpec, prepared: Prepared, competition: Competition, facts: TrainingFacts
 ) -> ModelManifest:
     """The challenger's lineage and facts, as saved beside it and read by every later stage."""
     challenger = competition.challenger
     return ModelManifest(
-        model_id=facts.run_id,
-        mlflow_run_id=facts.run_id,
-        mlflow_model_uri=facts.model_uri,
-        dataset=spec.name,
-        spec_version=spec.version,
-        task=str(spec.task),
-        target=spec.target,
-        features=list(spec.model_features),
-        feature_types=feature_types(spec),
-        categories={c: list(spec.column(c).categories or ()) for c in spec.categorical_columns},
-        feature_service=facts.feature_service,
-        data_hash=facts.data_hash,
-        code_version=facts.code_version,
+        **lineage_fields(spec, facts),
         params=challenger.settings,
         validation_score=challenger.score,
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),

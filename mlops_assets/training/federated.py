@@ -17,13 +17,12 @@ import xgboost as xgb
 
 from mlops_assets.core.candidates import CONSTANT
 from mlops_assets.core.families import MODEL_FILES, BoosterModel
-from mlops_assets.core.features import feature_types
 from mlops_assets.federated.coordinator import FederatedResult
 from mlops_assets.federated.site_worker import ChampionModel
 from mlops_assets.model_registry.champion import ChampionInfo
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.spec import DatasetSpec, Family
-from mlops_assets.training.candidate import TrainingFacts, TrainingRefused
+from mlops_assets.training.candidate import TrainingFacts, TrainingRefused, lineage_fields
 from mlops_assets.training.model_store import (
     STATISTICS_FILE,
     ModelManifest,
@@ -70,19 +69,7 @@ def federated_manifest(
     primary = spec.gates.primary_metric
     rows = {site: summary["rows"] for site, summary in result.sites.items()}
     return ModelManifest(
-        model_id=facts.run_id,
-        mlflow_run_id=facts.run_id,
-        mlflow_model_uri=facts.model_uri,
-        dataset=spec.name,
-        spec_version=spec.version,
-        task=str(spec.task),
-        target=spec.target,
-        features=list(spec.model_features),
-        feature_types=feature_types(spec),
-        categories={c: list(spec.column(c).categories or ()) for c in spec.categorical_columns},
-        feature_service=facts.feature_service,
-        data_hash=facts.data_hash,
-        code_version=facts.code_version,
+        **lineage_fields(spec, facts),
         params={**params, "rounds": result.best_iteration + 1},
         validation_score=float(result.pooled.get(primary, float("nan"))),
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
