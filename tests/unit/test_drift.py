@@ -72,21 +72,23 @@ def test_thresholds_are_configurable(reference, house_spec):
     assert detect_drift(reference, _batch(house_spec, "none"), strict).drifted
 
 
-def test_retrain_decision_cooldown_and_daily_cap():
+def test_retrain_decision_cooldown_and_daily_cap(house_spec):
     settings = load_settings()
     state = {"drifted": True, "reason": "x", "report_storage_id": 7}
-    assert isinstance(_retrain_decision(state, {"retrains": []}, settings), dg.RunRequest)
+    request = _retrain_decision(state, {"retrains": []}, settings, house_spec)
+    assert isinstance(request, dg.RunRequest) and request.job_name == "pipeline_job"
     assert isinstance(
-        _retrain_decision({**state, "drifted": False}, {"retrains": []}, settings), dg.SkipReason
+        _retrain_decision({**state, "drifted": False}, {"retrains": []}, settings, house_spec),
+        dg.SkipReason,
     )
     just_now = [datetime.now(UTC).isoformat()]
-    cooled = _retrain_decision(state, {"retrains": just_now}, settings)
+    cooled = _retrain_decision(state, {"retrains": just_now}, settings, house_spec)
     assert isinstance(cooled, dg.SkipReason) and "cooldown" in cooled.skip_message
     spaced = [
         (datetime.now(UTC) - timedelta(hours=7 + i)).isoformat()
         for i in range(settings.max_retrains_per_day)
     ]
-    capped = _retrain_decision(state, {"retrains": spaced}, settings)
+    capped = _retrain_decision(state, {"retrains": spaced}, settings, house_spec)
     assert isinstance(capped, dg.SkipReason) and "today" in capped.skip_message
 
 
