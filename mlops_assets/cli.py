@@ -206,7 +206,14 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--protocol",
-        choices=("auto", "cross_validation", "holdout"),
+        choices=(
+            "auto",
+            "time_ordered",
+            "backtest",
+            "latest_period",
+            "cross_validation",
+            "holdout",
+        ),
         help="evaluation protocol (training.protocol)",
     )
     group.add_argument("--folds", type=int, help="cross-validation folds (training.folds)")
@@ -627,10 +634,23 @@ def _describe_estimate(estimate: dict) -> str:
     if not estimate:
         return "-"
     low, high = estimate.get("interval", [float("nan")] * 2)
-    if estimate.get("protocol") == "cross_validation":
+    protocol, judged = estimate.get("protocol"), _n(estimate.get("evaluation_rows"))
+    if protocol == "cross_validation":
         how = f"{estimate.get('folds')}-fold cross-validation on {_n(estimate.get('rows'))} rows"
+    elif protocol == "backtest":
+        how = (
+            f"{estimate.get('folds')}-fold rolling-origin backtest, {judged} judged rows, each "
+            f"later than its model's training rows (horizon {estimate.get('horizon')})"
+        )
+    elif protocol == "latest_period":
+        periods = {p.get("part"): p for p in estimate.get("periods", [])}
+        train, test = periods.get("train", {}), periods.get("test", {})
+        how = (
+            f"latest period: trained on {train.get('from')} to {train.get('to')}, judged on "
+            f"{judged} test rows from {test.get('from')} to {test.get('to')}"
+        )
     else:
-        how = f"holdout, {_n(estimate.get('evaluation_rows'))} test rows"
+        how = f"holdout, {judged} test rows"
     return (
         f"{estimate.get('primary_metric')} {estimate.get('value', float('nan')):.4g} "
         f"({estimate.get('confidence', 0.95):.0%} interval {low:.4g} to {high:.4g}), {how}"

@@ -1,11 +1,13 @@
 """The competition: every candidate family on the same rows, the best becomes the challenger.
 
-Holdout (large data): each family is fitted on the train split, ranked on the validation split
-and estimated on the test split. Cross-validation (small data): each family predicts every row
-from a model that never saw it (out-of-fold), is ranked and estimated on those predictions, and
-the winner is refitted on all rows with the settings the folds chose (for XGBoost: its
-parameters and the mean number of trees that early stopping kept inside the folds, on an inner
-split of the training folds, so the held-out fold never picks its own model).
+Holdout and latest period (large data): each family is fitted on the train split, ranked on
+the validation split and estimated on the test split. Cross-validation and backtest (small
+data): each family predicts every judged row from a model that never saw it (out-of-fold;
+in a backtest, from a model trained only on earlier rows), is ranked and estimated on those
+predictions, and the winner is refitted on all rows with the settings the folds chose (for
+XGBoost: its parameters and the mean number of trees that early stopping kept inside the
+folds, on an inner split of the training rows -- their latest fifth when time orders them --
+so the judged fold never picks its own model).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from mlops_assets.core.families import BoosterModel, Model
 from mlops_assets.core.linear_model import fit_linear
-from mlops_assets.core.protocols import Plan, inner_split
+from mlops_assets.core.protocols import Folds, Plan
 from mlops_assets.core.training import Fit, TrainParams, fit_rounds, search_candidates, train
 from mlops_assets.core.uncertainty import better_sign, metric
 from mlops_assets.progress import Progress, silent
@@ -28,11 +30,12 @@ CONSTANT = {TaskType.REGRESSION: "mean", TaskType.BINARY_CLASSIFICATION: "prior"
 
 @dataclass(frozen=True)
 class Rows:
-    """The labelled rows a competition runs on: matrix, labels, entity of each row."""
+    """The labelled rows a competition runs on: matrix, labels, entity and time of each row."""
 
     x: np.ndarray
     y: np.ndarray
     groups: np.ndarray
+    times: np.ndarray | None = None  # event time (ns) when the data has one
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class Candidate:
 
     family: Family
     score: float  # primary metric on the ranking rows (validation split, or out-of-fold)
-    predictions: np.ndarray  # on the evaluation rows (test split, or out-of-fold)
+    predictions: np.ndarray  # on the evaluation rows (test split, or the judged rows)
     model: Model  # what would be served
     settings: dict[str, Any]  # what re-creates it: parameters, number of trees, strength
     search: list[dict[str, Any]] = field(default_factory=list)
@@ -71,7 +74,7 @@ def compete(
     plan: Plan,
     params: TrainParams,
     *,
-    folds: np.ndarray | None = None,
+    folds: Folds | None = None,
     split: np.ndarray | None = None,
     progress: Progress = silent,
     fit: Fit | None = None,
@@ -83,19 +86,25 @@ def compete(
     (shipping the rows, starting the workers' collective) exceeds the fit itself.
     """
     families = plan.settings.families
-    if plan.protocol == Protocol.CROSS_VALIDATION:
+    if plan.protocol.folded:
         assert folds is not None
         candidates = {}
+        kind = (
+            "fold rolling-origin backtest"
+            if plan.protocol == Protocol.BACKTEST
+            else "fold cross-validation"
+        )
         for number, family in enumerate(families, start=1):
             progress(
                 f"candidate {number}/{len(families)}: {family}, "
-                f"{len(np.unique(folds))}-fold cross-validation on {len(rows.y):,} rows"
+                f"{len(folds.numbers)}-{kind} on {len(rows.y):,} rows"
             )
             candidates[str(family)] = cross_validate(
                 family, rows, folds, spec, plan, params, progress=progress
             )
         baselines = _cv_baselines(rows, folds, spec, plan)
-        evaluation, fold_of_row = np.arange(len(rows.y)), folds
+        evaluation = folds.judged
+        fold_of_row = folds.assignment[evaluation]
     else:
         assert split is not None
         candidates = {}
@@ -130,7 +139,7 @@ def compete(
 def cross_validate(
     family: Family | str,
     rows: Rows,
-    folds: np.ndarray,
+    folds: Folds,
     spec: DatasetSpec,
     plan: Plan,
     params: TrainParams,
@@ -138,21 +147,25 @@ def cross_validate(
     search: bool = True,
     progress: Progress = silent,
 ) -> Candidate:
-    """Out-of-fold predictions of one family's settings, and its refit on every row.
+    """Out-of-fold predictions of one family's settings on the judged rows, and its refit.
 
     With `search` off, `params` are evaluated as they are (re-evaluating a champion's settings).
     """
     family = Family(family)
+    judged = folds.judged
     if family == Family.LINEAR:
         oof = np.empty(len(rows.y))
-        for fold in np.unique(folds):
-            held = folds == fold
-            oof[held] = fit_linear(rows.x[~held], rows.y[~held], spec, plan.settings.seed).predict(
-                rows.x[held]
-            )
+        for fold in folds.numbers:
+            held, training = folds.assignment == fold, folds.training(fold)
+            linear = fit_linear(rows.x[training], rows.y[training], spec, plan.settings.seed)
+            oof[held] = linear.predict(rows.x[held])
         model = fit_linear(rows.x, rows.y, spec, plan.settings.seed)
-        score = metric(rows.y, oof, spec.gates.primary_metric, spec.task, spec.threshold)
-        return Candidate(family, score, oof, model, {"regularisation": model.regularisation})
+        score = metric(
+            rows.y[judged], oof[judged], spec.gates.primary_metric, spec.task, spec.threshold
+        )
+        return Candidate(
+            family, score, oof[judged], model, {"regularisation": model.regularisation}
+        )
     # One thread: on a few thousand rows more threads cost more than they save (and under a
     # busy CPU their spin-waits cost several times the training itself).
     params = params.with_changes(threads=1)
@@ -175,7 +188,7 @@ def cross_validate(
     return Candidate(
         family,
         score,
-        oof,
+        oof[judged],
         BoosterModel(booster),
         {**chosen.model_dump(), "rounds": rounds},
         history if len(trials) > 1 else [],
@@ -184,7 +197,7 @@ def cross_validate(
 
 def _xgboost_oof(
     rows: Rows,
-    folds: np.ndarray,
+    folds: Folds,
     spec: DatasetSpec,
     plan: Plan,
     params: TrainParams,
@@ -194,21 +207,20 @@ def _xgboost_oof(
     """Out-of-fold predictions, their score, and the mean number of trees early stopping kept."""
     oof = np.empty(len(rows.y))
     kept = []
-    every_fold = np.unique(folds)
+    every_fold = folds.numbers
     for number, fold in enumerate(every_fold, start=1):
-        training = np.flatnonzero(folds != fold)
-        fit, stop = inner_split(
-            rows.y[training], rows.groups[training], spec.task, plan.settings.seed + int(fold)
+        fit, stop = folds.early_stopping(
+            folds.training(fold), rows.y, rows.groups, spec.task, plan.settings.seed + int(fold)
         )
-        fit, stop = training[fit], training[stop]
         trained = train(rows.x[fit], rows.y[fit], rows.x[stop], rows.y[stop], spec, params)
-        held = folds == fold
+        held = folds.assignment == fold
         oof[held] = BoosterModel(trained.booster).predict(rows.x[held])
         kept.append(trained.best_iteration + 1)
         progress(f"{label}: fold {number}/{len(every_fold)}, {kept[-1]:,} trees")
+    judged = folds.judged
     return (
         oof,
-        metric(rows.y, oof, spec.gates.primary_metric, spec.task, spec.threshold),
+        metric(rows.y[judged], oof[judged], spec.gates.primary_metric, spec.task, spec.threshold),
         round(float(np.mean(kept))),
     )
 
@@ -247,15 +259,14 @@ def _holdout(
     )
 
 
-def _cv_baselines(
-    rows: Rows, folds: np.ndarray, spec: DatasetSpec, plan: Plan
-) -> dict[str, np.ndarray]:
+def _cv_baselines(rows: Rows, folds: Folds, spec: DatasetSpec, plan: Plan) -> dict[str, np.ndarray]:
+    """Each baseline's out-of-fold values on the judged rows, trained as the candidates were."""
     result: dict[str, np.ndarray] = {}
-    for fold in np.unique(folds):
-        held = np.flatnonzero(folds == fold)
-        for name, values in _baselines(rows, folds != fold, held, spec, plan).items():
+    for fold in folds.numbers:
+        held = np.flatnonzero(folds.assignment == fold)
+        for name, values in _baselines(rows, folds.training(fold), held, spec, plan).items():
             result.setdefault(name, np.empty(len(rows.y)))[held] = values
-    return result
+    return {name: values[folds.judged] for name, values in result.items()}
 
 
 def _baselines(

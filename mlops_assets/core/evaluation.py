@@ -155,7 +155,7 @@ def decide(
 
     Good enough: every gate passes. Beats the best baseline by more than the margin, and the
     champion on the same rows by more than the minimum improvement (and, when an interval is
-    given, the improvement's lower bound is above zero).
+    given, the improvement's lower bound too: a gain within noise keeps the champion).
 
     A tie keeps the champion, so no sequence of promotions can walk quality down.
     """
@@ -208,7 +208,7 @@ def decide(
         return Decision(False, f"a tie keeps the champion: {verdict}", **common)
     if not gain > needed:
         return Decision(False, f"not better than the champion: {verdict}", **common)
-    if champion.paired is not None and not champion.paired[0] > 0:
+    if champion.paired is not None and not champion.paired[0] > needed * abs(theirs):
         return Decision(False, f"better only within noise: {verdict}", **common)
     return Decision(True, f"better than the champion: {verdict}", **common)
 

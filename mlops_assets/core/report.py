@@ -115,6 +115,20 @@ def _estimate_lines(inputs: ReportInputs) -> list[str]:
             f"entity) on {facts.get('rows', 0):,} rows: every row predicted by a model that "
             "never saw it; the served model is refit on all rows"
         )
+    elif protocol == "backtest":
+        how = (
+            f"{facts.get('folds')}-fold rolling-origin backtest on {facts.get('rows', 0):,} "
+            f"rows ordered by event time: each fold trains on every row before its cut-off "
+            f"minus the horizon ({facts.get('horizon')}) and is judged on the block after it, "
+            f"{facts.get('evaluation_rows', 0):,} judged rows in all; the served model is refit "
+            "on all rows"
+        )
+    elif protocol == "latest_period":
+        how = (
+            f"latest period: trained on the earliest rows by event time, judged on the latest "
+            f"{facts.get('evaluation_rows', 0):,} of {facts.get('rows', 0):,} rows (horizon "
+            f"{facts.get('horizon')}), the same rows for every model"
+        )
     else:
         how = (
             f"holdout: entity-hash split, {facts.get('evaluation_rows', 0):,} test rows of "
@@ -128,12 +142,39 @@ def _estimate_lines(inputs: ReportInputs) -> list[str]:
         f"- Estimate: {facts.get('primary_metric', '')} {_fmt(facts.get('value'))}, "
         f"{facts.get('confidence', 0.95):.0%} bootstrap interval {_fmt(low)} to {_fmt(high)}.",
     ]
+    others = {
+        n: v for n, v in facts.get("intervals", {}).items() if n != facts.get("primary_metric")
+    }
+    if others:
+        shown = "; ".join(f"{n} {_fmt(lo)} to {_fmt(hi)}" for n, (lo, hi) in others.items())
+        lines.append(f"- Gated metrics, {facts.get('confidence', 0.95):.0%} intervals: {shown}.")
     if "fold_std" in facts:
         lines.append(
             f"- Across folds: mean {_fmt(facts['fold_mean'])}, standard deviation "
             f"{_fmt(facts['fold_std'])}."
         )
-    return lines
+    return lines + _period_lines(facts.get("periods", []))
+
+
+def _period_lines(periods: list[dict[str, str]]) -> list[str]:
+    """The training and judged time range of each fold (or split): what judged what."""
+    if not periods:
+        return []
+    if "fold" in periods[0]:
+        lines = [
+            "",
+            "| fold | trained on | rows | judged on | rows |",
+            "|---|---|---|---|---|",
+        ]
+        for p in periods:
+            lines.append(
+                f"| {p['fold']} | {p['train_from']} to {p['train_to']} | {p['train_rows']} | "
+                f"{p['judged_from']} to {p['judged_to']} | {p['judged_rows']} |"
+            )
+        return [*lines, ""]
+    lines = ["", "| part | from | to | rows |", "|---|---|---|---|"]
+    lines += [f"| {p['part']} | {p['from']} | {p['to']} | {p['rows']} |" for p in periods]
+    return [*lines, ""]
 
 
 def _federated_lines(facts: dict[str, Any]) -> list[str]:

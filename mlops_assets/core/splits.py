@@ -32,3 +32,41 @@ def entity_split(
     train_end, validation_end = fractions[0], fractions[0] + fractions[1]
     labels = np.where(position < train_end, 0, np.where(position < validation_end, 1, 2))
     return np.asarray(SPLITS, dtype=object)[labels]
+
+
+UNUSED = "unused"  # a row in the horizon's gap, or of an entity judged later (unseen_entities)
+ENTITY_HASH = "entity hash (salted): all rows of an entity in one split"
+LATEST_PERIOD = "event time: train on the earliest rows, validate and test on later periods"
+
+
+def time_split(
+    times: np.ndarray,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    gap_ns: int = 0,
+    keys: np.ndarray | None = None,
+) -> np.ndarray:
+    """`train` / `validation` / `test` by event time (ns): the latest rows are judged.
+
+    Cut-offs fall on distinct times at the fractions' row quantiles, so rows of one instant
+    share a split. Training rows within `gap_ns` (the forecast horizon) of the validation
+    period, and, when `keys` are given, rows of entities that appear in a judged period, are
+    `unused`: a deployed model predicts that far ahead, for entities it may never have seen.
+    """
+    if not np.isclose(sum(fractions), 1.0) or min(fractions) < 0:
+        raise ValueError(f"split fractions must be non-negative and sum to 1, got {fractions}")
+    times = np.asarray(times, dtype=np.int64)
+    labels = np.full(len(times), SPLITS[0], dtype=object)
+    if len(times) == 0:
+        return labels
+    ordered = np.sort(times)
+    last = len(ordered) - 1
+    validation_from = ordered[min(last, int(len(ordered) * fractions[0]))]
+    test_from = ordered[min(last, int(len(ordered) * (fractions[0] + fractions[1])))]
+    labels[times >= validation_from] = SPLITS[1]
+    labels[times >= test_from] = SPLITS[2]
+    training = labels == SPLITS[0]
+    labels[training & (times >= validation_from - np.int64(gap_ns))] = UNUSED
+    if keys is not None:
+        judged_keys = keys[labels != SPLITS[0]]
+        labels[(labels == SPLITS[0]) & np.isin(keys, judged_keys)] = UNUSED
+    return labels

@@ -16,6 +16,7 @@ from mlops_assets.core.features import engineer
 from mlops_assets.core.imputation import ATTRS_KEY as IMPUTATION_KEY
 from mlops_assets.core.imputation import learn_imputation
 from mlops_assets.core.point_in_time import as_of_join, mismatched_rows
+from mlops_assets.core.protocols import as_event_times
 from mlops_assets.core.quality import (
     FEATURE_CHECKS,
     TRAINING_SET_CHECKS,
@@ -23,7 +24,15 @@ from mlops_assets.core.quality import (
     Severity,
     check_features,
 )
-from mlops_assets.core.splits import SPLIT_COLUMN, SPLITS, entity_split
+from mlops_assets.core.splits import (
+    ENTITY_HASH,
+    LATEST_PERIOD,
+    SPLIT_COLUMN,
+    SPLITS,
+    UNUSED,
+    entity_split,
+    time_split,
+)
 from mlops_assets.core.statistics import feature_statistics
 from mlops_assets.core.storage import content_hash, write_json_atomic, write_parquet_atomic
 from mlops_assets.errors import failing_clearly
@@ -39,9 +48,7 @@ from mlops_assets.ingestion.assets import cleaned_data
 from mlops_assets.profile import redact_url
 from mlops_assets.progress import reporter
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
-from mlops_assets.spec import DatasetSpec
-
-SPLIT_METHOD = "entity hash (salted): all rows of an entity in one split"
+from mlops_assets.spec import DatasetSpec, Protocol
 
 
 class TrainingSetConfig(dg.Config):
@@ -230,7 +237,7 @@ def training_set(
     if blocking_failures(outcomes):
         yield from reject(outcomes, "training_set")
     fractions = config.fractions(spec)
-    table[SPLIT_COLUMN] = entity_split(table[spec.entity_key].to_numpy(), fractions)
+    table[SPLIT_COLUMN], method = split_rows(table, spec, fractions)
     statistics = feature_statistics(table.loc[table[SPLIT_COLUMN] == "train"], spec)
     path = write_parquet_atomic(table, paths.training_set)
     digest = content_hash(table)
@@ -238,6 +245,7 @@ def training_set(
         {
             "content_hash": digest,
             "feature_service": service.name,
+            "split_method": method,
             IMPUTATION_KEY: features.attrs.get(IMPUTATION_KEY, {}),
             **statistics,
         },
@@ -246,14 +254,15 @@ def training_set(
     counts = table[SPLIT_COLUMN].value_counts()
     say(
         f"training set: {len(table):,} rows in {join_seconds:.1f} s, "
-        + " / ".join(f"{int(counts.get(n, 0)):,} {n}" for n in SPLITS)
+        + " / ".join(f"{int(counts.get(n, 0)):,} {n}" for n in (*SPLITS, UNUSED) if n in counts)
+        + f" ({method.split(':')[0]})"
     )
     yield dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "dagster/row_count": len(table),
             **{f"{name}_rows": int(counts.get(name, 0)) for name in SPLITS},
-            "split_method": SPLIT_METHOD,
+            "split_method": method,
             "split_fractions": dg.MetadataValue.json(list(fractions)),
             "feature_service": service.name,
             "label": spec.target,
@@ -262,6 +271,30 @@ def training_set(
         },
         check_results=[to_check_result(o) for o in outcomes],
     )
+
+
+def split_rows(
+    table: pd.DataFrame, spec: DatasetSpec, fractions: tuple[float, float, float]
+) -> tuple[pd.Series, str]:
+    """Each row's holdout split and how it was made: by event time when the data has one.
+
+    The large-data protocol in force for time-stamped data judges the latest period; an
+    explicit `cross_validation` or `holdout` in the spec keeps the entity-hash split.
+    """
+    settings = spec.training
+    by_time = spec.has_event_time and settings.protocol in (
+        Protocol.AUTO,
+        Protocol.TIME_ORDERED,
+        Protocol.LATEST_PERIOD,
+        Protocol.BACKTEST,
+    )
+    keys = table[spec.entity_key].to_numpy()
+    if not by_time:
+        return pd.Series(entity_split(keys, fractions), index=table.index), ENTITY_HASH
+    times = as_event_times(table[spec.event_timestamp])
+    gap = int(settings.gap.total_seconds() * 1e9)
+    labels = time_split(times, fractions, gap, keys if settings.unseen_entities else None)
+    return pd.Series(labels, index=table.index), LATEST_PERIOD
 
 
 def _load_cleaned(paths, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:

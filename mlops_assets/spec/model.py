@@ -6,6 +6,7 @@ offending field named instead of surfacing later as a confusing KeyError deep in
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from pydantic import (
 )
 
 from mlops_assets.spec.derived import DerivedExpression, ExpressionError
+from mlops_assets.spec.durations import parse_duration
 
 EVENT_YEAR = "event_year"  # pseudo-column for derived expressions: event time as decimal year
 DERIVED_ENTITY_KEY = "row_id"
@@ -290,11 +292,30 @@ class PromotionPolicy(_Strict):
 
 
 class Protocol(StrEnum):
-    """How a model's quality is estimated: `auto` picks by the number of labelled rows."""
+    """How a model's quality is estimated.
+
+    `auto` follows the data: with an event time delivered in the data, the model is judged on
+    rows later than those it learned from (`backtest` on small data, `latest_period` on large);
+    without one, `cross_validation` on small data and the entity-hash `holdout` on large.
+    `time_ordered` asks for the time-honest pair whatever `auto` would pick.
+    """
 
     AUTO = "auto"
     CROSS_VALIDATION = "cross_validation"
     HOLDOUT = "holdout"
+    TIME_ORDERED = "time_ordered"
+    BACKTEST = "backtest"
+    LATEST_PERIOD = "latest_period"
+
+    @property
+    def folded(self) -> bool:
+        """Whether rows are judged fold by fold (cross-validation or a rolling-origin backtest)."""
+        return self in (Protocol.CROSS_VALIDATION, Protocol.BACKTEST)
+
+    @property
+    def in_time(self) -> bool:
+        """Whether rows are judged only by models trained on earlier rows."""
+        return self in (Protocol.TIME_ORDERED, Protocol.BACKTEST, Protocol.LATEST_PERIOD)
 
 
 class Family(StrEnum):
@@ -376,7 +397,28 @@ class TrainingSettings(_Strict):
     min_improvement: float = Field(default=0.0, ge=0, lt=1)
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     bootstrap_resamples: int = Field(default=1_000, ge=100, le=100_000)
+    horizon: str = Field(
+        default="0d",
+        description="How far ahead the model predicts (e.g. '7d'): time protocols leave at "
+        "least this gap between the last training row and the first judged row.",
+    )
+    unseen_entities: bool = Field(
+        default=False,
+        description="Time protocols: judge entities the fold never trained on (default: "
+        "later rows of known entities, as a forecast is used).",
+    )
     federated: FederatedSettings | None = None
+
+    @field_validator("horizon")
+    @classmethod
+    def _horizon_parses(cls, horizon: str) -> str:
+        parse_duration(horizon)
+        return horizon
+
+    @property
+    def gap(self) -> timedelta:
+        """The horizon as a duration."""
+        return parse_duration(self.horizon)
 
     @field_validator("families")
     @classmethod
@@ -422,6 +464,12 @@ class DatasetSpec(_Strict):
             raise ValueError("no column has role 'target'")
         if not self.feature_columns:
             raise ValueError("no column has role 'feature'")
+        if self.training.protocol.in_time and not self.has_event_time:
+            raise ValueError(
+                f"training.protocol {self.training.protocol} judges later rows by earlier ones "
+                "and needs a column with role 'event_timestamp' (dtype datetime) delivered in "
+                "the data; add one, or use protocol auto, cross_validation or holdout"
+            )
         if self.decision_threshold is not None and self.task != TaskType.BINARY_CLASSIFICATION:
             raise ValueError("decision_threshold applies to task binary_classification only")
         reserved = sorted({DERIVED_ENTITY_KEY, DERIVED_EVENT_TIMESTAMP, EVENT_YEAR} & set(names))
@@ -461,6 +509,11 @@ class DatasetSpec(_Strict):
         """The delivered event timestamp, or None when the platform derives one."""
         column = self._role(Role.EVENT_TIMESTAMP)
         return column.name if column else None
+
+    @property
+    def has_event_time(self) -> bool:
+        """Whether the data carries its own event time (not the ingestion time)."""
+        return self.event_timestamp_column is not None
 
     @property
     def entity_key(self) -> str:

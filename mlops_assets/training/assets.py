@@ -11,6 +11,7 @@ import pandas as pd
 from pydantic import Field
 
 from mlops_assets.core.candidates import Competition
+from mlops_assets.core.splits import ENTITY_HASH
 from mlops_assets.core.storage import read_json
 from mlops_assets.core.training import Hyperparameters, TrainParams
 from mlops_assets.features.assets import training_set
@@ -73,7 +74,10 @@ class ModelConfig(dg.Config, Hyperparameters):
     live; run config changes them for one run only.
     """
 
-    protocol: str | None = Field(default=None, description="auto, cross_validation or holdout.")
+    protocol: str | None = Field(
+        default=None,
+        description="auto, time_ordered, backtest, latest_period, cross_validation or holdout.",
+    )
     folds: int | None = Field(default=None, description="Cross-validation folds.")
     search_trials: int | None = Field(default=None, description="Random-search trials (0: off).")
     seed: int | None = None
@@ -108,8 +112,9 @@ def model(
     if spec.training.federated is not None:
         return _federated_model(context, config, mlflow_tracking, dataset, paths)
     table, data_hash = _training_table(paths)
+    split_method = str(read_json(paths.feature_statistics).get("split_method", ENTITY_HASH))
     try:
-        prepared = prepare(table, spec, config.overrides(), dataset.resolved_path())
+        prepared = prepare(table, spec, config.overrides(), dataset.resolved_path(), split_method)
     except TrainingRefused as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     plan, service = prepared.plan, FeastNames.for_spec(spec).service
@@ -299,8 +304,8 @@ def _train_tracked(
 
 def _where(engine: str, protocol: Protocol) -> str:
     """Where the boosters train: cross-validation's small fits always stay in this process."""
-    if protocol == Protocol.CROSS_VALIDATION:
-        return f"{IN_PROCESS} (cross-validation's small fits; the {engine} trains holdout fits)"
+    if protocol.folded:
+        return f"{IN_PROCESS} ({protocol}'s small fits; the {engine} trains holdout fits)"
     return f"on the {engine}"
 
 

@@ -20,15 +20,26 @@ from mlops_assets.core.candidates import Competition, Rows, compete
 from mlops_assets.core.families import MODEL_FILES, family_of
 from mlops_assets.core.features import feature_types, to_matrix
 from mlops_assets.core.protocols import (
+    Folds,
     Plan,
     TrainingDataError,
+    as_event_times,
     assign_folds,
+    backtest_folds,
     check_holdout,
     check_labels,
+    event_day,
     plan_for,
     resolve_settings,
 )
-from mlops_assets.core.splits import SPLIT_COLUMN
+from mlops_assets.core.splits import (
+    ENTITY_HASH,
+    LATEST_PERIOD,
+    SPLIT_COLUMN,
+    SPLITS,
+    entity_split,
+    time_split,
+)
 from mlops_assets.core.training import Fit, TrainParams
 from mlops_assets.progress import Progress, silent
 from mlops_assets.spec import DatasetSpec, Protocol
@@ -47,7 +58,7 @@ class Prepared:
 
     plan: Plan
     rows: Rows
-    layout: dict[str, np.ndarray]  # {"folds": ...} for cross-validation, else {"split": ...}
+    layout: dict[str, Any]  # {"folds": Folds} for folded protocols, else {"split": labels}
 
 
 @dataclass(frozen=True)
@@ -63,9 +74,18 @@ class TrainingFacts:
 
 
 def prepare(
-    table: pd.DataFrame, spec: DatasetSpec, overrides: dict[str, Any], spec_path: Path
+    table: pd.DataFrame,
+    spec: DatasetSpec,
+    overrides: dict[str, Any],
+    spec_path: Path,
+    split_method: str = ENTITY_HASH,
 ) -> Prepared:
-    """Settings in force (spec, then this run's overrides), the rows, and their folds or split."""
+    """Settings in force (spec, then this run's overrides), the rows, and their folds or split.
+
+    `split_method` says how the training set's stored split was made; a protocol that needs
+    the other kind of split computes it here from the keys or event times (both are pure
+    functions of the table).
+    """
     try:
         settings = resolve_settings(spec, overrides)
     except ValidationError as exc:
@@ -73,18 +93,40 @@ def prepare(
             f"training.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         raise TrainingRefused(f"invalid run config: {problems}") from exc
-    plan = plan_for(len(table), settings, spec_path)
-    y = table[spec.target].to_numpy(dtype=np.float64)
-    rows = Rows(to_matrix(table, spec), y, table[spec.entity_key].to_numpy())
+    event_time = spec.event_timestamp_column
     try:
+        plan = plan_for(len(table), settings, spec_path, event_time)
+        y = table[spec.target].to_numpy(dtype=np.float64)
+        times = as_event_times(table[spec.event_timestamp]) if event_time else None
+        rows = Rows(to_matrix(table, spec), y, table[spec.entity_key].to_numpy(), times)
         check_labels(y, spec, plan)
         if plan.protocol == Protocol.CROSS_VALIDATION:
-            return Prepared(plan, rows, {"folds": assign_folds(y, rows.groups, spec, plan)})
-        split = table[SPLIT_COLUMN].to_numpy()
-        check_holdout({n: y[split == n] for n in ("train", "validation", "test")}, spec, plan)
+            folds = Folds(assign_folds(y, rows.groups, spec, plan))
+            return Prepared(plan, rows, {"folds": folds})
+        if plan.protocol == Protocol.BACKTEST:
+            assert times is not None
+            return Prepared(
+                plan, rows, {"folds": backtest_folds(times, y, rows.groups, spec, plan)}
+            )
+        split = _split(table, rows, plan, split_method)
+        check_holdout({n: y[split == n] for n in SPLITS}, spec, plan)
         return Prepared(plan, rows, {"split": split})
     except TrainingDataError as exc:
         raise TrainingRefused(f"training refused: {exc}") from exc
+
+
+def _split(table: pd.DataFrame, rows: Rows, plan: Plan, stored_method: str) -> np.ndarray:
+    """The stored split when it is the kind the protocol needs, else that kind made here."""
+    wanted = LATEST_PERIOD if plan.protocol == Protocol.LATEST_PERIOD else ENTITY_HASH
+    if stored_method == wanted and SPLIT_COLUMN in table.columns:
+        return table[SPLIT_COLUMN].to_numpy()
+    fractions = plan.settings.split.as_tuple()
+    if wanted == ENTITY_HASH:
+        return entity_split(rows.groups, fractions)
+    assert rows.times is not None
+    gap = int(plan.settings.gap.total_seconds() * 1e9)
+    keys = rows.groups if plan.settings.unseen_entities else None
+    return time_split(rows.times, fractions, gap, keys)
 
 
 def train_candidate(
@@ -142,15 +184,42 @@ def build_manifest(
 def evaluation_facts(prepared: Prepared, competition: Competition) -> dict[str, Any]:
     """How the candidate was evaluated: protocol, why, folds, rows, seed, winner."""
     plan = prepared.plan
-    return {
+    facts: dict[str, Any] = {
         "protocol": str(plan.protocol),
         "why": plan.why,
-        "folds": plan.settings.folds if plan.protocol == Protocol.CROSS_VALIDATION else None,
+        "folds": plan.settings.folds if plan.protocol.folded else None,
         "rows": len(prepared.rows.y),
         "evaluation_rows": len(competition.rows),
         "seed": plan.settings.seed,
         "winner": competition.winner,
     }
+    if plan.protocol.in_time:
+        facts["horizon"] = plan.settings.horizon
+        facts["unseen_entities"] = plan.settings.unseen_entities
+        facts["periods"] = time_windows(prepared)
+    return facts
+
+
+def time_windows(prepared: Prepared) -> list[dict[str, str]]:
+    """Each fold's (or the split's) training and judged time ranges, for the report."""
+    folds = prepared.layout.get("folds")
+    if folds is not None:
+        return [{"fold": str(n + 1), **w} for n, w in enumerate(folds.windows)]
+    times, split = prepared.rows.times, prepared.layout["split"]
+    assert times is not None
+    result = []
+    for name in SPLITS:
+        chosen = times[split == name]
+        if len(chosen):
+            result.append(
+                {
+                    "part": name,
+                    "from": event_day(chosen.min()),
+                    "to": event_day(chosen.max()),
+                    "rows": str(len(chosen)),
+                }
+            )
+    return result
 
 
 def evaluation_frame(competition: Competition) -> pd.DataFrame:

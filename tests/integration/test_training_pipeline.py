@@ -73,7 +73,9 @@ def test_first_model_is_tracked_reported_and_promoted(trained, registry, paths):
     report = _metadata(trained, "validation_report")
     assert report["promote"] is True and "## Gates" in report["report"]
     assert model_meta["protocol"] == "cross_validation" and model_meta["family"] == "xgboost"
-    assert model_meta["protocol_reason"] == "auto: 3,000 rows < training.cv_below_rows 10,000"
+    assert model_meta["protocol_reason"] == (
+        "auto: 3,000 rows < training.cv_below_rows 10,000; the data has no event time"
+    )
     assert model_meta["training_engine"] == "in process"  # no Dask scheduler named
     estimate = report["estimate"]
     assert estimate["folds"] == 5 and estimate["rows"] == 3_000

@@ -11,6 +11,7 @@ from mlops_assets.core.evaluation import Comparison, compute_metrics, decide
 from mlops_assets.core.features import engineer, to_matrix
 from mlops_assets.core.linear_model import LinearModel, fit_linear
 from mlops_assets.core.protocols import (
+    Folds,
     TrainingDataError,
     assign_folds,
     check_labels,
@@ -67,14 +68,14 @@ def nonlinear_label(a, b, c, kind, rng):
 
 def _cv(spec: DatasetSpec, rows: Rows):
     plan = plan_for(len(rows.y), spec.training, "spec.yaml")
-    folds = assign_folds(rows.y, rows.groups, spec, plan)
+    folds = Folds(assign_folds(rows.y, rows.groups, spec, plan))
     return plan, folds
 
 
 def test_small_data_is_cross_validated_and_large_data_keeps_the_split(cancer_spec):
     small = plan_for(569, cancer_spec.training, "spec.yaml")
     assert small.protocol == Protocol.CROSS_VALIDATION
-    assert small.why == "auto: 569 rows < training.cv_below_rows 10,000"
+    assert small.why == "auto: 569 rows < training.cv_below_rows 10,000; the data has no event time"
     assert plan_for(20_000, cancer_spec.training, "spec.yaml").protocol == Protocol.HOLDOUT
     forced = resolve_settings(cancer_spec, {"protocol": "holdout", "folds": None})
     assert plan_for(569, forced, "spec.yaml").protocol == Protocol.HOLDOUT
@@ -101,7 +102,7 @@ def test_the_held_out_fold_never_shapes_its_own_predictions():
     plan, folds = _cv(spec, rows)
     first = cross_validate(Family.XGBOOST, rows, folds, spec, plan, FAST)
     scrambled = rows.y.copy()
-    held = folds == 0
+    held = folds.assignment == 0
     scrambled[held] = np.random.default_rng(3).permutation(scrambled[held]) * 10
     again = cross_validate(
         Family.XGBOOST, Rows(rows.x, scrambled, rows.groups), folds, spec, plan, FAST
