@@ -18,23 +18,47 @@ import pandas as pd
 from mlops_assets.core.imputation import fill_codes, fill_numbers
 from mlops_assets.spec import EVENT_YEAR, DatasetSpec, DType
 from mlops_assets.spec.derived import DerivedExpression
+from mlops_assets.spec.model import CalendarFeature
 
 SECONDS_PER_YEAR = 365.2425 * 24 * 3600
 SMALL_INPUT = 64  # below this many values a dict lookup beats pandas' categorical machinery
 EPOCH_YEAR = 1970.0
 
 
-def event_year(timestamps: Any) -> np.ndarray:
-    """Timestamps as decimal years (Gregorian mean year), vectorised.
-
-    Takes a tz-aware Series (offline) or an array of UTC `datetime64` values (a request).
-    """
+def utc_times(timestamps: Any) -> np.ndarray:
+    """A tz-aware Series (offline) or UTC `datetime64` values (a request) as `datetime64[ns]`."""
     if isinstance(timestamps, pd.Series):
         if isinstance(timestamps.dtype, pd.DatetimeTZDtype):
             timestamps = timestamps.dt.tz_convert("UTC").dt.tz_localize(None)
         timestamps = timestamps.to_numpy()
-    seconds = np.asarray(timestamps).astype("datetime64[ns]").astype("int64") / 1e9
+    return np.asarray(timestamps).astype("datetime64[ns]")
+
+
+def event_year(timestamps: Any) -> np.ndarray:
+    """Timestamps as decimal years (Gregorian mean year), vectorised."""
+    seconds = utc_times(timestamps).astype("int64") / 1e9
     return EPOCH_YEAR + seconds / SECONDS_PER_YEAR
+
+
+def calendar_features(timestamps: Any, spec: DatasetSpec) -> dict[str, np.ndarray]:
+    """The spec's calendar features of each event time (UTC dates), as float64 arrays."""
+    wanted = spec.windows.calendar
+    if not wanted:
+        return {}
+    days = utc_times(timestamps).astype("datetime64[D]")
+    years = days.astype("datetime64[Y]")
+    values = {
+        CalendarFeature.DAY_OF_WEEK: (days.astype("int64") + 3) % 7,  # 1970-01-01: a Thursday
+        CalendarFeature.DAY_OF_YEAR: (days - years.astype("datetime64[D]")).astype("int64") + 1,
+        CalendarFeature.MONTH: (
+            days.astype("datetime64[M]") - years.astype("datetime64[M]")
+        ).astype("int64")
+        + 1,
+        CalendarFeature.IS_HOLIDAY: np.isin(
+            days, np.array(spec.windows.holidays, dtype="datetime64[D]")
+        ),
+    }
+    return {str(name): values[name].astype("float64") for name in wanted}
 
 
 def engineer_arrays(
@@ -70,6 +94,7 @@ def engineer_arrays(
         values = parsed_expression(derived.expr).evaluate(inputs)
         result[derived.name] = values
         inputs[derived.name] = values
+    result.update(calendar_features(timestamps, spec))
     return result
 
 
@@ -108,7 +133,10 @@ def engineer(
         spec.entity_key: frame[spec.entity_key].to_numpy(),
         spec.event_timestamp: frame[spec.event_timestamp],
     }
+    history = set(spec.windows.history_features)
     for name in spec.model_features:
+        if name in history:
+            continue  # read from the entity's earlier rows: `window_features`
         if name in spec.categorical_columns:
             codes = np.nan_to_num(arrays[name], nan=-1).astype(np.int64)
             categories = list(spec.column(name).categories or ())
@@ -120,8 +148,24 @@ def engineer(
     return result
 
 
+class MissingHistoryError(ValueError):
+    """A request lacks features only an entity's history gives; the message names them."""
+
+
 def arrays_to_matrix(arrays: Mapping[str, np.ndarray], spec: DatasetSpec) -> np.ndarray:
-    """The model matrix from `engineer_arrays` output, without a DataFrame in between."""
+    """The model matrix from `engineer_arrays` output, without a DataFrame in between.
+
+    Features of an entity's past (lags, rolling windows) are not in a request's fields: such
+    a request is refused, naming them and the by-key endpoint that reads them from the
+    online store.
+    """
+    missing = [name for name in spec.model_features if name not in arrays]
+    if missing:
+        raise MissingHistoryError(
+            f"this model reads features of each entity's past that a request cannot carry "
+            f"({', '.join(missing)}): ask /v1/predict_by_key with the entity's "
+            f"{spec.entity_key}, which reads them from the online store"
+        )
     return np.column_stack([arrays[name] for name in spec.model_features]).astype(np.float32)
 
 

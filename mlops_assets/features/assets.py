@@ -35,6 +35,7 @@ from mlops_assets.core.splits import (
 )
 from mlops_assets.core.statistics import feature_statistics
 from mlops_assets.core.storage import content_hash, write_json_atomic, write_parquet_atomic
+from mlops_assets.core.windows import window_features
 from mlops_assets.errors import failing_clearly
 from mlops_assets.features.feast_repo import (
     FeastDefinitions,
@@ -83,6 +84,13 @@ def features(
     say(f"features: {len(cleaned):,} cleaned rows read ({superseded:,} superseded by later ones)")
     imputation = learn_imputation(cleaned, spec)
     engineered = engineer(cleaned, spec, imputation)
+    if spec.windows.history_features:
+        started = time.perf_counter()
+        engineered = _with_history(engineered, cleaned, spec)
+        say(
+            f"features: {len(spec.windows.history_features)} window features of each entity's "
+            f"past in {time.perf_counter() - started:.1f} s"
+        )
     outcomes = check_features(engineered, spec)
     if blocking_failures(outcomes):
         yield from reject(outcomes, "features")
@@ -295,6 +303,15 @@ def split_rows(
     gap = int(settings.gap.total_seconds() * 1e9)
     labels = time_split(times, fractions, gap, keys if settings.unseen_entities else None)
     return pd.Series(labels, index=table.index), LATEST_PERIOD
+
+
+def _with_history(
+    engineered: pd.DataFrame, cleaned: pd.DataFrame, spec: DatasetSpec
+) -> pd.DataFrame:
+    """The engineered rows with their lag and rolling features, columns in model order."""
+    history = window_features(cleaned, spec)
+    combined = pd.concat([engineered, history], axis=1)
+    return combined[[spec.entity_key, spec.event_timestamp, *spec.model_features]]
 
 
 def _load_cleaned(paths, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:

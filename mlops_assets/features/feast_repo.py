@@ -192,8 +192,15 @@ def _feast_type(spec: DatasetSpec, name: str) -> Any:
 def _describe(spec: DatasetSpec, name: str) -> str:
     if name in spec.feature_columns:
         return spec.column(name).description
-    derived = next(d for d in spec.derived if d.name == name)
-    return derived.description or derived.expr
+    derived = next((d for d in spec.derived if d.name == name), None)
+    if derived is not None:
+        return derived.description or derived.expr
+    if name in spec.windows.history_features:
+        return (
+            f"Of the entity's rows before the event time minus the horizon "
+            f"({spec.training.horizon}): {name}."
+        )
+    return f"Calendar feature of the event time (UTC): {name}."
 
 
 def _entity_description(spec: DatasetSpec) -> str:

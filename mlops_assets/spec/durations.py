@@ -27,9 +27,9 @@ def parse_duration(text: str | int) -> timedelta:
 
 
 def describe(duration: timedelta) -> str:
-    """A duration as a spec would write it (`7d`, `36h`, `0s`)."""
+    """A duration in days, hours, minutes or seconds (`14d`, `36h`, `0s`): feature names."""
     seconds = int(duration.total_seconds())
-    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)):
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"

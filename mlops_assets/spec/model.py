@@ -6,7 +6,7 @@ offending field named instead of surfacing later as a confusing KeyError deep in
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from mlops_assets.spec.derived import DerivedExpression, ExpressionError
-from mlops_assets.spec.durations import parse_duration
+from mlops_assets.spec.durations import describe, parse_duration
 
 EVENT_YEAR = "event_year"  # pseudo-column for derived expressions: event time as decimal year
 DERIVED_ENTITY_KEY = "row_id"
@@ -179,6 +179,90 @@ class DerivedColumn(_Strict):
     expr: str = Field(min_length=1)
     description: str = ""
     nullable: bool = True
+
+
+class Aggregate(StrEnum):
+    """What a rolling window computes over an entity's earlier rows."""
+
+    MEAN = "mean"
+    SUM = "sum"
+    MIN = "min"
+    MAX = "max"
+    STD = "std"
+    COUNT = "count"
+
+
+class CalendarFeature(StrEnum):
+    """Features of the event time itself, computed wherever the time is known (requests too)."""
+
+    DAY_OF_WEEK = "day_of_week"  # 0 = Monday
+    DAY_OF_YEAR = "day_of_year"  # 1 = 1 January
+    MONTH = "month"  # 1 = January
+    IS_HOLIDAY = "is_holiday"  # 1 on a date listed in `windows.holidays`
+
+
+class Lag(_Strict):
+    """An entity's `column` exactly `every` earlier (`7d`: the same weekday last week)."""
+
+    column: str
+    every: tuple[str, ...] = Field(min_length=1)
+
+
+class Rolling(_Strict):
+    """Aggregates of an entity's `column` over the `window` before each row's time."""
+
+    column: str
+    window: str
+    aggregates: tuple[Aggregate, ...] = Field(default=(Aggregate.MEAN,), min_length=1)
+
+
+class WindowSettings(_Strict):
+    """Per-entity features of the past: lags, rolling aggregates and calendar features.
+
+    A value at time t reads only the entity's rows strictly before t minus
+    `training.horizon` (a lag must therefore be longer than the horizon, and so must a
+    window, or it would hold no row). They are computed over the whole table at once and
+    stored in their own Feast feature view with its own `ttl`.
+    """
+
+    lags: tuple[Lag, ...] = ()
+    rolling: tuple[Rolling, ...] = ()
+    calendar: tuple[CalendarFeature, ...] = ()
+    holidays: tuple[date, ...] = ()
+    ttl: str = Field(default="400d", description="How long an entity's window values stay valid.")
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl_parses(cls, ttl: str) -> str:
+        parse_duration(ttl)
+        return ttl
+
+    def lag_names(self) -> list[tuple[str, str, timedelta]]:
+        """(feature name, column, lag) of every lag, in spec order."""
+        return [
+            (
+                f"{lag.column}_lag_{describe(parse_duration(every))}",
+                lag.column,
+                parse_duration(every),
+            )
+            for lag in self.lags
+            for every in lag.every
+        ]
+
+    def rolling_names(self) -> list[tuple[str, str, Aggregate, timedelta]]:
+        """(feature name, column, aggregate, window) of every rolling aggregate, in spec order."""
+        result = []
+        for rolling in self.rolling:
+            window = parse_duration(rolling.window)
+            for aggregate in rolling.aggregates:
+                name = f"{rolling.column}_{aggregate}_{describe(window)}"
+                result.append((name, rolling.column, aggregate, window))
+        return result
+
+    @property
+    def history_features(self) -> list[str]:
+        """The features read from an entity's earlier rows (what a request cannot carry)."""
+        return [n for n, *_ in self.lag_names()] + [n for n, *_ in self.rolling_names()]
 
 
 class QualityRules(_Strict):
@@ -437,6 +521,7 @@ class DatasetSpec(_Strict):
     task: TaskType
     columns: tuple[ColumnSpec, ...] = Field(min_length=1)
     derived: tuple[DerivedColumn, ...] = ()
+    windows: WindowSettings = WindowSettings()
     quality: QualityRules = QualityRules()
     gates: Gates = Gates()
     training: TrainingSettings = TrainingSettings()
@@ -486,7 +571,40 @@ class DatasetSpec(_Strict):
             if unknown:
                 raise ValueError(f"derived column {derived.name!r} uses unknown columns {unknown}")
             known.add(derived.name)
+        self._windows_are_consistent()
         return self
+
+    def _windows_are_consistent(self) -> None:
+        """Window features name real numeric columns, need an event time, and see the past."""
+        windows, horizon = self.windows, self.training.gap
+        if not (windows.lags or windows.rolling or windows.calendar):
+            return
+        if not self.has_event_time:
+            raise ValueError(
+                "windows: lags, rolling windows and calendar features read the event time, and "
+                "the data has none: add a column with role 'event_timestamp' (dtype datetime)"
+            )
+        numeric = {c.name for c in self.columns if c.dtype in (DType.INT, DType.FLOAT, DType.BOOL)}
+        items = [("lags", n, c, d) for n, c, d in windows.lag_names()]
+        items += [("rolling", n, c, d) for n, c, _, d in windows.rolling_names()]
+        for field, name, column, length in items:
+            if column not in numeric:
+                raise ValueError(
+                    f"windows.{field} {name!r}: column {column!r} is not a numeric column of the "
+                    f"spec (numeric columns: {sorted(numeric)})"
+                )
+            if length <= horizon:
+                raise ValueError(
+                    f"windows.{field} {name!r}: {describe(length)} is not longer than "
+                    f"training.horizon {self.training.horizon}; a value at time t may read only "
+                    "rows before t minus the horizon, so it would be empty or read the future"
+                )
+        if CalendarFeature.IS_HOLIDAY in windows.calendar and not windows.holidays:
+            raise ValueError("windows.calendar is_holiday needs the dates in windows.holidays")
+        names = [c.name for c in self.columns] + [d.name for d in self.derived]
+        clash = sorted(set(names) & set(self.window_features))
+        if clash:
+            raise ValueError(f"windows: feature names {clash} clash with columns of the spec")
 
     def column(self, name: str) -> ColumnSpec:
         """The column named `name`; a KeyError names it if the spec has none."""
@@ -555,9 +673,15 @@ class DatasetSpec(_Strict):
         return [c.name for c in self.columns if c.role == Role.FEATURE and c.imputes]
 
     @property
+    def window_features(self) -> list[str]:
+        """Calendar features, then the features of each entity's past, in spec order."""
+        calendar = [str(c) for c in self.windows.calendar]
+        return calendar + self.windows.history_features
+
+    @property
     def model_features(self) -> list[str]:
-        """The model's input columns in their fixed order: delivered features, then derived."""
-        return self.feature_columns + [d.name for d in self.derived]
+        """The model's input columns in their fixed order: delivered, derived, then windows."""
+        return self.feature_columns + [d.name for d in self.derived] + self.window_features
 
     @property
     def required_columns(self) -> list[str]:
