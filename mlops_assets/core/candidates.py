@@ -272,13 +272,34 @@ def _cv_baselines(rows: Rows, folds: Folds, spec: DatasetSpec, plan: Plan) -> di
 def _baselines(
     rows: Rows, training: np.ndarray, evaluation: np.ndarray, spec: DatasetSpec, plan: Plan
 ) -> dict[str, np.ndarray]:
-    """The constant baseline, and the linear one unless linear competes as a candidate."""
+    """The constant baseline, linear unless it competes, and the forecasting baselines.
+
+    The forecasting baselines exist when the spec lags its own target (`forecast_baselines`).
+    """
     y_train = rows.y[training]
-    result = {CONSTANT[spec.task]: np.full(len(evaluation), float(np.mean(y_train)))}
+    mean = float(np.mean(y_train))
+    result = {CONSTANT[spec.task]: np.full(len(evaluation), mean)}
     if Family.LINEAR not in plan.settings.families:
         linear = fit_linear(rows.x[training], y_train, spec, plan.settings.seed)
         result["linear"] = linear.predict(rows.x[evaluation])
+    for name, feature in forecast_baselines(spec).items():
+        values = rows.x[evaluation, spec.model_features.index(feature)].astype(np.float64)
+        result[name] = np.where(np.isnan(values), mean, values)  # no history: the mean
     return result
+
+
+def forecast_baselines(spec: DatasetSpec) -> dict[str, str]:
+    """`last_value` and `seasonal_naive`, each read from a lag of the target the spec declares.
+
+    Seasonal naive is the value a week before (the 7-day lag) when declared, else the longest
+    lag; last value is the shortest lag. Both are what a forecaster must beat.
+    """
+    lags = [(lag, name) for name, column, lag in spec.windows.lag_names() if column == spec.target]
+    if not lags or spec.task != TaskType.REGRESSION:
+        return {}
+    lags.sort()
+    weekly = [name for lag, name in lags if lag.total_seconds() == 7 * 86_400]
+    return {"last_value": lags[0][1], "seasonal_naive": weekly[0] if weekly else lags[-1][1]}
 
 
 def _finite(value: float, sign: float) -> float:

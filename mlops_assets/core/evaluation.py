@@ -17,8 +17,8 @@ from sklearn import metrics as skm
 from mlops_assets.spec import DatasetSpec, TaskType
 from mlops_assets.spec.model import DEFAULT_THRESHOLD
 
-LOWER_IS_BETTER = {"rmse", "mae", "mape", "log_loss", "brier"}
-REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
+LOWER_IS_BETTER = {"rmse", "mae", "mape", "wape", "smape", "mase", "log_loss", "brier"}
+REGRESSION_METRICS = ("rmse", "mae", "r2", "mape", "wape", "smape")
 CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "f1")
 
 
@@ -33,11 +33,17 @@ def compute_metrics(
     """
     if task == TaskType.REGRESSION:
         nonzero = np.abs(y) > 0
+        errors = np.abs(y - predicted)
+        scale = np.abs(y) + np.abs(predicted)
         return {
             "rmse": float(np.sqrt(skm.mean_squared_error(y, predicted))),
             "mae": float(skm.mean_absolute_error(y, predicted)),
             "r2": float(skm.r2_score(y, predicted)),
             "mape": float(np.mean(np.abs((y[nonzero] - predicted[nonzero]) / y[nonzero]))),
+            # Forecasting's usual pair: WAPE weighs errors by volume (zero sales are fine);
+            # sMAPE counts a row where both are zero as a perfect one.
+            "wape": float(errors.sum() / max(np.abs(y).sum(), 1e-12)),
+            "smape": float(np.mean(np.where(scale > 0, 2 * errors / np.maximum(scale, 1e-12), 0))),
         }
     labels = (predicted >= threshold).astype(int)
     probabilities = np.clip(predicted, 1e-7, 1 - 1e-7)

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mlops_assets.core.features import MissingHistoryError
 from mlops_assets.profile import redact_url
 from mlops_assets.serving.batch import ColumnRecords, validate_batch
 from mlops_assets.serving.metrics import labelled_metrics
@@ -59,6 +60,7 @@ def build_app(
     app.add_middleware(BodyDeadline, timeout_s=body_timeout_s)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(MissingHistoryError, _missing_history)
 
     @app.post("/predict", summary="Predict one record", responses=_ERRORS)
     async def predict(payload: record) -> Response:  # type: ignore[valid-type]
@@ -186,6 +188,11 @@ def _error(
     status: int, message: str, headers: dict[str, str] | None = None, **details: Any
 ) -> JSONResponse:
     return JSONResponse({"error": message, **details}, status_code=status, headers=headers)
+
+
+async def _missing_history(request: Request, exc: MissingHistoryError) -> JSONResponse:
+    """A request without the entity's history a window feature needs: 400, naming them."""
+    return _error(400, str(exc))
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

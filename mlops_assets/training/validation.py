@@ -196,6 +196,10 @@ def candidate_metrics(
     baselines = {
         c.removeprefix(BASELINE): score(c) for c in evaluation.columns if c.startswith(BASELINE)
     }
+    naive = baselines.get("seasonal_naive", {}).get("mae")
+    if naive:  # MASE: the mean absolute error as a share of seasonal naive's on the same rows
+        for row in (*metrics.values(), *baselines.values()):
+            row["mase"] = row["mae"] / naive
     return {**metrics, **baselines}, baselines
 
 

@@ -17,10 +17,14 @@ from mlops_assets.training.tracking import MlflowTracking
 from tests.integration.conftest import FEATURE_ASSETS, check_evaluations, failure_text
 
 TRAINING = ("model", "validation_report", "promoted_model")
+# The promotion mechanics below run on shuffled cross-validation, whose outcomes on this data
+# are known; the default, time-ordered protocol has its own test.
+CV = {"ops": {"model": {"config": {"protocol": "cross_validation"}}}}
 WEAK = {
     "ops": {
         "model": {
             "config": {
+                "protocol": "cross_validation",
                 "max_depth": 1,
                 "max_rounds": 3,
                 "learning_rate": 0.01,
@@ -31,7 +35,7 @@ WEAK = {
 }
 # On this data shallower trees generalise better than the default depth 6: measured out-of-fold
 # on the same folds, the paired bootstrap interval of the RMSE gain lies well above zero.
-IMPROVED = {"ops": {"model": {"config": {"max_depth": 3}}}}
+IMPROVED = {"ops": {"model": {"config": {"protocol": "cross_validation", "max_depth": 3}}}}
 
 
 def _metadata(result, asset):
@@ -46,7 +50,7 @@ def _metadata(result, asset):
 @pytest.fixture
 def trained(ingest, materialize_features):
     assert ingest("b1", {"rows": 3_000, "seed": 3}).success
-    result = materialize_features(FEATURE_ASSETS + TRAINING)
+    result = materialize_features(FEATURE_ASSETS + TRAINING, run_config=CV)
     assert result.success, failure_text(result)
     return result
 
@@ -73,8 +77,9 @@ def test_first_model_is_tracked_reported_and_promoted(trained, registry, paths):
     report = _metadata(trained, "validation_report")
     assert report["promote"] is True and "## Gates" in report["report"]
     assert model_meta["protocol"] == "cross_validation" and model_meta["family"] == "xgboost"
-    assert model_meta["protocol_reason"] == (
-        "auto: 3,000 rows < training.cv_below_rows 10,000; the data has no event time"
+    assert model_meta["protocol_reason"].startswith(
+        "cross_validation (set in training.protocol); rows are not ordered by event time "
+        "'event_timestamp', so models are judged on rows between those they learned from"
     )
     assert model_meta["training_engine"] == "in process"  # no Dask scheduler named
     estimate = report["estimate"]
@@ -91,6 +96,35 @@ def test_first_model_is_tracked_reported_and_promoted(trained, registry, paths):
     assert json.loads((paths.root / "deployment" / "champion.json").read_text())["version"] == "1"
     loaded = mlflow.xgboost.load_model("models:/house_prices@champion")
     assert loaded.num_boosted_rounds() == model_meta["settings"]["rounds"]
+
+
+def test_sales_are_judged_on_later_sales_than_the_model_learned_from(
+    ingest, materialize_features, trained
+):
+    """The default protocol on the house market: a backtest, and no flattering estimate.
+
+    The market's prices rise over the years; shuffled folds let a model interpolate between
+    neighbouring sales, and `trained` (cross-validated on the same rows) reports a higher R².
+    """
+    shuffled = _metadata(trained, "validation_report")["estimate_metrics"]["r2"]
+    result = materialize_features(("model", "validation_report"))
+    assert result.success, failure_text(result)
+    model_meta, report = _metadata(result, "model"), _metadata(result, "validation_report")
+    assert model_meta["protocol"] == "backtest"
+    assert model_meta["protocol_reason"] == (
+        "auto: event time 'event_timestamp' is in the data, so every judged row is later than "
+        "the rows its model learned from (rolling-origin backtest; 3,000 rows < "
+        "training.cv_below_rows 10,000)"
+    )
+    estimate = report["estimate"]
+    assert estimate["rows"] == 3_000 and estimate["evaluation_rows"] == 2_500
+    for period in estimate["periods"]:
+        assert period["train_to"] < period["judged_from"], period
+    assert "5-fold rolling-origin backtest" in report["report"]
+    assert "| fold | trained on | rows | judged on | rows |" in report["report"]
+    assert set(estimate["intervals"]) == {"mae", "r2", "rmse"}, "every gated metric"
+    honest = report["estimate_metrics"]["r2"]
+    assert honest < shuffled - 0.03, (honest, shuffled)
 
 
 def test_worse_challenger_leaves_the_champion(trained, materialize_features, registry):
@@ -112,7 +146,7 @@ def test_worse_challenger_leaves_the_champion(trained, materialize_features, reg
 
 def test_a_retrain_that_ties_keeps_the_champion(trained, materialize_features, registry):
     # The same data, seed, settings and code give the same out-of-fold predictions: a tie.
-    result = materialize_features(TRAINING)
+    result = materialize_features(TRAINING, run_config=CV)
     assert result.success, failure_text(result)
     report = _metadata(result, "validation_report")
     assert "champion v1" in report["report"], "the report compares with the champion"
@@ -133,7 +167,7 @@ def test_a_challenger_that_passes_the_gates_but_is_worse_keeps_the_champion(
     # as champion, a default-depth challenger passes every gate and still loses to it.
     assert materialize_features(TRAINING, run_config=IMPROVED).success
     assert registry.champion().version == "2"
-    result = materialize_features(TRAINING)
+    result = materialize_features(TRAINING, run_config=CV)
     assert result.success, failure_text(result)
     report = _metadata(result, "validation_report")
     assert report["gates_passed"] is True, "every gate of the challenger passes"

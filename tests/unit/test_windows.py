@@ -187,3 +187,41 @@ def test_windows_need_an_event_time():
                 "windows": {"lags": [{"column": "y", "every": ["1d"]}]},
             }
         )
+
+
+def test_seasonal_naive_and_last_value_join_the_baselines_of_a_forecast():
+    """A purely weekly series: the value a week before is exactly right, yesterday's is not."""
+    from mlops_assets.core.candidates import Rows, compete
+    from mlops_assets.core.features import engineer, to_matrix
+    from mlops_assets.core.protocols import as_event_times, backtest_folds, plan_for
+    from mlops_assets.core.training import TrainParams
+
+    spec = panel_spec(
+        lags=[{"column": "sales", "every": ["1d", "7d"]}],
+        calendar=["day_of_week"],
+    )
+    days = pd.date_range("2024-01-01", periods=210, freq="D", tz="UTC")
+    weekly = np.array([5.0, 7.0, 9.0, 11.0, 13.0, 30.0, 2.0])
+    frame = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "item": item,
+                    "day": days,
+                    "price": 1.0,
+                    "sales": weekly[days.dayofweek] * (item + 1),
+                }
+            )
+            for item in range(2)
+        ],
+        ignore_index=True,
+    )
+    table = pd.concat([engineer(frame, spec), window_features(frame, spec)], axis=1)
+    times = as_event_times(frame["day"])
+    rows = Rows(to_matrix(table, spec), frame["sales"].to_numpy(), frame["item"].to_numpy(), times)
+    plan = plan_for(len(rows.y), spec.training, "spec.yaml", "day")
+    folds = backtest_folds(times, rows.y, rows.groups, spec, plan)
+    competition = compete(rows, spec, plan, TrainParams(max_rounds=50), folds=folds)
+    assert set(competition.baselines) == {"mean", "last_value", "seasonal_naive"}
+    np.testing.assert_array_equal(competition.baselines["seasonal_naive"], competition.y)
+    assert not np.allclose(competition.baselines["last_value"], competition.y)
