@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from mlops_assets import quiet
@@ -55,11 +56,20 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize the platform's graph for one batch")
     run.add_argument("--batch", default="initial", help="batch (partition) key")
     run.add_argument(
-        "--source", choices=("synthetic", "file", "sklearn", "landing"), default="synthetic"
+        "--source",
+        choices=("synthetic", "file", "sklearn", "landing", "retail"),
+        default="synthetic",
+        help="synthetic: the house market; retail: the retail demand market",
     )
     run.add_argument("--path", default="", help="file source: path, glob or http(s) URL")
     run.add_argument("--dataset", default="breast_cancer", help="sklearn source: dataset name")
-    run.add_argument("--spec", help="dataset spec YAML; saved in the state folder for later runs")
+    run.add_argument(
+        "--spec",
+        help="dataset spec YAML, or the name of a shipped one (house_prices, retail_demand, "
+        "...); saved in the state folder for later runs",
+    )
+    run.add_argument("--days", type=int, help="retail source: days of sales (default 730)")
+    run.add_argument("--start", help="retail source: first day, ISO date (default 2023-01-01)")
     run.add_argument(
         "--replace",
         action="store_true",
@@ -239,6 +249,16 @@ def _synthetic_config(args: argparse.Namespace) -> dict:
     }
 
 
+def _spec_file(given: str) -> str:
+    """A spec path as given, or a shipped spec named without its folder and `.yaml`."""
+    from mlops_assets.spec import SPECS_DIR
+
+    shipped = SPECS_DIR / f"{given}.yaml"
+    if not Path(given).exists() and shipped.exists():
+        return str(shipped)
+    return given
+
+
 def _first_house_id(args: argparse.Namespace) -> int:
     """Different seeds describe different houses unless told otherwise."""
     if args.first_house_id is not None:
@@ -251,6 +271,7 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.spec import load_spec
 
     if args.spec:
+        args.spec = _spec_file(args.spec)
         load_spec(args.spec)  # fail here, naming the field, before anything is written
         paths.root.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.spec, paths.saved_spec)
@@ -266,6 +287,8 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
         "dataset": args.dataset,
         "replace": args.replace,
         **_synthetic_config(args),
+        **({"days": args.days} if args.days else {}),
+        **({"start": args.start} if args.start else {}),
     }
     run = ingest_batch(instance, args.batch, source)
     _report(run, paths)

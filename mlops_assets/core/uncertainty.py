@@ -32,6 +32,7 @@ FAST: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "r2": lambda y, p: float(1 - np.sum((y - p) ** 2) / max(np.sum((y - y.mean()) ** 2), EPS)),
     "log_loss": lambda y, p: float(-np.mean(y * np.log(_clip(p)) + (1 - y) * np.log(1 - _clip(p)))),
     "brier": lambda y, p: float(np.mean((p - y) ** 2)),
+    "wape": lambda y, p: float(np.sum(np.abs(y - p)) / max(np.sum(np.abs(y)), 1e-12)),
     "roc_auc": lambda y, p: float(skm.roc_auc_score(y, p)) if 0 < y.sum() < len(y) else np.nan,
     "pr_auc": lambda y, p: float(skm.average_precision_score(y, p)) if y.sum() > 0 else np.nan,
 }

@@ -7,6 +7,7 @@ from the source its manifest records, never from whatever the defaults happen to
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 
 import dagster as dg
@@ -21,6 +22,7 @@ from mlops_assets.sources import (
     SyntheticConfig,
     SyntheticSource,
 )
+from mlops_assets.sources.retail import RetailConfig, RetailSource
 
 
 class SourceKind(StrEnum):
@@ -31,9 +33,11 @@ class SourceKind(StrEnum):
     FILE = "file"
     LANDING = "landing"
     SKLEARN = "sklearn"
+    RETAIL = "retail"
 
 
 SYNTHETIC_FIELDS = ("rows", "seed", "scenario", "faults", "fault_rate", "first_house_id")
+RETAIL_FIELDS = ("rows", "seed", "days", "start")
 
 
 class SourceConfig(dg.Config):
@@ -41,7 +45,8 @@ class SourceConfig(dg.Config):
 
     kind: str = Field(
         default=SourceKind.AUTO.value,
-        description="Which source to read: auto, synthetic, file, landing or sklearn. auto "
+        description="Which source to read: auto, synthetic, file, landing, sklearn or retail. "
+        "auto "
         "with the synthetic settings below left at their defaults: a batch ingested before is "
         "read again from the source its manifest records, a new batch reads its landed file "
         "if one is waiting, else synthetic data. auto with a synthetic setting changed: "
@@ -64,6 +69,8 @@ class SourceConfig(dg.Config):
     faults: list[str] = Field(default_factory=list, description="synthetic: injected faults.")
     fault_rate: float = Field(default=0.02, ge=0, le=0.5, description="synthetic: share per fault.")
     first_house_id: int = Field(default=1, ge=1, description="synthetic: first house id.")
+    days: int = Field(default=730, ge=1, description="retail: days of sales per series.")
+    start: str = Field(default="2023-01-01", description="retail: the first day (ISO date).")
 
 
 def resolve_source(
@@ -98,6 +105,7 @@ def recorded_form(config: SourceConfig) -> dict:
         SourceKind.SKLEARN: ("dataset",),
         SourceKind.LANDING: (),
         SourceKind.SYNTHETIC: SYNTHETIC_FIELDS,
+        SourceKind.RETAIL: RETAIL_FIELDS,
     }[SourceKind(config.kind)]
     return {"kind": config.kind, **{name: getattr(config, name) for name in fields}}
 
@@ -139,6 +147,14 @@ def build_source(config: SourceConfig, paths: PlatformPaths, batch: str) -> Data
         return LandingSource(paths.landing, batch)
     if config.kind == SourceKind.SKLEARN:
         return SklearnSource(config.dataset)
+    if config.kind == SourceKind.RETAIL:
+        try:
+            start = date.fromisoformat(config.start)
+        except ValueError as exc:
+            raise ValueError(f"retail: start {config.start!r} is not an ISO date") from exc
+        return RetailSource(
+            RetailConfig(rows=config.rows, days=config.days, seed=config.seed, start=start)
+        )
     return SyntheticSource(
         SyntheticConfig(
             rows=config.rows,

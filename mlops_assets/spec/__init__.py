@@ -27,6 +27,7 @@ HOUSE_PRICES_SPEC = SPECS_DIR / "house_prices.yaml"
 BREAST_CANCER_SPEC = SPECS_DIR / "breast_cancer.yaml"
 DIABETES_SPEC = SPECS_DIR / "diabetes.yaml"
 WINE_BINARY_SPEC = SPECS_DIR / "wine_binary.yaml"
+RETAIL_DEMAND_SPEC = SPECS_DIR / "retail_demand.yaml"
 
 __all__ = [
     "BREAST_CANCER_SPEC",
@@ -35,6 +36,7 @@ __all__ = [
     "DIABETES_SPEC",
     "EVENT_YEAR",
     "HOUSE_PRICES_SPEC",
+    "RETAIL_DEMAND_SPEC",
     "WINE_BINARY_SPEC",
     "ColumnSpec",
     "DType",
