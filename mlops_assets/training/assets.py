@@ -18,6 +18,15 @@ from mlops_assets.features.feast_repo import FeastNames
 from mlops_assets.federated.coordinator import FederatedRunFailed, train_federated
 from mlops_assets.handoff import upstream_metadata
 from mlops_assets.model_registry.champion import ChampionRegistry
+from mlops_assets.model_registry.model_store import (
+    code_version,
+    load_evaluation,
+    load_json,
+    load_manifest,
+    load_model,
+    save_model,
+    save_statistics,
+)
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.progress import reporter
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
@@ -44,15 +53,6 @@ from mlops_assets.training.federated import (
     federated_manifest,
     model_documents,
     no_rows,
-)
-from mlops_assets.training.model_store import (
-    code_version,
-    load_evaluation,
-    load_json,
-    load_manifest,
-    load_model,
-    save_model,
-    save_statistics,
 )
 from mlops_assets.training.tracking import MlflowTracking, log_model, log_report, log_training
 from mlops_assets.training.validation import (
