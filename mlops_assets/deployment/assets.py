@@ -24,12 +24,12 @@ from mlops_assets.model_registry.champion import (
     PromotionConflict,
 )
 from mlops_assets.model_registry.model_store import load_manifest
+from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.progress import reporter
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.spec import DatasetSpec
 from mlops_assets.training.assets import validation_report
-from mlops_assets.training.tracking import MlflowTracking
 
 
 @dg.asset(

@@ -16,12 +16,12 @@ from mlops_assets.core.scoring import ScoringError, score_frame
 from mlops_assets.core.storage import write_parquet_atomic
 from mlops_assets.model_registry.champion import ChampionRegistry
 from mlops_assets.model_registry.model_store import load_manifest, load_model
+from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.scoring.partitions import scoring_batches
 from mlops_assets.sources.base import SourceError
 from mlops_assets.sources.files import FileSource
 from mlops_assets.sources.landing import LandingSource
-from mlops_assets.training.tracking import MlflowTracking
 
 
 class ScoringConfig(dg.Config):

@@ -27,6 +27,7 @@ from mlops_assets.model_registry.model_store import (
     save_model,
     save_statistics,
 )
+from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.progress import reporter
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
@@ -54,7 +55,7 @@ from mlops_assets.training.federated import (
     model_documents,
     no_rows,
 )
-from mlops_assets.training.tracking import MlflowTracking, log_model, log_report, log_training
+from mlops_assets.training.run_logging import log_model, log_report, log_training
 from mlops_assets.training.validation import (
     ChampionNotComparable,
     ChampionSource,

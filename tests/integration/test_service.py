@@ -564,10 +564,10 @@ def test_batch_scoring_matches_the_service_and_accounts_for_every_row(served, tm
     """batch_predictions scores a file as /predict_batch answers it; bad rows get reasons."""
     import dagster as dg
 
+    from mlops_assets.model_registry.tracking import MlflowTracking
     from mlops_assets.resources import DatasetSpecResource, MlopsHome
     from mlops_assets.scoring.assets import batch_predictions
     from mlops_assets.sources import SyntheticConfig, generate_house_sales
-    from mlops_assets.training.tracking import MlflowTracking
 
     rows = generate_house_sales(SyntheticConfig(rows=300, seed=77)).drop(columns=["price"])
     rows = rows.astype({"sqft": "object"})
@@ -619,9 +619,9 @@ def test_live_performance_judges_by_key_predictions_with_later_labels(served, tm
     import dagster as dg
 
     from mlops_assets.ingestion.assets import cleaned_data, raw_data
+    from mlops_assets.model_registry.tracking import MlflowTracking
     from mlops_assets.monitoring.assets import live_performance
     from mlops_assets.resources import DatasetSpecResource, MlopsHome
-    from mlops_assets.training.tracking import MlflowTracking
 
     home_dir = served["home"]
     features = pd.read_parquet(home_dir / "feast" / "data" / f"{SPEC.name}_features.parquet")

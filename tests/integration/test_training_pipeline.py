@@ -11,9 +11,9 @@ import pytest
 from mlops_assets.model_registry import champion as registry_module
 from mlops_assets.model_registry.champion import ChampionRegistry, PromotionConflict
 from mlops_assets.model_registry.locks import LockTimeout
+from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.resources import MlopsHome
 from mlops_assets.spec import HOUSE_PRICES_SPEC
-from mlops_assets.training.tracking import MlflowTracking
 from tests.integration.conftest import FEATURE_ASSETS, check_evaluations, failure_text
 
 TRAINING = ("model", "validation_report", "promoted_model")
