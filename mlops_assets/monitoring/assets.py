@@ -16,6 +16,7 @@ from mlops_assets.core.quality import CheckOutcome, Severity
 from mlops_assets.handoff import upstream_metadata
 from mlops_assets.ingestion.assets import cleaned_data
 from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
+from mlops_assets.model_registry.rollout import RolloutError, read_rollout
 from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.monitoring.decision import decide_live
 from mlops_assets.monitoring.inputs import (
@@ -28,7 +29,6 @@ from mlops_assets.monitoring.live import keyed_predictions, known_labels
 from mlops_assets.monitoring.push import push_drift
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.resources import DatasetSpecResource, MetricsPush, MlopsHome
-from mlops_assets.serving.rollout import RolloutError, read_rollout
 from mlops_assets.spec import DatasetSpec
 
 DRIFT_CHECKS = {

@@ -30,9 +30,9 @@ import yaml
 from mlops_assets.automation.sensors import live_decision_sensor, live_performance_sensor
 from mlops_assets.cli import main
 from mlops_assets.definitions import defs
+from mlops_assets.model_registry.rollout import read_rollout
 from mlops_assets.runner import ingest_batch, open_instance, run_pipeline
 from mlops_assets.serving.predictor import Predictor, load_bundle
-from mlops_assets.serving.rollout import read_rollout
 from mlops_assets.sources import SyntheticConfig, generate_house_sales
 from mlops_assets.spec import HOUSE_PRICES_SPEC
 
