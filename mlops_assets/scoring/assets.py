@@ -36,6 +36,7 @@ class ScoringConfig(dg.Config):
 
 @dg.asset(
     group_name="scoring",
+    deps=["promoted_model"],  # scores with the champion
     partitions_def=scoring_batches,
     kinds={"pandas", "parquet"},
     check_specs=[

@@ -13,7 +13,6 @@ from pydantic import Field
 from mlops_assets.core.candidates import Competition
 from mlops_assets.core.storage import read_json
 from mlops_assets.core.training import Hyperparameters, TrainParams
-from mlops_assets.features.assets import training_set
 from mlops_assets.features.feast_repo import FeastNames
 from mlops_assets.federated.coordinator import FederatedRunFailed, train_federated
 from mlops_assets.handoff import upstream_metadata
@@ -91,7 +90,7 @@ class ModelConfig(dg.Config, Hyperparameters):
         return TrainParams(**self.model_dump(include=set(Hyperparameters.model_fields)), seed=seed)
 
 
-@dg.asset(group_name="training", deps=[training_set], kinds={"xgboost", "scikitlearn", "mlflow"})
+@dg.asset(group_name="training", deps=["training_set"], kinds={"xgboost", "scikitlearn", "mlflow"})
 def model(
     context: dg.AssetExecutionContext,
     config: ModelConfig,
