@@ -33,8 +33,8 @@ from mlops_assets.sources.synthetic import SyntheticConfig, generate_house_sales
 from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
 from mlops_assets.training.assets import model
 from mlops_assets.training.engine import SCHEDULER_ENV, TrainingEngine
-from tests.integration.test_service import assert_every_path_agrees
 from tests.servers import bento_service, free_port
+from tests.service_checks import assert_every_path_agrees
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(HOUSE_PRICES_SPEC)
