@@ -36,6 +36,8 @@ from mlops_assets.training.engine import SCHEDULER_ENV, TrainingEngine
 from tests.servers import bento_service, free_port
 from tests.service_checks import assert_every_path_agrees
 
+pytestmark = pytest.mark.server
+
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(HOUSE_PRICES_SPEC)
 

@@ -38,6 +38,8 @@ from mlops_assets.training.engine import TrainingEngine
 from tests.integration.conftest import failure_text
 from tests.servers import bento_service
 
+pytestmark = pytest.mark.server
+
 ROOT = Path(__file__).resolve().parents[2]
 MIXES = {"north": (0.9, 0.05, 0.05), "south": (0.05, 0.9, 0.05)}
 TRAINED = ("model", "validation_report", "promoted_model", "bento_model", "bento")  # federated_job

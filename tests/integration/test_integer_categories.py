@@ -24,6 +24,8 @@ from mlops_assets.spec import load_spec
 from tests.servers import bento_service
 from tests.spec_files import HEART_SPEC
 
+pytestmark = pytest.mark.server
+
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(HEART_SPEC)
 ROWS = 1_200

@@ -16,6 +16,8 @@ from mlops_assets.runner import ingest_batch, open_instance, run_pipeline
 from tests.servers import PromServer, ServerUnavailable, bento_service
 from tests.service_checks import GOOD as RECORD
 
+pytestmark = pytest.mark.server
+
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus"
 REQUIRED = os.environ.get("MLOPS_REQUIRE_SERVERS") == "1"

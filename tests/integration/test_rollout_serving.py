@@ -27,6 +27,8 @@ from mlops_assets.serving.predictor import Predictor, load_bundle
 from mlops_assets.serving.traffic import sticky_points
 from tests.servers import bento_service
 
+pytestmark = pytest.mark.server
+
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = {
     "sqft": 1800.0,

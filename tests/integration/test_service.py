@@ -22,6 +22,8 @@ from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
 from tests.servers import bento_service
 from tests.service_checks import GOOD, assert_every_path_agrees, offline_prediction, post_json
 
+pytestmark = pytest.mark.server
+
 ROOT = Path(__file__).resolve().parents[2]
 BODY_TIMEOUT_S = 5
 SPEC = load_spec(HOUSE_PRICES_SPEC)
