@@ -109,8 +109,8 @@ def test_automation_is_declared():
 
 
 def test_the_uis_rebuild_job_needs_no_partition_and_no_config():
-    """`pipeline_job` is the UI's first step (README, *First steps in the UI*): Materialize all
-    must launch as it is, without a partition to pick or config to write."""
+    """`pipeline_job` is the UI's first step (docs/getting-started.md, *First steps in the UI*):
+    Materialize all must launch as it is, without a partition to pick or config to write."""
     job = defs.resolve_job_def("pipeline_job")
     assert job.partitions_def is None
     graph = defs.resolve_asset_graph()
