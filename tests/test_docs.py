@@ -8,14 +8,20 @@ out of date. Every `./mlops COMMAND` the README or a page names must be a comman
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
+
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MKDOCS = Path(sys.executable).with_name("mkdocs")
@@ -104,3 +110,37 @@ def test_the_readme_is_short_and_links_only_to_pages_that_exist():
     assert len(links) >= 20
     missing = [link for link in links if not (ROOT / link).exists()]
     assert missing == []
+
+
+@pytest.mark.server
+def test_scripts_docs_serves_the_site_locally(tmp_path):
+    """`./scripts/docs.sh` sets up the environment and serves the site on the address given."""
+    port = free_port()
+    log = tmp_path / "docs.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [str(ROOT / "scripts" / "docs.sh"), "--dev-addr", f"127.0.0.1:{port}"],
+            cwd=tmp_path, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        home = _wait_for_page(server, f"http://127.0.0.1:{port}/", log)
+        assert "<title>mlops-assets</title>" in home and "Getting started" in home
+        cli = httpx.get(f"http://127.0.0.1:{port}/reference/cli/", timeout=10)
+        assert cli.status_code == 200 and "mlops rollout" in cli.text
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def _wait_for_page(server: subprocess.Popen, url: str, log: Path, timeout_s: float = 300) -> str:
+    """The page's HTML once the server answers 200; fails if the server exits first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"docs.sh exited: {log.read_text()[-3000:]}"
+        with contextlib.suppress(httpx.TransportError):
+            answer = httpx.get(url, timeout=5)
+            if answer.status_code == 200:
+                return answer.text
+        time.sleep(0.5)
+    pytest.fail(f"no answer from {url} within {timeout_s:.0f} s: {log.read_text()[-3000:]}")
