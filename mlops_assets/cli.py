@@ -495,9 +495,9 @@ def _reconciled_champion(paths: PlatformPaths):
 
 def _registry(paths: PlatformPaths):
     from mlops_assets.model_registry.champion import ChampionRegistry
+    from mlops_assets.model_registry.tracking import MlflowTracking
     from mlops_assets.resources import MlopsHome, resolve_spec_path
     from mlops_assets.spec import load_spec
-    from mlops_assets.training.tracking import MlflowTracking
 
     spec = load_spec(resolve_spec_path(paths))
     tracking = MlflowTracking(home=MlopsHome(path=str(paths.root)))
@@ -581,8 +581,8 @@ def _serve(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _mlflow(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    from mlops_assets.model_registry.tracking import MlflowTracking
     from mlops_assets.resources import MlopsHome
-    from mlops_assets.training.tracking import MlflowTracking
 
     tracking = MlflowTracking(home=MlopsHome(path=str(paths.root)))
     # Passed in the environment, not argv, where other users could read its password.

@@ -42,6 +42,7 @@ from mlops_assets.jobs import (
     pipeline_job,
     scoring_job,
 )
+from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.monitoring.assets import drift_report, live_decision, live_performance
 from mlops_assets.profile import active_profile
 from mlops_assets.resources import (
@@ -52,7 +53,6 @@ from mlops_assets.resources import (
 from mlops_assets.scoring.assets import batch_predictions
 from mlops_assets.training.assets import model, validation_report
 from mlops_assets.training.engine import TrainingEngine
-from mlops_assets.training.tracking import MlflowTracking
 
 # Code servers and runs launched from the UI are processes of their own: quiet them here too.
 quiet.apply()

@@ -109,8 +109,8 @@ def test_automation_is_declared():
 
 
 def test_the_uis_rebuild_job_needs_no_partition_and_no_config():
-    """`pipeline_job` is the UI's first step (README, *First steps in the UI*): Materialize all
-    must launch as it is, without a partition to pick or config to write."""
+    """`pipeline_job` is the UI's first step (docs/getting-started.md, *First steps in the UI*):
+    Materialize all must launch as it is, without a partition to pick or config to write."""
     job = defs.resolve_job_def("pipeline_job")
     assert job.partitions_def is None
     graph = defs.resolve_asset_graph()
@@ -118,3 +118,29 @@ def test_the_uis_rebuild_job_needs_no_partition_and_no_config():
     assert {k.to_user_string() for k in selected} >= {"training_set", "model", "bento"}
     assert all(graph.get(key).partitions_def is None for key in selected)
     assert dg.validate_run_config(job, {}) is not None
+
+
+def test_lineage_shows_what_each_asset_reads():
+    """Every asset names what it reads, the champion included: the UI's graph is the truth."""
+    graph = defs.resolve_asset_graph()
+    parents = {
+        key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
+        for key in graph.get_all_asset_keys()
+    }
+    assert parents == {
+        "raw_data": set(),
+        "cleaned_data": {"raw_data"},
+        "features": {"cleaned_data"},
+        "feast_registry": {"features"},
+        "online_features": {"feast_registry"},
+        "training_set": {"cleaned_data", "feast_registry"},
+        "model": {"training_set"},
+        "validation_report": {"model"},
+        "promoted_model": {"validation_report", "online_features"},
+        "bento_model": {"promoted_model"},
+        "bento": {"bento_model"},
+        "batch_predictions": {"promoted_model"},
+        "drift_report": {"cleaned_data", "promoted_model"},
+        "live_performance": {"cleaned_data", "promoted_model"},
+        "live_decision": {"live_performance"},
+    }

@@ -16,7 +16,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
 HELM_VALUES = ROOT / "deploy" / "helm" / "dagster-values.yaml"
-SECRET_KEYS = ("MLOPS_POSTGRES_PASSWORD", "MLOPS_REDIS_PASSWORD")  # README: kubectl create secret
+# The keys of `kubectl create secret` in docs/how-to/scale-out.md.
+SECRET_KEYS = ("MLOPS_POSTGRES_PASSWORD", "MLOPS_REDIS_PASSWORD")
 KUBERNETES_VERSION = "1.31.0"
 
 

@@ -25,10 +25,10 @@ from mlops_assets.jobs import (
     pipeline_job,
     retraining_job,
 )
+from mlops_assets.model_registry.rollout import read_rollout
 from mlops_assets.paths import PlatformPaths, resolve_home
 from mlops_assets.resources import resolve_spec_path
 from mlops_assets.run_failures import run_failure_message
-from mlops_assets.serving.rollout import read_rollout
 from mlops_assets.sources import SourceError, archive_landed, batch_key_for, scan_landing
 from mlops_assets.spec import DatasetSpec, load_spec
 from mlops_assets.spec.model import PromotionMode

@@ -16,26 +16,24 @@ from mlops_assets.deployment.promotion import (
     register_and_promote,
 )
 from mlops_assets.errors import failing_clearly
-from mlops_assets.features.assets import online_features
 from mlops_assets.handoff import upstream_metadata
 from mlops_assets.model_registry.champion import (
     CHALLENGER,
     ChampionRegistry,
     PromotionConflict,
 )
+from mlops_assets.model_registry.model_store import load_manifest
+from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.progress import reporter
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.spec import DatasetSpec
-from mlops_assets.training.assets import validation_report
-from mlops_assets.training.model_store import load_manifest
-from mlops_assets.training.tracking import MlflowTracking
 
 
 @dg.asset(
     group_name="deployment",
     # The online store must hold the features a new champion is served with (by key) first.
-    deps=[validation_report, online_features],
+    deps=["validation_report", "online_features"],
     kinds={"mlflow"},
     check_specs=check_specs("promoted_model", PROMOTION_CHECKS, {"champion_passed_gates"}),
 )

@@ -24,9 +24,9 @@ from typing import Any
 from mlops_assets.core.storage import read_json, write_json_atomic
 from mlops_assets.crash_points import crash_point
 from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
+from mlops_assets.model_registry.model_store import SPEC_FILE, load_manifest
 from mlops_assets.paths import PROJECT_ROOT, PlatformPaths
 from mlops_assets.serving.predictor import write_bundle
-from mlops_assets.training.model_store import SPEC_FILE, load_manifest
 
 BENTOFILE = PROJECT_ROOT / "bentos" / "bentofile.yaml"
 BUILD_TIMEOUT_S = 600

@@ -27,8 +27,8 @@ from mlops_assets.deployment.bento_export import (
     reconcile_export,
 )
 from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
+from mlops_assets.model_registry.rollout import Rollout, read_rollout, write_rollout
 from mlops_assets.paths import PlatformPaths
-from mlops_assets.serving.rollout import Rollout, read_rollout, write_rollout
 from mlops_assets.spec import PromotionPolicy
 
 STAGED = "staged for live evidence"

@@ -11,7 +11,7 @@ from typing import Any
 
 from mlops_assets.core.quality import CheckOutcome, Severity
 from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
-from mlops_assets.training.model_store import ModelManifest
+from mlops_assets.model_registry.model_store import ModelManifest
 
 PROMOTION_CHECKS = {
     "champion_passed_gates": "The model serving as champion passed every gate when it was "

@@ -18,13 +18,13 @@ from pydantic import ValidationError
 
 from mlops_assets.deployment.bento_export import export_champion
 from mlops_assets.model_registry.champion import CHALLENGER, ChampionInfo, ChampionRegistry
-from mlops_assets.paths import PlatformPaths
-from mlops_assets.serving.rollout import (
+from mlops_assets.model_registry.rollout import (
     Rollout,
     RolloutError,
     read_rollout,
     write_rollout,
 )
+from mlops_assets.paths import PlatformPaths
 
 
 def start_rollout(

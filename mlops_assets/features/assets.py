@@ -45,7 +45,6 @@ from mlops_assets.features.feast_repo import (
 )
 from mlops_assets.features.inputs import NoCleanedDataError, load_cleaned
 from mlops_assets.features.store_resource import FeatureStoreResource
-from mlops_assets.ingestion.assets import cleaned_data
 from mlops_assets.profile import redact_url
 from mlops_assets.progress import reporter
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
@@ -71,7 +70,7 @@ class TrainingSetConfig(dg.Config):
 
 @dg.asset(
     group_name="features",
-    deps=[cleaned_data],
+    deps=["cleaned_data"],
     kinds={"pandas", "parquet"},
     check_specs=check_specs("features", FEATURE_CHECKS, set(FEATURE_CHECKS)),
 )
@@ -217,7 +216,7 @@ def online_features(
 
 @dg.asset(
     group_name="features",
-    deps=[feast_registry, cleaned_data],
+    deps=[feast_registry, "cleaned_data"],
     kinds={"feast", "parquet"},
     check_specs=check_specs("training_set", TRAINING_SET_CHECKS, set(TRAINING_SET_CHECKS)),
 )

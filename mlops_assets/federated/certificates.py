@@ -1,7 +1,8 @@
 """Certificates for trying federated training with TLS: a private CA and its two leaves.
 
 For tests and a first trial on one machine. A real deployment uses certificates from the
-organisation's own CA (see the README); this module only writes the same five files.
+organisation's own CA (see docs/how-to/federated-training.md); this module only writes the same
+five files.
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ from mlops_assets.core.live_performance import join_labels, live_metrics, live_v
 from mlops_assets.core.markdown_images import image_markdown
 from mlops_assets.core.quality import CheckOutcome, Severity
 from mlops_assets.handoff import upstream_metadata
-from mlops_assets.ingestion.assets import cleaned_data
 from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
+from mlops_assets.model_registry.rollout import RolloutError, read_rollout
+from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.monitoring.decision import decide_live
 from mlops_assets.monitoring.inputs import (
     logged_inputs,
@@ -27,9 +28,7 @@ from mlops_assets.monitoring.live import keyed_predictions, known_labels
 from mlops_assets.monitoring.push import push_drift
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.resources import DatasetSpecResource, MetricsPush, MlopsHome
-from mlops_assets.serving.rollout import RolloutError, read_rollout
 from mlops_assets.spec import DatasetSpec
-from mlops_assets.training.tracking import MlflowTracking
 
 DRIFT_CHECKS = {
     "drift_below_threshold": "The newest batch has not drifted from the champion's data."
@@ -48,7 +47,7 @@ class DriftConfig(dg.Config):
 
 @dg.asset(
     group_name="monitoring",
-    deps=[cleaned_data],
+    deps=["cleaned_data", "promoted_model"],
     kinds={"pandas", "markdown"},
     check_specs=check_specs("drift_report", DRIFT_CHECKS, set()),
 )
@@ -203,7 +202,7 @@ LIVE_CHECKS = {
 
 @dg.asset(
     group_name="monitoring",
-    deps=[cleaned_data],
+    deps=["cleaned_data", "promoted_model"],
     kinds={"pandas", "markdown"},
     check_specs=check_specs("live_performance", LIVE_CHECKS, set()),
 )

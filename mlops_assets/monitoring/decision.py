@@ -22,8 +22,8 @@ from mlops_assets.deployment.live_rollout import (
     reject_on_evidence,
 )
 from mlops_assets.model_registry.champion import ChampionRegistry, PromotionConflict
+from mlops_assets.model_registry.rollout import read_rollout
 from mlops_assets.paths import PlatformPaths
-from mlops_assets.serving.rollout import read_rollout
 from mlops_assets.spec import DatasetSpec
 
 

@@ -15,9 +15,9 @@ import pandas as pd
 from mlops_assets.core.storage import read_json
 from mlops_assets.features.inputs import cleaned_batch_paths
 from mlops_assets.ingestion.publication import recover
+from mlops_assets.model_registry.model_store import STATISTICS_FILE
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.spec import DatasetSpec
-from mlops_assets.training.model_store import STATISTICS_FILE
 
 
 def reference_statistics(

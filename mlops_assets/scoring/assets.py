@@ -15,13 +15,13 @@ from pydantic import Field
 from mlops_assets.core.scoring import ScoringError, score_frame
 from mlops_assets.core.storage import write_parquet_atomic
 from mlops_assets.model_registry.champion import ChampionRegistry
+from mlops_assets.model_registry.model_store import load_manifest, load_model
+from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.scoring.partitions import scoring_batches
 from mlops_assets.sources.base import SourceError
 from mlops_assets.sources.files import FileSource
 from mlops_assets.sources.landing import LandingSource
-from mlops_assets.training.model_store import load_manifest, load_model
-from mlops_assets.training.tracking import MlflowTracking
 
 
 class ScoringConfig(dg.Config):
@@ -36,6 +36,7 @@ class ScoringConfig(dg.Config):
 
 @dg.asset(
     group_name="scoring",
+    deps=["promoted_model"],  # scores with the champion
     partitions_def=scoring_batches,
     kinds={"pandas", "parquet"},
     check_specs=[

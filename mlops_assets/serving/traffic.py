@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from mlops_assets.model_registry.rollout import CHAMPION_ONLY, Rollout, RolloutError, read_rollout
 from mlops_assets.serving.metrics import publish_rollout, rollout_failures
 from mlops_assets.serving.predictor import Predictor
-from mlops_assets.serving.rollout import CHAMPION_ONLY, Rollout, RolloutError, read_rollout
 
 LOG = logging.getLogger(__name__)
 CHECK_INTERVAL_S = 1.0

@@ -14,11 +14,20 @@ from mlops_assets.core.candidates import Competition
 from mlops_assets.core.splits import ENTITY_HASH
 from mlops_assets.core.storage import read_json
 from mlops_assets.core.training import Hyperparameters, TrainParams
-from mlops_assets.features.assets import training_set
 from mlops_assets.features.feast_repo import FeastNames
 from mlops_assets.federated.coordinator import FederatedRunFailed, train_federated
 from mlops_assets.handoff import upstream_metadata
 from mlops_assets.model_registry.champion import ChampionRegistry
+from mlops_assets.model_registry.model_store import (
+    code_version,
+    load_evaluation,
+    load_json,
+    load_manifest,
+    load_model,
+    save_model,
+    save_statistics,
+)
+from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.progress import reporter
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
@@ -46,16 +55,7 @@ from mlops_assets.training.federated import (
     model_documents,
     no_rows,
 )
-from mlops_assets.training.model_store import (
-    code_version,
-    load_evaluation,
-    load_json,
-    load_manifest,
-    load_model,
-    save_model,
-    save_statistics,
-)
-from mlops_assets.training.tracking import MlflowTracking, log_model, log_report, log_training
+from mlops_assets.training.run_logging import log_model, log_report, log_training
 from mlops_assets.training.validation import (
     ChampionNotComparable,
     ChampionSource,
@@ -94,7 +94,7 @@ class ModelConfig(dg.Config, Hyperparameters):
         return TrainParams(**self.model_dump(include=set(Hyperparameters.model_fields)), seed=seed)
 
 
-@dg.asset(group_name="training", deps=[training_set], kinds={"xgboost", "scikitlearn", "mlflow"})
+@dg.asset(group_name="training", deps=["training_set"], kinds={"xgboost", "scikitlearn", "mlflow"})
 def model(
     context: dg.AssetExecutionContext,
     config: ModelConfig,

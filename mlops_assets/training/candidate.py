@@ -41,9 +41,9 @@ from mlops_assets.core.splits import (
     time_split,
 )
 from mlops_assets.core.training import Fit, TrainParams
+from mlops_assets.model_registry.model_store import ModelManifest
 from mlops_assets.progress import Progress, silent
 from mlops_assets.spec import DatasetSpec, Protocol
-from mlops_assets.training.model_store import ModelManifest
 
 CANDIDATE, BASELINE = "candidate:", "baseline:"  # column prefixes of the evaluation rows
 

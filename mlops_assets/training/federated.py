@@ -20,14 +20,14 @@ from mlops_assets.core.families import MODEL_FILES, BoosterModel
 from mlops_assets.federated.coordinator import FederatedResult
 from mlops_assets.federated.site_worker import ChampionModel
 from mlops_assets.model_registry.champion import ChampionInfo
-from mlops_assets.paths import PlatformPaths
-from mlops_assets.spec import DatasetSpec, Family
-from mlops_assets.training.candidate import TrainingFacts, TrainingRefused, lineage_fields
-from mlops_assets.training.model_store import (
+from mlops_assets.model_registry.model_store import (
     STATISTICS_FILE,
     ModelManifest,
     load_manifest,
 )
+from mlops_assets.paths import PlatformPaths
+from mlops_assets.spec import DatasetSpec, Family
+from mlops_assets.training.candidate import TrainingFacts, TrainingRefused, lineage_fields
 
 FEDERATED = "federated"  # the evaluation protocol a federated model's manifest records
 SITES_FILE = "federated_evaluation.json"  # the sites' metrics, saved with the model

@@ -33,11 +33,11 @@ from mlops_assets.core.storage import write_json_atomic
 from mlops_assets.core.training import TrainParams
 from mlops_assets.core.uncertainty import bootstrap_interval, fold_spread, paired_improvement
 from mlops_assets.model_registry.champion import ChampionInfo
+from mlops_assets.model_registry.model_store import ModelManifest, load_manifest, load_model
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.spec import DatasetSpec, Family, Protocol
 from mlops_assets.training.candidate import BASELINE, CANDIDATE
 from mlops_assets.training.federated import FEDERATED
-from mlops_assets.training.model_store import ModelManifest, load_manifest, load_model
 
 Metrics = dict[str, dict[str, float]]  # row label -> metric -> value
 

@@ -7,6 +7,7 @@ import yaml
 
 from mlops_assets.features.store_resource import FeatureStoreResource
 from mlops_assets.ingestion.assets import cleaned_data, raw_data
+from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.resources import (
     DatasetSpecResource,
     MetricsPush,
@@ -14,7 +15,6 @@ from mlops_assets.resources import (
 )
 from mlops_assets.spec import HOUSE_PRICES_SPEC
 from mlops_assets.training.engine import TrainingEngine
-from mlops_assets.training.tracking import MlflowTracking
 
 
 @pytest.fixture

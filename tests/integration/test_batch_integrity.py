@@ -26,6 +26,7 @@ from mlops_assets.features.inputs import cleaned_batch_paths
 from mlops_assets.runner import ingest_batch, ingest_landed, open_instance
 from mlops_assets.sources import SyntheticConfig, drop_batch, generate_house_sales
 from tests.integration.conftest import batch_set, failure_text
+from tests.materializations import metadata
 
 CHILD = Path(__file__).with_name("ingest_process.py")
 
@@ -224,11 +225,6 @@ def test_event_log_records_stay_small_with_a_megabyte_value(ingest, instance, tm
     assert result.success, failure_text(result)
     sizes = [len(serialize_value(entry)) for entry in instance.all_logs(result.run_id)]
     assert max(sizes) < 64 * 1024, f"largest event record: {max(sizes):,} bytes"
-    [event] = [
-        e
-        for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == "cleaned_data"
-    ]
-    sample = event.materialization.metadata["quarantine_sample"].value
+    sample = metadata(result, "cleaned_data")["quarantine_sample"]
     assert "…[truncated, 1048576 chars]" in sample
     assert "unknown_category:location" in sample

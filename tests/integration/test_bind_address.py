@@ -21,6 +21,8 @@ import pytest
 from mlops_assets.cli import feast_arguments, main
 from tests.servers import free_port
 
+pytestmark = pytest.mark.server
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

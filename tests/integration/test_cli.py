@@ -5,10 +5,13 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 import yaml
 
 from mlops_assets.cli import main
 from mlops_assets.spec import HOUSE_PRICES_SPEC
+
+pytestmark = pytest.mark.slow
 
 
 def test_main_job_runs_as_a_user_runs_it(mlops_home):

@@ -16,6 +16,7 @@ from mlops_assets.definitions import defs
 from mlops_assets.runner import ingest_batch, open_instance, run_pipeline
 from mlops_assets.sources import SyntheticConfig, drop_batch, generate_house_sales
 from tests.integration.conftest import save_linear_reach_spec
+from tests.materializations import metadata
 
 
 def _land(paths, key: str, scenario: str, seed: int):
@@ -62,15 +63,6 @@ def _ingest_landed(instance, paths, key):
     return _execute(instance, "monitoring_job", drift_request)
 
 
-def _metadata(result, asset):
-    [event] = [
-        e
-        for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == asset
-    ]
-    return {k: v.value for k, v in event.materialization.metadata.items()}
-
-
 @pytest.mark.slow
 def test_drift_retrains_through_the_gates_and_no_drift_does_not(paths):
     save_linear_reach_spec(paths)
@@ -85,7 +77,7 @@ def test_drift_retrains_through_the_gates_and_no_drift_does_not(paths):
 
     # A batch like the training data: no drift, no retraining.
     calm = _ingest_landed(instance, paths, "calm")
-    assert _metadata(calm, "drift_report")["drifted"] is False
+    assert metadata(calm, "drift_report")["drifted"] is False
     cursor = None
     context = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
     skipped = drift_sensor(context)
@@ -95,7 +87,7 @@ def test_drift_retrains_through_the_gates_and_no_drift_does_not(paths):
     # A drifted batch: detected, and the drift sensor asks for retraining with a reason.
     _land(paths, "shifted", "covariate_shift", seed=7)
     shifted = _ingest_landed(instance, paths, "shifted")
-    assert _metadata(shifted, "drift_report")["drifted"] is True
+    assert metadata(shifted, "drift_report")["drifted"] is True
     context = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
     request = drift_sensor(context)
     assert isinstance(request, dg.RunRequest)
@@ -106,14 +98,14 @@ def test_drift_retrains_through_the_gates_and_no_drift_does_not(paths):
     assert isinstance(again, dg.SkipReason), "the same report never retrains twice"
 
     retrained = _execute(instance, "pipeline_job", request)
-    promotion = _metadata(retrained, "promoted_model")
-    assert _metadata(retrained, "feast_registry")["apply"] == "skipped: unchanged"
+    promotion = metadata(retrained, "promoted_model")
+    assert metadata(retrained, "feast_registry")["apply"] == "skipped: unchanged"
     assert promotion["candidate_version"] == "2"
     assert promotion["promoted"] is True, promotion
     assert promotion["champion_version"] == "2"
-    assert _metadata(retrained, "model")["family"] == "xgboost"
-    assert _metadata(retrained, "bento")["bento_tag"] != first_bento, "a new bento"
-    assert _metadata(retrained, "bento")["build"] == "built"
+    assert metadata(retrained, "model")["family"] == "xgboost"
+    assert metadata(retrained, "bento")["bento_tag"] != first_bento, "a new bento"
+    assert metadata(retrained, "bento")["build"] == "built"
     # Packaging the same champion again (a kept champion, a rollback) reuses its bento.
     deployed = run_pipeline(instance, job="deploy_job")
     assert deployed.success, deployed.error

@@ -27,14 +27,16 @@ from mlops_assets.core.features import engineer, to_matrix
 from mlops_assets.core.imputation import learn_imputation
 from mlops_assets.core.splits import entity_split
 from mlops_assets.core.training import TrainParams, booster_bytes, predict, train
+from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.sources.synthetic import SyntheticConfig, generate_house_sales
 from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
 from mlops_assets.training.assets import model
 from mlops_assets.training.engine import SCHEDULER_ENV, TrainingEngine
-from mlops_assets.training.tracking import MlflowTracking
-from tests.integration.test_service import assert_every_path_agrees
 from tests.servers import bento_service, free_port
+from tests.service_checks import assert_every_path_agrees
+
+pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(HOUSE_PRICES_SPEC)

@@ -10,6 +10,7 @@ import pandas as pd
 from mlops_assets.serving.prediction_log import PredictionLog
 from mlops_assets.sources import SyntheticConfig, generate_house_sales
 from tests.integration.conftest import FEATURE_ASSETS, failure_text
+from tests.materializations import metadata
 
 LIVE_ROWS = 400
 
@@ -35,8 +36,7 @@ def _log_requests(paths, frame: pd.DataFrame, spec) -> None:
 def _report(materialize_features):
     result = materialize_features(["drift_report"])
     assert result.success, failure_text(result)
-    [event] = result.get_asset_materialization_events()
-    return {k: v.value for k, v in event.materialization.metadata.items()}
+    return metadata(result, "drift_report")
 
 
 def test_live_traffic_drift_is_judged_from_the_prediction_log(

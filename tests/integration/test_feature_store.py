@@ -14,6 +14,7 @@ from mlops_assets.features.online_write import newest_per_entity
 from mlops_assets.features.sqlite_write import TOKEN_KEY
 from mlops_assets.spec import HOUSE_PRICES_SPEC
 from tests.integration.conftest import check_evaluations, failure_text
+from tests.materializations import metadata
 
 
 @pytest.fixture
@@ -118,18 +119,17 @@ def test_unknown_keys_are_reported_not_scored(built, paths, house_spec):
         result.require_all()
 
 
-def test_materialization_metadata(built):
-    [event] = [
-        e
-        for e in built.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == "online_features"
-    ]
-    metadata = {k: v.value for k, v in event.materialization.metadata.items()}
-    assert metadata["input_rows"] == 4_000
-    assert 3_000 < metadata["entities_written"] == metadata["entities"] < 4_000, "one per house"
-    assert (metadata["mode"], metadata["entities_skipped"]) == ("full", 0)
-    assert metadata["window_start"] < metadata["window_end"]
-    assert metadata["seconds"] > 0
+def test_materialization_metadata(built, paths, house_spec):
+    written = metadata(built, "online_features")
+    features = pd.read_parquet(offline_path(paths, house_spec))
+    times = features[house_spec.event_timestamp]
+    houses = features[house_spec.entity_key].nunique()
+    assert houses < 4_000, "the batch sells some houses twice: one online row per house"
+    assert written["input_rows"] == len(features) == 4_000
+    assert written["entities_written"] == written["entities"] == houses
+    assert (written["mode"], written["entities_skipped"]) == ("full", 0)
+    assert written["window_start"] == times.min().isoformat()
+    assert written["window_end"] == times.max().isoformat()
 
 
 def test_non_finite_required_feature_blocks_and_keeps_the_previous_table(
@@ -176,35 +176,26 @@ def test_empty_feature_table_is_not_materialized(ingest, materialize_features, p
     assert "online store answered" not in failure_text(result)  # the data, not the store
 
 
-def _asset_metadata(result, asset: str) -> dict:
-    [event] = [
-        e
-        for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == asset
-    ]
-    return {k: v.value for k, v in event.materialization.metadata.items()}
-
-
 def test_feast_apply_runs_only_when_the_definitions_or_the_store_changed(
     ingest, materialize_features, paths, tmp_path, house_spec
 ):
     assert ingest("b1", {"rows": 1_500}).success
     first = materialize_features(["features", "feast_registry"])
-    assert _asset_metadata(first, "feast_registry")["apply"] == "applied"
+    assert metadata(first, "feast_registry")["apply"] == "applied"
     again = materialize_features(["feast_registry"])
-    assert _asset_metadata(again, "feast_registry")["apply"] == "skipped: unchanged"
+    assert metadata(again, "feast_registry")["apply"] == "skipped: unchanged"
 
     document = yaml.safe_load(HOUSE_PRICES_SPEC.read_text())
     document["derived"].append({"name": "sqft_log", "expr": "log(sqft)"})
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(document))
     changed = materialize_features(["features", "feast_registry"], spec_path=str(spec_path))
-    assert _asset_metadata(changed, "feast_registry")["apply"] == "applied"
+    assert metadata(changed, "feast_registry")["apply"] == "applied"
     view = feature_store(paths).get_feature_view(FeastNames.for_spec(house_spec).view)
     assert "sqft_log" in [f.name for f in view.features]
 
     (paths.root / "feast" / "online_store.db").unlink()  # the online store rebuilt from nothing
     rebuilt = materialize_features(["feast_registry", "online_features"], spec_path=str(spec_path))
     assert rebuilt.success, failure_text(rebuilt)
-    assert _asset_metadata(rebuilt, "feast_registry")["apply"] == "applied"
-    assert _asset_metadata(rebuilt, "online_features")["mode"] == "full"
+    assert metadata(rebuilt, "feast_registry")["apply"] == "applied"
+    assert metadata(rebuilt, "online_features")["mode"] == "full"

@@ -29,6 +29,8 @@ from mlops_assets.federated.site_worker import pid_path
 from mlops_assets.sources.synthetic import SyntheticConfig, generate_house_sales
 from mlops_assets.spec import HOUSE_PRICES_SPEC, FederatedSettings, SpecError, load_spec
 
+pytestmark = pytest.mark.server
+
 SPEC = load_spec(HOUSE_PRICES_SPEC)
 MIXES = ((0.96, 0.02, 0.02), (0.02, 0.96, 0.02), (0.02, 0.02, 0.96))
 FAST = TrainParams(learning_rate=0.1, max_rounds=400, early_stopping_rounds=30)

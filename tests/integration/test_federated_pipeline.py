@@ -27,16 +27,18 @@ from mlops_assets.core.statistics import feature_statistics
 from mlops_assets.features.store_resource import FeatureStoreResource
 from mlops_assets.federated.site_data import load_site_rows
 from mlops_assets.model_registry.champion import ChampionRegistry
+from mlops_assets.model_registry.model_store import load_manifest, load_model
+from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.monitoring.inputs import reference_statistics
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.resources import DatasetSpecResource, MetricsPush, MlopsHome
 from mlops_assets.sources.synthetic import SyntheticConfig, generate_house_sales
 from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
 from mlops_assets.training.engine import TrainingEngine
-from mlops_assets.training.model_store import load_manifest, load_model
-from mlops_assets.training.tracking import MlflowTracking
 from tests.integration.conftest import failure_text
 from tests.servers import bento_service
+
+pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parents[2]
 MIXES = {"north": (0.9, 0.05, 0.05), "south": (0.05, 0.9, 0.05)}

@@ -23,6 +23,8 @@ import pytest
 
 from tests.servers import free_port
 
+pytestmark = pytest.mark.server
+
 ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
 INLINE_PNG = re.compile(r"!\[([^\]]*)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)")
@@ -138,7 +140,8 @@ def test_every_command_printed_by_the_tool_and_the_readme_exists_and_runs(quick_
 
     subcommands = set(_parser()._subparsers._group_actions[0].choices)
     printed = re.findall(r"\./mlops ([a-z]+)", quick_start["stdout"])
-    documented = re.findall(r"\./mlops ([a-z]+)", (ROOT / "README.md").read_text())
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    documented = re.findall(r"\./mlops ([a-z]+)", "\n".join(p.read_text() for p in pages))
     assert {"ui", "mlflow", "serve", "feast"} <= set(printed)
     assert set(printed) | set(documented) <= subcommands
     assert "uv run mlops" not in (ROOT / "README.md").read_text()

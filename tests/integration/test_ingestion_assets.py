@@ -6,21 +6,13 @@ from mlops_assets.core.storage import read_json
 from mlops_assets.sources import SyntheticConfig, generate_house_sales
 from mlops_assets.spec import BREAST_CANCER_SPEC
 from tests.integration.conftest import batch_set, check_evaluations, failure_text
-
-
-def _metadata(result, asset: str) -> dict:
-    [event] = [
-        e
-        for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == asset
-    ]
-    return {k: v.value for k, v in event.materialization.metadata.items()}
+from tests.materializations import metadata
 
 
 def test_batch_is_ingested_with_metadata_and_passing_checks(ingest, paths):
     result = ingest("b1", {"rows": 3_000, "seed": 4})
     assert result.success
-    raw_meta, cleaned_meta = _metadata(result, "raw_data"), _metadata(result, "cleaned_data")
+    raw_meta, cleaned_meta = metadata(result, "raw_data"), metadata(result, "cleaned_data")
     assert raw_meta["dagster/row_count"] == 3_000
     assert raw_meta["source"].startswith("synthetic:rows=3000,seed=4")
     assert len(raw_meta["content_hash"]) == 64
@@ -56,7 +48,7 @@ def test_rows_breaking_rules_are_quarantined_not_dropped(ingest, paths):
     }
     result = ingest("b1", source)
     assert result.success, failure_text(result)
-    meta = _metadata(result, "cleaned_data")
+    meta = metadata(result, "cleaned_data")
     assert (
         meta["raw_rows"]
         == meta["dagster/row_count"] + meta["quarantined_rows"] + meta["duplicates_removed"]
@@ -108,7 +100,7 @@ def test_second_spec_runs_through_the_same_assets(ingest, paths):
     source = {"kind": "sklearn", "dataset": "breast_cancer"}
     first = ingest("cancer", source, spec_path=str(BREAST_CANCER_SPEC))
     assert first.success, failure_text(first)
-    meta = _metadata(first, "raw_data")
+    meta = metadata(first, "raw_data")
     assert meta["derived_entity_key"] is True and meta["derived_event_timestamp"] is True
     cleaned = pd.read_parquet(paths.cleaned("cancer"))
     assert len(cleaned) == 569 and {"row_id", "ingested_at", "target"} <= set(cleaned.columns)
@@ -125,7 +117,7 @@ def test_landing_source_reads_the_batch_file(ingest, paths, kind):
     drop_batch(generate_house_sales(SyntheticConfig(rows=700)), paths.landing, "landed-1", "csv")
     result = ingest("landed-1", {"kind": kind})
     assert result.success, failure_text(result)
-    assert _metadata(result, "raw_data")["source"].endswith("landing/landed-1")
+    assert metadata(result, "raw_data")["source"].endswith("landing/landed-1")
 
 
 def test_cleaned_data_alone_recleans_the_published_raw_table(ingest, instance, paths):

@@ -22,7 +22,9 @@ from mlops_assets.core.families import load_model_file
 from mlops_assets.core.features import to_matrix
 from mlops_assets.spec import load_spec
 from tests.servers import bento_service
-from tests.unit.test_spec_usability import HEART_SPEC
+from tests.spec_files import HEART_SPEC
+
+pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(HEART_SPEC)

@@ -9,11 +9,11 @@ import yaml
 
 from mlops_assets.core.live_evidence import LiveEvidence
 from mlops_assets.model_registry.champion import ChampionRegistry
+from mlops_assets.model_registry.rollout import Rollout, read_rollout, write_rollout
+from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.monitoring.decision import decide_live
 from mlops_assets.resources import MlopsHome
-from mlops_assets.serving.rollout import Rollout, read_rollout, write_rollout
 from mlops_assets.spec import HOUSE_PRICES_SPEC, DatasetSpec
-from mlops_assets.training.tracking import MlflowTracking
 
 BETTER = LiveEvidence("1", "2", "paired", "rmse", 300, 300, 10.0, 20.0).as_record()
 WORSE = LiveEvidence("1", "2", "paired", "rmse", 300, 300, 25.0, 20.0).as_record()

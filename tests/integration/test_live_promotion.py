@@ -30,11 +30,12 @@ import yaml
 from mlops_assets.automation.sensors import live_decision_sensor, live_performance_sensor
 from mlops_assets.cli import main
 from mlops_assets.definitions import defs
+from mlops_assets.model_registry.rollout import read_rollout
 from mlops_assets.runner import ingest_batch, open_instance, run_pipeline
 from mlops_assets.serving.predictor import Predictor, load_bundle
-from mlops_assets.serving.rollout import read_rollout
 from mlops_assets.sources import SyntheticConfig, generate_house_sales
 from mlops_assets.spec import HOUSE_PRICES_SPEC
+from tests.materializations import metadata
 
 NEEDED = 100  # promotion.min_live_labels
 
@@ -131,19 +132,10 @@ def _serve(paths, stage: str, rows: pd.DataFrame, others: pd.DataFrame, v1, v2) 
         _log(paths, others, v1)
 
 
-def _materialized(result, asset: str) -> dict:
-    [event] = [
-        e
-        for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == asset
-    ]
-    return {k: v.value for k, v in event.materialization.metadata.items()}
-
-
 def _monitor(instance) -> dict[str, dict]:
     result = defs.resolve_job_def("monitoring_job").execute_in_process(instance=instance)
     assert result.success
-    return {a: _materialized(result, a) for a in ("live_performance", "live_decision")}
+    return {a: metadata(result, a) for a in ("live_performance", "live_decision")}
 
 
 def _execute(instance, job: str, request: dg.RunRequest):
@@ -195,11 +187,11 @@ def test_market_jump_retrains_stages_and_decides_on_live_labels(
     assert isinstance(request, dg.RunRequest), request
     assert request.tags["mlops/reason"].startswith("live performance: v1: live r2")
     retrained = _execute(instance, "pipeline_job", request)
-    promotion = _materialized(retrained, "promoted_model")
+    promotion = metadata(retrained, "promoted_model")
     assert (promotion["promoted"], promotion["staged"]) == (False, True), promotion["reason"]
     assert promotion["reason"].startswith("staged for live evidence: better than the champion")
     assert (promotion["champion_version"], promotion["candidate_version"]) == ("1", "2")
-    assert _materialized(retrained, "bento")["model_version"] == "1", "the champion still serves"
+    assert metadata(retrained, "bento")["model_version"] == "1", "the champion still serves"
     rollout = read_rollout(paths.rollout)
     assert (rollout.mode, rollout.challenger_version) == (stage, "2")
     assert rollout.share == (0.4 if stage == "canary" else 0.0)
@@ -245,7 +237,7 @@ def test_market_jump_retrains_stages_and_decides_on_live_labels(
         deploy = live_decision_sensor(dg.build_sensor_context(instance=instance, definitions=defs))
         [request] = deploy.run_requests
         deployed = _execute(instance, "deploy_job", request)
-        assert _materialized(deployed, "bento")["model_version"] == "2"
+        assert metadata(deployed, "bento")["model_version"] == "2"
     else:
         assert decision["decision"] == "reject", decision["reason"]
         assert evidence["challenger_value"] > evidence["champion_value"]

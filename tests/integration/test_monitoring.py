@@ -13,8 +13,10 @@ import pytest
 import yaml
 
 from mlops_assets.runner import ingest_batch, open_instance, run_pipeline
-from tests.integration.test_service import GOOD as RECORD
 from tests.servers import PromServer, ServerUnavailable, bento_service
+from tests.service_checks import GOOD as RECORD
+
+pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus"

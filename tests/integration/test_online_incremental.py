@@ -16,6 +16,7 @@ from mlops_assets.features.online_lookup import OnlineFeatureLookup
 from mlops_assets.features.online_write import newest_per_entity
 from mlops_assets.features.sqlite_write import TOKEN_KEY
 from tests.integration.conftest import failure_text
+from tests.materializations import metadata
 
 ONLINE_ASSETS = ["features", "feast_registry", "online_features"]
 FIRST = {"rows": 3_000, "seed": 21}
@@ -85,15 +86,6 @@ def _changed_entities(before: pd.DataFrame, after: pd.DataFrame, house_spec) -> 
     return set(merged.loc[changed, key].tolist())
 
 
-def _online_metadata(result) -> dict:
-    [event] = [
-        e
-        for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == "online_features"
-    ]
-    return {k: v.value for k, v in event.materialization.metadata.items()}
-
-
 def _assert_online_equals_offline_newest(paths, house_spec) -> None:
     newest = _newest(paths, house_spec)
     lookup = OnlineFeatureLookup(feature_store(paths), house_spec)
@@ -109,8 +101,8 @@ def first_written(ingest, materialize_features, paths, house_spec):
     assert ingest("b1", FIRST).success
     result = materialize_features(ONLINE_ASSETS)
     assert result.success, failure_text(result)
-    metadata = _online_metadata(result)
-    assert (metadata["mode"], metadata["mode_reason"]) == ("full", "no record of an earlier write")
+    written = metadata(result, "online_features")
+    assert (written["mode"], written["mode_reason"]) == ("full", "no record of an earlier write")
     _log_writes(paths, house_spec)
     return _newest(paths, house_spec)
 
@@ -127,11 +119,11 @@ def test_second_batch_writes_only_the_entities_whose_newest_row_changed(
     # Known from the data: some of the batch's sales are newer than the house's last one.
     assert 0 < len(expected) < len(second) and expected <= second
     assert _drain_log(paths) == (expected, set())
-    metadata = _online_metadata(result)
-    assert metadata["mode"] == "incremental"
-    assert metadata["entities_written"] == len(expected)
-    assert metadata["entities_skipped"] == len(after) - len(expected)
-    assert metadata["entities_deleted"] == 0
+    written = metadata(result, "online_features")
+    assert written["mode"] == "incremental"
+    assert written["entities_written"] == len(expected)
+    assert written["entities_skipped"] == len(after) - len(expected)
+    assert written["entities_deleted"] == 0
     _assert_online_equals_offline_newest(paths, house_spec)
 
 
@@ -139,9 +131,9 @@ def test_nothing_changed_writes_nothing(first_written, materialize_features, pat
     result = materialize_features(["online_features"])
     assert result.success, failure_text(result)
     assert _drain_log(paths) == (set(), set())
-    metadata = _online_metadata(result)
-    assert (metadata["mode"], metadata["entities_written"]) == ("incremental", 0)
-    assert metadata["entities_skipped"] == len(first_written)
+    written = metadata(result, "online_features")
+    assert (written["mode"], written["entities_written"]) == ("incremental", 0)
+    assert written["entities_skipped"] == len(first_written)
 
 
 def test_full_rewrite_writes_every_entity_and_ends_in_the_incremental_state(
@@ -159,9 +151,9 @@ def test_full_rewrite_writes_every_entity_and_ends_in_the_incremental_state(
     newest = _newest(paths, house_spec)
     everyone = set(newest[house_spec.entity_key])
     assert _drain_log(paths) == (everyone, everyone)  # the table is emptied, then refilled
-    metadata = _online_metadata(result)
-    assert (metadata["mode"], metadata["mode_reason"]) == ("full", "full rewrite requested")
-    assert metadata["entities_written"] == len(newest) and metadata["entities_skipped"] == 0
+    written = metadata(result, "online_features")
+    assert (written["mode"], written["mode_reason"]) == ("full", "full rewrite requested")
+    assert written["entities_written"] == len(newest) and written["entities_skipped"] == 0
     assert _online_rows(paths, house_spec) == incremental
 
 
@@ -186,7 +178,7 @@ def test_replaced_batch_rewrites_entities_whose_newest_row_it_changed(
     )
     assert 0 < len(expected) < len(after)  # entities whose newest sale is in b2 stay as they were
     assert _drain_log(paths) == (expected, set())
-    assert _online_metadata(result)["entities_written"] == len(expected)
+    assert metadata(result, "online_features")["entities_written"] == len(expected)
     _assert_online_equals_offline_newest(paths, house_spec)
 
 
@@ -205,7 +197,7 @@ def test_entities_gone_from_the_offline_table_are_removed_online(
     gone = old - new
     assert gone and new <= old
     assert _drain_log(paths) == (new, gone)  # another seed: other times and values
-    assert _online_metadata(result)["entities_deleted"] == len(gone)
+    assert metadata(result, "online_features")["entities_deleted"] == len(gone)
     lookup = OnlineFeatureLookup(feature_store(paths), house_spec)
     assert lookup.lookup(sorted(gone)).unknown == sorted(gone)
     _assert_online_equals_offline_newest(paths, house_spec)
@@ -219,8 +211,8 @@ def test_a_rebuilt_online_store_is_rewritten_in_full(
     _drain_log(paths)
     result = materialize_features(["online_features"])
     assert result.success, failure_text(result)
-    metadata = _online_metadata(result)
-    assert metadata["mode"] == "full"
-    assert "does not hold the recorded write" in metadata["mode_reason"]
+    written = metadata(result, "online_features")
+    assert written["mode"] == "full"
+    assert "does not hold the recorded write" in written["mode_reason"]
     assert _drain_log(paths) == (set(first_written[house_spec.entity_key]), set())
     _assert_online_equals_offline_newest(paths, house_spec)

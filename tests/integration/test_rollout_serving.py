@@ -22,10 +22,12 @@ import numpy as np
 import pytest
 
 from mlops_assets.cli import main
+from mlops_assets.model_registry.rollout import Rollout, read_rollout, write_rollout
 from mlops_assets.serving.predictor import Predictor, load_bundle
-from mlops_assets.serving.rollout import Rollout, read_rollout, write_rollout
 from mlops_assets.serving.traffic import sticky_points
 from tests.servers import bento_service
+
+pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = {

@@ -15,8 +15,8 @@ import yaml
 from mlops_assets.automation import sensors
 from mlops_assets.automation.settings import load_settings
 from mlops_assets.definitions import defs
+from mlops_assets.model_registry.rollout import Rollout, write_rollout
 from mlops_assets.runner import ingest_batch, open_instance
-from mlops_assets.serving.rollout import Rollout, write_rollout
 from mlops_assets.sources import SyntheticConfig, drop_batch, generate_house_sales
 from mlops_assets.spec import HOUSE_PRICES_SPEC
 

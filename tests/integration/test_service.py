@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -17,22 +18,15 @@ import pytest
 
 from mlops_assets.core.families import load_model_file
 from mlops_assets.core.features import engineer, to_matrix
-from mlops_assets.features.online_write import newest_per_entity
 from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
 from tests.servers import bento_service
+from tests.service_checks import GOOD, assert_every_path_agrees, offline_prediction, post_json
+
+pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY_TIMEOUT_S = 5
 SPEC = load_spec(HOUSE_PRICES_SPEC)
-GOOD = {
-    "sqft": 1800.0,
-    "bedrooms": 3,
-    "bathrooms": 2.0,
-    "location": "urban",
-    "year_built": 1990,
-    "condition": "good",
-    "lot_size": 5000.0,
-}
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +48,6 @@ def served(tmp_path_factory) -> Iterator[dict]:
         yield {"client": client, "url": url, "home": home, "stdout": built.stdout}
 
 
-def _post(served, path: str, body) -> httpx.Response:
-    content = body if isinstance(body, bytes | str) else json.dumps(body)
-    return served["client"].post(
-        path, content=content, headers={"content-type": "application/json"}
-    )
-
-
 def test_main_job_output_and_health(served):
     assert "Promotion: promoted" in served["stdout"]
     assert served["client"].get("/livez").status_code == 200
@@ -72,12 +59,17 @@ def test_single_batch_by_key_and_info_carry_the_model_version(served):
     assert info["model_name"] == "house_prices" and info["model_version"] == "1"
     assert len(info["data_hash"]) == 64 and info["feature_service"] == "house_prices_v1"
     assert info["mlflow_run_id"] and info["promoted_at"] and "r2" in info["metrics"]
-    single = _post(served, "/v1/predict", GOOD).json()
-    assert single["model_version"] == "1" and single["prediction"] > 0
-    batch = _post(served, "/v1/predict_batch", {"records": [GOOD, {**GOOD, "sqft": 3600.0}]}).json()
-    assert batch["model_version"] == "1" and len(batch["predictions"]) == 2
-    assert batch["predictions"][1] > batch["predictions"][0], "a bigger house costs more"
-    by_key = _post(served, "/v1/predict_by_key", {"keys": [1, 2]}).json()
+    small = {**GOOD, "event_timestamp": "2024-03-01T12:00:00+00:00"}
+    large = {**small, "sqft": 3600.0}
+    expected = [offline_prediction(served, SPEC, record) for record in (small, large)]
+    single = post_json(served, "/v1/predict", small).json()
+    assert single["model_version"] == "1"
+    assert single["prediction"] == pytest.approx(expected[0], abs=1e-6)
+    batch = post_json(served, "/v1/predict_batch", {"records": [small, large]}).json()
+    assert batch["model_version"] == "1"
+    assert batch["predictions"] == pytest.approx(expected, abs=1e-6)
+    assert expected[1] > expected[0], "a bigger house costs more"
+    by_key = post_json(served, "/v1/predict_by_key", {"keys": [1, 2]}).json()
     assert by_key["model_version"] == "1" and set(by_key["predictions"]) == {"1", "2"}
 
 
@@ -117,38 +109,6 @@ def test_a_linear_winner_is_served_identically_on_every_path(tmp_path_factory):
         assert_every_path_agrees(served, load_spec(spec_path))
 
 
-def assert_every_path_agrees(served: dict, spec, sample: int = 150) -> None:
-    """Offline, /predict, /predict_batch and by key give the same predictions, to 1e-6."""
-    home, key, time_column = served["home"], spec.entity_key, spec.event_timestamp
-    info = served["client"].get("/v1/model_info").json()
-    folder = home / "models" / info["mlflow_run_id"]
-    manifest = json.loads((folder / "manifest.json").read_text())
-    model = load_model_file(folder, manifest["family"])
-    cleaned = pd.concat(
-        [pd.read_parquet(p) for p in sorted((home / "data" / "cleaned").glob("*.parquet"))]
-    )
-    features = pd.read_parquet(home / "feast" / "data" / f"{spec.name}_features.parquet")
-    newest = newest_per_entity(features, key, time_column).sample(sample, random_state=3)
-    rows = cleaned.merge(newest[[key, time_column]], on=[key, time_column])
-    assert len(rows) == sample
-    offline = model.predict(to_matrix(newest.set_index(key).loc[rows[key]].reset_index(), spec))
-    objects = dict.fromkeys(spec.categorical_columns, "object")
-    records = [
-        {
-            **{c: (r[c].item() if hasattr(r[c], "item") else r[c]) for c in spec.feature_columns},
-            time_column: r[time_column].isoformat(),
-        }
-        for _, r in rows.astype(objects).iterrows()
-    ]
-    batch = _post(served, "/v1/predict_batch", {"records": records}).json()["predictions"]
-    singles = [_post(served, "/v1/predict", r).json()["prediction"] for r in records[:25]]
-    keys = rows[key].tolist()
-    by_key = _post(served, "/v1/predict_by_key", {"keys": keys}).json()["predictions"]
-    np.testing.assert_allclose(batch, offline, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(singles, offline[:25], rtol=0, atol=1e-6)
-    np.testing.assert_allclose([by_key[str(k)] for k in keys], offline, rtol=0, atol=1e-6)
-
-
 def test_missing_lot_size_is_filled_with_the_value_stored_with_the_model(served):
     """`lot_size` is imputed (median): the service fills it exactly as training did."""
     home = served["home"]
@@ -161,11 +121,11 @@ def test_missing_lot_size_is_filled_with_the_value_stored_with_the_model(served)
     record = {**GOOD, "event_timestamp": moment}
     without = {k: v for k, v in record.items() if k != "lot_size"}
     answers = [
-        _post(served, "/v1/predict", body).json()["prediction"]
+        post_json(served, "/v1/predict", body).json()["prediction"]
         for body in (without, {**record, "lot_size": None}, {**record, "lot_size": stored})
     ]
     assert answers[0] == answers[1] == answers[2]
-    assert answers[0] != _post(served, "/v1/predict", record).json()["prediction"]
+    assert answers[0] != post_json(served, "/v1/predict", record).json()["prediction"]
     # The training pipeline's own path for a row whose lot_size is missing.
     row = pd.DataFrame([{**without, "lot_size": np.nan, "house_id": 1}])
     row["event_timestamp"] = pd.Timestamp(moment)
@@ -242,18 +202,18 @@ def write_linear_dataset(folder: Path, rows: int = 600) -> tuple[Path, Path]:
     ],
 )
 def test_bad_single_requests_get_a_400_naming_the_problem(served, body, status, named):
-    response = _post(served, "/v1/predict", body)
+    response = post_json(served, "/v1/predict", body)
     assert response.status_code == status, response.text
     assert named in response.json()["error"]
 
 
 def test_bad_batches_and_keys(served):
-    empty = _post(served, "/v1/predict_batch", {"records": []})
+    empty = post_json(served, "/v1/predict_batch", {"records": []})
     assert empty.status_code == 400 and empty.json()["problems"] == [
         {"field": "records", "problem": "List should have at least 1 item after validation, not 0"}
     ]
-    assert _post(served, "/v1/predict_batch", {"records": [GOOD] * 1000}).status_code == 200
-    too_many = _post(served, "/v1/predict_batch", {"records": [GOOD] * 1001})
+    assert post_json(served, "/v1/predict_batch", {"records": [GOOD] * 1000}).status_code == 200
+    too_many = post_json(served, "/v1/predict_batch", {"records": [GOOD] * 1001})
     assert too_many.status_code == 400 and too_many.json()["problems"] == [
         {
             "field": "records",
@@ -261,10 +221,10 @@ def test_bad_batches_and_keys(served):
         }
     ]
     for body in ([GOOD], {"records": [GOOD], "more": []}, {"records": GOOD}, "{not json"):
-        odd = _post(served, "/v1/predict_batch", body)
+        odd = post_json(served, "/v1/predict_batch", body)
         assert odd.status_code == 400 and odd.json()["error"].startswith("invalid request: ")
     body = b'{"records": [' + b",".join([json.dumps(GOOD).encode()] * 20_000) + b"]}"
-    assert _post(served, "/v1/predict_batch", body).status_code == 413
+    assert post_json(served, "/v1/predict_batch", body).status_code == 413
 
     def chunks():  # no Content-Length: the limit must hold while the body streams in
         for _ in range(40):
@@ -274,9 +234,9 @@ def test_bad_batches_and_keys(served):
         "/v1/predict_batch", content=chunks(), headers={"content-type": "application/json"}
     )
     assert chunked.status_code == 413 and "larger than" in chunked.json()["error"]
-    unknown = _post(served, "/v1/predict_by_key", {"keys": [1, 123456789]})
+    unknown = post_json(served, "/v1/predict_by_key", {"keys": [1, 123456789]})
     assert unknown.status_code == 404 and unknown.json()["keys"] == [123456789]
-    assert _post(served, "/v1/predict_by_key", {"keys": ["x"]}).status_code == 400
+    assert post_json(served, "/v1/predict_by_key", {"keys": ["x"]}).status_code == 400
     assert served["client"].get("/readyz").status_code == 200, "still serving"
 
 
@@ -309,11 +269,11 @@ def varied_records(count: int, seed: int) -> list[dict]:
 def test_a_full_batch_agrees_with_single_and_offline_predictions(served):
     """1,000 varied records: the batch equals /predict and the training path, to 1e-6."""
     records = varied_records(1_000, seed=5)
-    answer = _post(served, "/v1/predict_batch", {"records": records})
+    answer = post_json(served, "/v1/predict_batch", {"records": records})
     assert answer.status_code == 200, answer.text
     batch = np.array(answer.json()["predictions"])
     sampled = list(range(0, 1_000, 5))
-    singles = [_post(served, "/v1/predict", records[i]).json()["prediction"] for i in sampled]
+    singles = [post_json(served, "/v1/predict", records[i]).json()["prediction"] for i in sampled]
     np.testing.assert_allclose(singles, batch[sampled], rtol=0, atol=1e-6)
     info = served["client"].get("/v1/model_info").json()
     folder = served["home"] / "models" / info["mlflow_run_id"]
@@ -349,7 +309,7 @@ def test_a_full_batch_agrees_with_single_and_offline_predictions(served):
 def test_a_bad_value_in_record_537_is_named_with_its_field(served, change, field, problem):
     records = varied_records(1_000, seed=6)
     records[537] = {**records[537], **change}
-    answer = _post(served, "/v1/predict_batch", {"records": records})
+    answer = post_json(served, "/v1/predict_batch", {"records": records})
     assert answer.status_code == 400, answer.text
     assert answer.json() == {
         "error": f"invalid request: records.537.{field}",
@@ -361,7 +321,7 @@ def test_a_missing_field_in_one_record_is_named_with_every_other_bad_record(serv
     records = varied_records(1_000, seed=7)
     del records[537]["bedrooms"]
     records[12]["condition"] = "mint"
-    answer = _post(served, "/v1/predict_batch", {"records": records})
+    answer = post_json(served, "/v1/predict_batch", {"records": records})
     assert answer.status_code == 400
     assert answer.json()["problems"] == [
         {"field": "records.12.condition", "problem": "Input should be 'poor', 'fair', 'good' "
@@ -371,7 +331,7 @@ def test_a_missing_field_in_one_record_is_named_with_every_other_bad_record(serv
 
 
 def test_prediction_log_and_metrics(served):
-    _post(served, "/v1/predict", {**GOOD, "sqft": 2222.0})
+    post_json(served, "/v1/predict", {**GOOD, "sqft": 2222.0})
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         files = list((served["home"] / "predictions").glob("*.jsonl"))
@@ -393,7 +353,7 @@ def test_prediction_log_and_metrics(served):
 def test_batch_rows_are_logged_in_order_with_their_validated_inputs(served):
     moment = "2024-05-01T10:00:00+02:00"
     records = [{**GOOD, "sqft": 2345.5}, {**GOOD, "sqft": 2346, "event_timestamp": moment}]
-    answer = _post(served, "/v1/predict_batch", {"records": records}).json()
+    answer = post_json(served, "/v1/predict_batch", {"records": records}).json()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         files = list((served["home"] / "predictions").glob("*.jsonl"))
@@ -471,7 +431,7 @@ def test_mlops_serve_listens_on_loopback_only_and_says_so(served):
         output, _ = server.communicate(timeout=60)
     assert listening == {"127.0.0.1"}
     assert f"Starting Prediction service on http://127.0.0.1:{port} ..." in output
-    assert answer == {**_post(served, "/v1/predict", GOOD).json(), "request_id": ANY}, (
+    assert answer == {**post_json(served, "/v1/predict", GOOD).json(), "request_id": ANY}, (
         "the champion, as the module's service answers"
     )
     with pytest.raises(httpx.ConnectError):
@@ -503,11 +463,11 @@ def test_mlops_history_names_the_champion(served):
 
 
 def test_an_integer_is_a_valid_float_and_keys_are_strict(served):
-    whole = _post(served, "/v1/predict", {**GOOD, "sqft": 1800, "lot_size": 5000})
+    whole = post_json(served, "/v1/predict", {**GOOD, "sqft": 1800, "lot_size": 5000})
     assert whole.status_code == 200, whole.text
-    assert whole.json()["prediction"] == _post(served, "/v1/predict", GOOD).json()["prediction"]
+    assert whole.json()["prediction"] == post_json(served, "/v1/predict", GOOD).json()["prediction"]
     for keys in ([True], ["1"], [1.0]):
-        refused = _post(served, "/v1/predict_by_key", {"keys": keys})
+        refused = post_json(served, "/v1/predict_by_key", {"keys": keys})
         assert refused.status_code == 400 and "keys.0" in refused.json()["error"], keys
 
 
@@ -564,10 +524,10 @@ def test_batch_scoring_matches_the_service_and_accounts_for_every_row(served, tm
     """batch_predictions scores a file as /predict_batch answers it; bad rows get reasons."""
     import dagster as dg
 
+    from mlops_assets.model_registry.tracking import MlflowTracking
     from mlops_assets.resources import DatasetSpecResource, MlopsHome
     from mlops_assets.scoring.assets import batch_predictions
     from mlops_assets.sources import SyntheticConfig, generate_house_sales
-    from mlops_assets.training.tracking import MlflowTracking
 
     rows = generate_house_sales(SyntheticConfig(rows=300, seed=77)).drop(columns=["price"])
     rows = rows.astype({"sqft": "object"})
@@ -610,38 +570,59 @@ def test_batch_scoring_matches_the_service_and_accounts_for_every_row(served, tm
         }
         for _, r in good.astype({"sqft": "float64"}).iterrows()
     ]
-    answers = _post(served, "/v1/predict_batch", {"records": records}).json()["predictions"]
+    answers = post_json(served, "/v1/predict_batch", {"records": records}).json()["predictions"]
     np.testing.assert_allclose(scored["prediction"], answers, rtol=0, atol=1e-6)
 
 
-def test_live_performance_judges_by_key_predictions_with_later_labels(served, tmp_path):
+@pytest.fixture
+def unlogged(served, tmp_path) -> Iterator[dict]:
+    """The same champion served from a copy of the state folder whose prediction log is empty.
+
+    What the shared service logged for other tests stays out of this one's evidence, whatever
+    ran before it and whenever that reaches the log.
+    """
+    home = tmp_path / "mlops_home"
+    shutil.copytree(served["home"], home, ignore=shutil.ignore_patterns("predictions"))
+    env = {**os.environ, "MLOPS_HOME": str(home), "BENTOML_HOME": str(home / "bentoml")}
+    env.pop("MLOPS_SPEC", None)
+    with bento_service(env, ROOT) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield {"client": client, "url": url, "home": home}
+
+
+def _logged_keys(home: Path) -> list:
+    """The entity keys of the logged predictions, one per logged row."""
+    return [
+        json.loads(line)["inputs"].get(SPEC.entity_key)
+        for f in (home / "predictions").glob("*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
+
+
+def test_live_performance_judges_by_key_predictions_with_later_labels(unlogged, tmp_path):
     """Labels that arrive after by-key predictions judge them; the RMSE is known in advance."""
     import dagster as dg
 
     from mlops_assets.ingestion.assets import cleaned_data, raw_data
+    from mlops_assets.model_registry.tracking import MlflowTracking
     from mlops_assets.monitoring.assets import live_performance
     from mlops_assets.resources import DatasetSpecResource, MlopsHome
-    from mlops_assets.training.tracking import MlflowTracking
 
-    home_dir = served["home"]
+    served, home_dir = unlogged, unlogged["home"]
     features = pd.read_parquet(home_dir / "feast" / "data" / f"{SPEC.name}_features.parquet")
-    time.sleep(2.5)  # earlier tests' predictions reach the log first
-    logged = {
-        json.loads(line)["inputs"].get(SPEC.entity_key)
-        for f in (home_dir / "predictions").glob("*.jsonl")
-        for line in f.read_text().splitlines()
-    }
-    keys = sorted(set(features[SPEC.entity_key]) - logged)[:160]  # never predicted before
-    answers = _post(served, "/v1/predict_by_key", {"keys": keys[:150]}).json()["predictions"]
+    keys = sorted(set(features[SPEC.entity_key]))[:160]
+    answers = post_json(served, "/v1/predict_by_key", {"keys": keys[:150]}).json()["predictions"]
     cleaned = pd.concat(
         pd.read_parquet(p) for p in sorted((home_dir / "data" / "cleaned").glob("*"))
     )
     # Ten more sent as feature values with their key: logged with it, so judged too.
     rows = cleaned[cleaned[SPEC.entity_key].isin(keys[150:])].drop_duplicates(SPEC.entity_key)
     records = [{SPEC.entity_key: int(r[SPEC.entity_key]), **_record(r)} for _, r in rows.iterrows()]
-    batch = _post(served, "/v1/predict_batch", {"records": records}).json()["predictions"]
+    batch = post_json(served, "/v1/predict_batch", {"records": records}).json()["predictions"]
     answers.update({str(r[SPEC.entity_key]): p for r, p in zip(records, batch, strict=True)})
-    time.sleep(2.5)  # the prediction log flushes every second
+    deadline = time.monotonic() + 30  # the log is flushed every second, off the request path
+    while sorted(_logged_keys(home_dir)) != keys and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sorted(_logged_keys(home_dir)) == keys, "every prediction logged once, with its key"
     later = cleaned[cleaned[SPEC.entity_key].isin(keys)].drop_duplicates(SPEC.entity_key).copy()
     later["event_timestamp"] = pd.Timestamp("2026-01-01", tz="UTC")
     later["price"] = [answers[str(k)] + 1_000.0 for k in later[SPEC.entity_key]]

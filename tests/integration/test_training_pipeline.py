@@ -11,10 +11,11 @@ import pytest
 from mlops_assets.model_registry import champion as registry_module
 from mlops_assets.model_registry.champion import ChampionRegistry, PromotionConflict
 from mlops_assets.model_registry.locks import LockTimeout
+from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.resources import MlopsHome
 from mlops_assets.spec import HOUSE_PRICES_SPEC
-from mlops_assets.training.tracking import MlflowTracking
 from tests.integration.conftest import FEATURE_ASSETS, check_evaluations, failure_text
+from tests.materializations import metadata
 
 TRAINING = ("model", "validation_report", "promoted_model")
 # The promotion mechanics below run on shuffled cross-validation, whose outcomes on this data
@@ -38,15 +39,6 @@ WEAK = {
 IMPROVED = {"ops": {"model": {"config": {"protocol": "cross_validation", "max_depth": 3}}}}
 
 
-def _metadata(result, asset):
-    [event] = [
-        e
-        for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == asset
-    ]
-    return {k: v.value for k, v in event.materialization.metadata.items()}
-
-
 @pytest.fixture
 def trained(ingest, materialize_features):
     assert ingest("b1", {"rows": 3_000, "seed": 3}).success
@@ -62,7 +54,7 @@ def registry(paths):
 
 
 def test_first_model_is_tracked_reported_and_promoted(trained, registry, paths):
-    model_meta = _metadata(trained, "model")
+    model_meta = metadata(trained, "model")
     run = mlflow.MlflowClient().get_run(model_meta["mlflow_run_id"])
     assert run.data.params["data_hash"] == model_meta["data_hash"]
     assert run.data.params["feature_service"] == "house_prices_v1"
@@ -74,7 +66,7 @@ def test_first_model_is_tracked_reported_and_promoted(trained, registry, paths):
     }
     assert "validation_report/validation_report.md" in artifacts
     assert (paths.root / "mlflow" / "artifacts").is_dir(), "artifacts stay under MLOPS_HOME"
-    report = _metadata(trained, "validation_report")
+    report = metadata(trained, "validation_report")
     assert report["promote"] is True and "## Gates" in report["report"]
     assert model_meta["protocol"] == "cross_validation" and model_meta["family"] == "xgboost"
     assert model_meta["protocol_reason"].startswith(
@@ -88,7 +80,7 @@ def test_first_model_is_tracked_reported_and_promoted(trained, registry, paths):
     assert "5-fold cross-validation" in report["report"]
     assert "| candidate linear |" in report["report"], "the report shows every candidate"
     assert "| mean |" in report["report"]
-    promotion = _metadata(trained, "promoted_model")
+    promotion = metadata(trained, "promoted_model")
     assert promotion["promoted"] is True and promotion["champion_version"] == "1"
     assert registry.champion().version == "1" and registry.alias("challenger").version == "1"
     [entry] = registry.history()
@@ -106,10 +98,10 @@ def test_sales_are_judged_on_later_sales_than_the_model_learned_from(
     The market's prices rise over the years; shuffled folds let a model interpolate between
     neighbouring sales, and `trained` (cross-validated on the same rows) reports a higher R².
     """
-    shuffled = _metadata(trained, "validation_report")["estimate_metrics"]["r2"]
+    shuffled = metadata(trained, "validation_report")["estimate_metrics"]["r2"]
     result = materialize_features(("model", "validation_report"))
     assert result.success, failure_text(result)
-    model_meta, report = _metadata(result, "model"), _metadata(result, "validation_report")
+    model_meta, report = metadata(result, "model"), metadata(result, "validation_report")
     assert model_meta["protocol"] == "backtest"
     assert model_meta["protocol_reason"] == (
         "auto: event time 'event_timestamp' is in the data, so every judged row is later than "
@@ -130,7 +122,7 @@ def test_sales_are_judged_on_later_sales_than_the_model_learned_from(
 def test_worse_challenger_leaves_the_champion(trained, materialize_features, registry):
     result = materialize_features(TRAINING, run_config=WEAK)
     assert result.success, failure_text(result)
-    promotion = _metadata(result, "promoted_model")
+    promotion = metadata(result, "promoted_model")
     assert promotion["promoted"] is False
     assert promotion["reason"].startswith("failed gates")
     assert registry.champion().version == "1"
@@ -148,7 +140,7 @@ def test_a_retrain_that_ties_keeps_the_champion(trained, materialize_features, r
     # The same data, seed, settings and code give the same out-of-fold predictions: a tie.
     result = materialize_features(TRAINING, run_config=CV)
     assert result.success, failure_text(result)
-    report = _metadata(result, "validation_report")
+    report = metadata(result, "validation_report")
     assert "champion v1" in report["report"], "the report compares with the champion"
     assert not report["promote"]
     assert report["reason"].startswith("a tie keeps the champion: rmse")
@@ -169,12 +161,12 @@ def test_a_challenger_that_passes_the_gates_but_is_worse_keeps_the_champion(
     assert registry.champion().version == "2"
     result = materialize_features(TRAINING, run_config=CV)
     assert result.success, failure_text(result)
-    report = _metadata(result, "validation_report")
+    report = metadata(result, "validation_report")
     assert report["gates_passed"] is True, "every gate of the challenger passes"
     assert not report["promote"]
     assert report["reason"].startswith("not better than the champion: rmse"), report["reason"]
     assert "vs champion v2" in report["reason"] and "(gain -" in report["reason"]
-    promotion = _metadata(result, "promoted_model")
+    promotion = metadata(result, "promoted_model")
     assert promotion["promoted"] is False and promotion["champion_version"] == "2"
     assert registry.champion().version == "2" and registry.alias("challenger").version == "3"
     assert [e["action"] for e in registry.history()] == ["promote", "promote", "keep"]
@@ -185,7 +177,7 @@ def test_better_challenger_is_promoted_and_rollback_restores(
 ):
     result = materialize_features(TRAINING, run_config=IMPROVED)
     assert result.success, failure_text(result)
-    report = _metadata(result, "validation_report")
+    report = metadata(result, "validation_report")
     assert report["promote"], report["reason"]
     assert report["reason"].startswith("better than the champion: rmse")
     assert registry.champion().version == "2"
@@ -205,7 +197,7 @@ def test_fault_between_register_and_alias_keeps_the_champion_and_rerun_converges
     monkeypatch.setattr(ChampionRegistry, "_move_champion_alias", fail)
     model_result = materialize_features(["model", "validation_report"], run_config=IMPROVED)
     assert model_result.success
-    decision = _metadata(model_result, "validation_report")
+    decision = metadata(model_result, "validation_report")
     assert decision["promote"], decision["reason"]
     broken = materialize_features(["promoted_model"])
     assert not broken.success and "injected fault" in failure_text(broken)

@@ -9,6 +9,8 @@ from mlops_assets.model_registry.locks import LockTimeout, advisory_lock
 from mlops_assets.profile import active_profile
 from tests.production.conftest import Servers, fresh_production_env
 
+pytestmark = pytest.mark.server
+
 HOLDER = """
 import sys, time
 from mlops_assets.model_registry.locks import advisory_lock

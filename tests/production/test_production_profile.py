@@ -30,6 +30,8 @@ from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
 from tests.production.conftest import Servers, fresh_production_env, restart_forkserver
 from tests.servers import bento_service
 
+pytestmark = pytest.mark.server
+
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(HOUSE_PRICES_SPEC)
 ROWS = 2000

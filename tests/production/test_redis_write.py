@@ -18,6 +18,8 @@ from mlops_assets.sources import SyntheticConfig, generate_house_sales
 from mlops_assets.spec import DatasetSpec
 from tests.production.conftest import Servers, fresh_production_env
 
+pytestmark = pytest.mark.server
+
 
 def _snapshot(client: Any) -> dict[bytes, Any]:
     return {

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from mlops_assets.serving.batch import ColumnRecords, validate_batch
 from mlops_assets.serving.schema import MAX_BATCH, batch_model
 from mlops_assets.spec import HOUSE_PRICES_SPEC, DatasetSpec, DType, load_spec
-from tests.unit.test_spec_usability import HEART_SPEC
+from tests.spec_files import HEART_SPEC
 
 FLAGS_SPEC = """
 name: flags

@@ -11,7 +11,6 @@ from mlops_assets.core.evaluation import Comparison, compute_metrics, decide
 from mlops_assets.core.features import engineer, to_matrix
 from mlops_assets.core.linear_model import LinearModel, fit_linear
 from mlops_assets.core.protocols import (
-    Folds,
     TrainingDataError,
     assign_folds,
     check_labels,
@@ -20,56 +19,15 @@ from mlops_assets.core.protocols import (
 )
 from mlops_assets.core.training import TrainParams
 from mlops_assets.core.uncertainty import paired_improvement
-from mlops_assets.spec import DatasetSpec, Family, Protocol, TaskType
-
-FAST = TrainParams(learning_rate=0.2, max_rounds=300, early_stopping_rounds=20)
-
-
-def synthetic_spec(task: str = "regression", **training) -> DatasetSpec:
-    """Three numbers and a category; the label's shape is up to the test."""
-    return DatasetSpec.model_validate(
-        {
-            "name": "synthetic",
-            "task": task,
-            "columns": [
-                {"name": "a", "dtype": "float"},
-                {"name": "b", "dtype": "float"},
-                {"name": "c", "dtype": "float"},
-                {"name": "kind", "dtype": "category", "categories": ["x", "y", "z"]},
-                {"name": "label", "dtype": "float", "role": "target"},
-            ],
-            "training": training,
-        }
-    )
-
-
-def synthetic_rows(spec: DatasetSpec, label, rows: int = 600, seed: int = 0) -> Rows:
-    rng = np.random.default_rng(seed)
-    a, b, c = (rng.uniform(-3, 3, rows) for _ in range(3))
-    kind = rng.integers(0, 3, rows).astype(np.float32)
-    x = np.column_stack([a, b, c, kind]).astype(np.float32)
-    y = label(a, b, c, kind, rng)
-    return Rows(x, y.astype(np.float64), np.arange(rows))
-
-
-def linear_label(a, b, c, kind, rng):
-    return (
-        3 * a
-        - 2 * b
-        + 0.5 * c
-        + np.array([0.0, 2.0, -1.0])[kind.astype(int)]
-        + rng.normal(0, 0.3, len(a))
-    )
-
-
-def nonlinear_label(a, b, c, kind, rng):
-    return 4 * np.sign(a * b) + 3 * (np.abs(c) > 1.5) + rng.normal(0, 0.3, len(a))
-
-
-def _cv(spec: DatasetSpec, rows: Rows):
-    plan = plan_for(len(rows.y), spec.training, "spec.yaml")
-    folds = Folds(assign_folds(rows.y, rows.groups, spec, plan))
-    return plan, folds
+from mlops_assets.spec import Family, Protocol, TaskType
+from tests.synthetic_rows import (
+    FAST,
+    cv_plan,
+    linear_label,
+    nonlinear_label,
+    synthetic_rows,
+    synthetic_spec,
+)
 
 
 def test_small_data_is_cross_validated_and_large_data_keeps_the_split(cancer_spec):
@@ -99,7 +57,7 @@ def test_folds_keep_each_entity_in_one_fold_and_both_classes_in_each():
 def test_the_held_out_fold_never_shapes_its_own_predictions():
     spec = synthetic_spec()
     rows = synthetic_rows(spec, nonlinear_label, rows=400)
-    plan, folds = _cv(spec, rows)
+    plan, folds = cv_plan(spec, rows)
     first = cross_validate(Family.XGBOOST, rows, folds, spec, plan, FAST)
     scrambled = rows.y.copy()
     held = folds.assignment == 0
@@ -117,7 +75,7 @@ def test_the_held_out_fold_never_shapes_its_own_predictions():
 def test_the_family_that_fits_the_data_wins(label, winner):
     spec = synthetic_spec()
     rows = synthetic_rows(spec, label)
-    plan, folds = _cv(spec, rows)
+    plan, folds = cv_plan(spec, rows)
     competition = compete(rows, spec, plan, FAST, folds=folds)
     assert competition.winner == winner
     scores = {n: c.score for n, c in competition.candidates.items()}
@@ -192,7 +150,7 @@ def test_a_challenger_worse_than_the_linear_baseline_is_refused(house_spec):
         sales["price"].to_numpy(dtype=np.float64),
         sales["house_id"].to_numpy(),
     )
-    plan, folds = _cv(spec, rows)
+    plan, folds = cv_plan(spec, rows)
     weak = TrainParams(max_depth=1, max_rounds=3, learning_rate=0.01)
     competition = compete(rows, spec, plan, weak, folds=folds)
     metrics = {
@@ -208,7 +166,7 @@ def test_a_challenger_worse_than_the_linear_baseline_is_refused(house_spec):
 def test_the_same_settings_on_the_same_folds_tie_and_the_tie_is_refused():
     spec = synthetic_spec()
     rows = synthetic_rows(spec, nonlinear_label, rows=300)
-    plan, folds = _cv(spec, rows)
+    plan, folds = cv_plan(spec, rows)
     first = cross_validate(Family.XGBOOST, rows, folds, spec, plan, FAST)
     again = cross_validate(Family.XGBOOST, rows, folds, spec, plan, FAST, search=False)
     np.testing.assert_array_equal(first.predictions, again.predictions)
@@ -240,7 +198,7 @@ def test_a_gain_within_noise_is_refused_on_small_data(cancer_spec):
         cleaned[spec.target].to_numpy(dtype=np.float64),
         cleaned[spec.entity_key].to_numpy(),
     )
-    plan, folds = _cv(spec, rows)
+    plan, folds = cv_plan(spec, rows)
     # Two seeds of the same settings differ by chance alone; seed 3 happens to score higher.
     champion = cross_validate(Family.XGBOOST, rows, folds, spec, plan, TrainParams(seed=42))
     challenger = cross_validate(Family.XGBOOST, rows, folds, spec, plan, TrainParams(seed=3))

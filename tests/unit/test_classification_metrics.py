@@ -3,11 +3,13 @@
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib import image
 
 from mlops_assets.core.evaluation import compute_metrics, slice_metrics
 from mlops_assets.core.report import render_plots
 from mlops_assets.spec import TaskType, load_spec
-from tests.unit.test_spec_usability import HEART_SPEC
+from tests.plots import bar_lengths
+from tests.spec_files import HEART_SPEC
 
 # Four rows whose every metric is worked out by hand below.
 Y = np.array([0, 0, 1, 1])
@@ -62,5 +64,12 @@ def test_calibration_plot_is_written_beside_the_others(tmp_path):
     )
     names = [p.name for p in plots]
     assert names == ["roc_and_precision_recall.png", "calibration.png", "feature_importance.png"]
-    for path in plots:
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5_000
+    # Pixel sizes at 90 dpi: two panels side by side, the diagram above its histogram, and one
+    # bar row per feature (at least four rows high).
+    sizes = [image.imread(path).shape[:2] for path in plots]
+    assert sizes == [(405, 990), (585, 540), (216, 630)]
+    # What a reader takes from the importance plot: the most important feature on top, each
+    # bar as long as its importance (2.0 against 1.0).
+    bars = bar_lengths(plots[2], colour=(76, 114, 176))  # #4c72b0, top to bottom
+    assert len(bars) == 2
+    assert bars[0] / bars[1] == pytest.approx(2.0, rel=0.02)

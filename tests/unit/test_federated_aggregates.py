@@ -14,6 +14,7 @@ from mlops_assets.core.imputation import learn_imputation
 from mlops_assets.core.statistics import feature_statistics
 from mlops_assets.federated.aggregates import QUANTILE_BINS, global_feature_statistics
 from mlops_assets.federated.pooled import pooled_metrics
+from mlops_assets.serving.schema import record_model
 from mlops_assets.sources.synthetic import SyntheticConfig, generate_house_sales
 from mlops_assets.spec import HOUSE_PRICES_SPEC, TaskType, load_spec
 
@@ -67,9 +68,18 @@ def test_pooled_metrics_of_the_champion_come_from_its_own_sums():
     assert champion["r2"] == pytest.approx(1 - 2 / 5)  # total sum of squares about 2.5 is 5
 
 
-def test_a_spec_naming_sites_is_hashable_like_any_spec(tmp_path):
+def test_a_spec_naming_sites_is_a_cache_key_like_any_spec(tmp_path):
+    """The service caches its request models by spec: equal specs share one, sites count."""
     document = yaml.safe_load(HOUSE_PRICES_SPEC.read_text())
-    document["training"]["federated"] = {"sites": {"north": "/a", "south": "/b"}}
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(document))
-    assert hash(load_spec(path)) == hash(load_spec(path))  # the service caches by spec
+    paths = {}
+    for name, sites in {
+        "a": {"north": "/a", "south": "/b"},
+        "b": {"north": "/a", "east": "/c"},
+    }.items():
+        document["training"]["federated"] = {"sites": sites}
+        paths[name] = tmp_path / f"{name}.yaml"
+        paths[name].write_text(yaml.safe_dump(document))
+    first, again, other = load_spec(paths["a"]), load_spec(paths["a"]), load_spec(paths["b"])
+    assert first is not again and first == again and first != other
+    assert record_model(first) is record_model(again), "one cached request model per spec"
+    assert record_model(other) is not record_model(first)

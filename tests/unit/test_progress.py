@@ -6,7 +6,7 @@ import numpy as np
 
 from mlops_assets.core.candidates import compete
 from mlops_assets.core.training import ROUND_INTERVAL, TrainParams, train
-from tests.unit.test_candidates import FAST, _cv, linear_label, synthetic_rows, synthetic_spec
+from tests.synthetic_rows import FAST, cv_plan, linear_label, synthetic_rows, synthetic_spec
 
 
 def test_boosting_rounds_are_reported_at_intervals_and_the_fit_at_its_end():
@@ -30,7 +30,7 @@ def test_boosting_rounds_are_reported_at_intervals_and_the_fit_at_its_end():
 def test_cross_validation_reports_each_candidate_and_fold_then_the_ranking():
     spec = synthetic_spec(families=["xgboost", "linear"], folds=3)
     rows = synthetic_rows(spec, linear_label, rows=300)
-    plan, folds = _cv(spec, rows)
+    plan, folds = cv_plan(spec, rows)
     lines: list[str] = []
     compete(rows, spec, plan, FAST, folds=folds, progress=lines.append)
     assert lines[0] == "candidate 1/2: xgboost, 3-fold cross-validation on 300 rows"
@@ -48,7 +48,7 @@ def test_cross_validation_reports_each_candidate_and_fold_then_the_ranking():
 def test_a_search_says_one_line_a_trial_not_one_a_fold():
     spec = synthetic_spec(families=["xgboost"], folds=3, search_trials=4)
     rows = synthetic_rows(spec, linear_label, rows=300)
-    plan, folds = _cv(spec, rows)
+    plan, folds = cv_plan(spec, rows)
     lines: list[str] = []
     compete(rows, spec, plan, FAST, folds=folds, progress=lines.append)
     trials = [line for line in lines if line.startswith("xgboost trial")]

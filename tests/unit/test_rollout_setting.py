@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_assets.serving.rollout import (
+from mlops_assets.model_registry.rollout import (
     CHAMPION_ONLY,
     Rollout,
     RolloutError,

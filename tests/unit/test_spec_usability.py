@@ -19,8 +19,8 @@ from mlops_assets.core.statistics import feature_statistics
 from mlops_assets.monitoring.inputs import monitored_columns
 from mlops_assets.serving.schema import record_model
 from mlops_assets.spec import SpecError, load_spec
+from tests.spec_files import HEART_SPEC
 
-HEART_SPEC = Path(__file__).resolve().parents[1] / "data" / "heart_like.yaml"
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
 

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from mlops_assets.model_registry.rollout import Rollout, write_rollout
 from mlops_assets.serving.prediction_log import PredictionLog
-from mlops_assets.serving.rollout import Rollout, write_rollout
 from mlops_assets.serving.routing import Shadow
 from mlops_assets.serving.shadow import ShadowScorer
 from mlops_assets.serving.traffic import RolloutWatcher, canary_mask, sticky_points

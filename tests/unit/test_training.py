@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from matplotlib import image
 
 from mlops_assets.core.candidates import Rows, compete
 from mlops_assets.core.evaluation import (
@@ -16,6 +17,7 @@ from mlops_assets.core.splits import entity_split
 from mlops_assets.core.training import TrainParams, booster_bytes, predict, train
 from mlops_assets.sources import SyntheticConfig, generate_house_sales
 from mlops_assets.spec import Family, Protocol, TaskType
+from tests.plots import bar_lengths
 
 FAST = TrainParams(max_rounds=200, early_stopping_rounds=20, learning_rate=0.2)
 
@@ -204,14 +206,14 @@ def test_report_renders_metrics_gates_slices_and_plots(data, house_spec, tmp_pat
     slices = slice_metrics(test_rows, y_test, predicted, house_spec)
     assert set(slices) == {"location", "condition"}
     assert sum(s["rows"] for s in slices["location"].values()) == len(y_test)
-    plots = render_plots(
-        tmp_path,
-        y_test,
-        predicted,
-        trained.booster.get_score(importance_type="total_gain"),
-        TaskType.REGRESSION,
-    )
-    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
+    importance = trained.booster.get_score(importance_type="total_gain")
+    plots = render_plots(tmp_path, y_test, predicted, importance, TaskType.REGRESSION)
+    assert [p.name for p in plots] == ["predicted_vs_actual.png", "feature_importance.png"]
+    assert image.imread(plots[0]).shape[:2] == (405, 990), "two panels side by side, 90 dpi"
+    # The importance plot, read back: its two longest bars on top, as long as their gains.
+    first, second = sorted(importance.values(), reverse=True)[:2]
+    bars = bar_lengths(plots[1], colour=(76, 114, 176))
+    assert bars[0] == max(bars) and bars[0] / bars[1] == pytest.approx(first / second, rel=0.02)
     markdown = render_markdown(
         ReportInputs(
             house_spec,

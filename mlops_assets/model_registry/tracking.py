@@ -15,7 +15,6 @@ run id, exactly as its resource would.
 from __future__ import annotations
 
 import logging
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -26,11 +25,8 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from mlops_assets.core.candidates import Competition
-from mlops_assets.core.families import BoosterModel, Model, save_model_file
 from mlops_assets.profile import active_profile, redact_url
 from mlops_assets.resources import MlopsHome
-from mlops_assets.spec import DatasetSpec
 
 
 class MlflowTracking(dg.ConfigurableResource):
@@ -132,55 +128,6 @@ class MlflowTracking(dg.ConfigurableResource):
             tracker.end_run(status=RunStatus.to_string(RunStatus.FAILED))
             raise
         tracker.end_run(status=RunStatus.to_string(RunStatus.FINISHED))
-
-
-def log_training(tracker: Any, settings: dict[str, Any], competition: Competition) -> None:
-    """The run's settings, the winner's family, every candidate's score and the search."""
-    challenger = competition.challenger
-    tracker.log_params({**settings, "family": str(challenger.family)})
-    tracker.log_metrics({f"score_{n}": c.score for n, c in competition.candidates.items()})
-    for trial, result in enumerate(challenger.search):
-        score = result.get("oof_score", result.get("validation_score"))
-        tracker.log_metric("search_score", score, step=trial)
-
-
-def log_report(client: Any, run_id: str, folder: Path, estimate: dict[str, float]) -> None:
-    """The estimate's metrics and the report's files, on the candidate's own MLflow run."""
-    for name, value in estimate.items():
-        client.log_metric(run_id, f"estimate_{name}", value)
-    client.log_artifacts(run_id, str(folder), artifact_path="validation_report")
-
-
-def log_model(tracker: Any, model: Model, spec: DatasetSpec) -> str:
-    """Log the winner in the active MLflow run; returns the URI the registry version points at.
-
-    XGBoost: its MLflow flavour in XGBoost's own format, with an explicit signature and pinned
-    requirements (inferring either costs seconds, and signature inference fails on categorical
-    features). Linear: the JSON coefficients as a plain run artifact (no flavour, no pickle).
-    """
-    import mlflow
-
-    if not isinstance(model, BoosterModel):
-        with tempfile.TemporaryDirectory() as folder:
-            path = save_model_file(model, Path(folder), spec)
-            tracker.log_artifact(str(path), artifact_path="model")
-        return str(mlflow.get_artifact_uri("model"))
-    import xgboost
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    signature = ModelSignature(
-        inputs=Schema([ColSpec("double", name) for name in spec.model_features]),
-        outputs=Schema([ColSpec("double")]),
-    )
-    info = mlflow.xgboost.log_model(
-        model.booster,
-        name="model",
-        signature=signature,
-        pip_requirements=[f"xgboost=={xgboost.__version__}"],
-        model_format="ubj",
-    )
-    return str(info.model_uri)
 
 
 def run_name(dataset: str, tags: Mapping[str, str], when: datetime) -> str:
