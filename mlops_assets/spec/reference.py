@@ -47,7 +47,8 @@ def render_reference() -> str:
         "# Dataset spec reference",
         "",
         "A dataset spec is one YAML file; `mlops validate SPEC` checks it (and, with "
-        "`--data FILE`, a sample of data against it) in about a second, naming every problem.",
+        "`--data FILE`, a sample of data against it) without loading the pipeline, naming "
+        "every problem.",
         "Fields not listed here are refused. *required* marks a field without a default.",
         "",
     ]
