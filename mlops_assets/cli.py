@@ -42,17 +42,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"error: {exc}")
         return 2
     except Exception as exc:  # any other error: its sentence here, its traceback in a log
-        return _failed_command(exc, paths, args)
+        return _failed_command(exc, paths, args, argv)
 
 
-def _failed_command(exc: Exception, paths: PlatformPaths, args: argparse.Namespace) -> int:
+def _failed_command(
+    exc: Exception, paths: PlatformPaths, args: argparse.Namespace, argv: Sequence[str] | None
+) -> int:
     """End a command that an error stopped: one sentence, the traceback in the log (or here)."""
     import traceback
 
     from mlops_assets.known_errors import explain_exception
     from mlops_assets.run_log import write_error_log
 
-    command = " ".join(sys.argv[1:]) or args.handler.__name__.lstrip("_")
+    command = " ".join(sys.argv[1:] if argv is None else argv)
     sentence = explain_exception(exc, paths.root)
     if sentence is None:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
