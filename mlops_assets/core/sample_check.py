@@ -16,8 +16,7 @@ import pandas as pd
 from mlops_assets.core.cleaning import REASON_COLUMN, SOURCE_ROW_COLUMN, clean
 from mlops_assets.core.quality import CheckOutcome, check_cleaned
 from mlops_assets.core.raw import missing_columns, prepare_raw
-from mlops_assets.spec import ColumnSpec, DatasetSpec, DType
-from mlops_assets.spec.model import Imputation
+from mlops_assets.spec import ColumnSpec, DatasetSpec, DType, Imputation
 
 EXAMPLES = 3
 
