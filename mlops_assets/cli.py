@@ -8,20 +8,14 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_assets import quiet
 from mlops_assets.paths import PlatformPaths, resolve_home
 from mlops_assets.progress import show_on_terminal
-from mlops_assets.runner import (
-    BatchRun,
-    PipelineRun,
-    ingest_batch,
-    ingest_landed,
-    open_instance,
-    run_pipeline,
-    table_rows,
-)
+
+if TYPE_CHECKING:
+    from mlops_assets.runner import BatchRun, PipelineRun
 
 FAULT_CHOICES = ("nulls", "out_of_range", "unparseable", "duplicates")
 SCENARIOS = ("none", "covariate_shift", "market_jump")
@@ -31,6 +25,8 @@ LOOPBACK = "127.0.0.1"
 COMMAND = "./mlops"
 FEAST_SERVERS = frozenset({"serve", "serve_offline", "serve_registry", "serve_lineage", "ui"})
 FEAST_OPEN_ONLY = frozenset({"serve_transformations"})  # gRPC on [::], no --host option
+DEBUG_HELP = "show tracebacks and Dagster's error log on the terminal, not only in the log file"
+SAMPLE_ROWS = 10_000
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,11 +42,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         _say(f"error: {exc}")
         return 2
+    except Exception as exc:  # any other error: its sentence here, its traceback in a log
+        return _failed_command(exc, paths, args, argv)
+
+
+def _failed_command(
+    exc: Exception, paths: PlatformPaths, args: argparse.Namespace, argv: Sequence[str] | None
+) -> int:
+    """End a command that an error stopped: one sentence, the traceback in the log (or here)."""
+    import traceback
+
+    from mlops_assets.known_errors import explain_exception
+    from mlops_assets.run_log import write_error_log
+
+    command = " ".join(sys.argv[1:] if argv is None else argv)
+    sentence = explain_exception(exc, paths.root)
+    if sentence is None:
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        sentence = f"{type(exc).__name__}: {first}"
+    if args.debug:
+        traceback.print_exception(exc)
+    log = write_error_log(exc, paths, command)
+    _say(f"error: {sentence}{_log_note(log, args.debug)}")
+    return 1
+
+
+def _log_note(log: os.PathLike[str] | str | None, debug: bool) -> str:
+    """Where the traceback went, said at the end of the failure's sentence."""
+    if debug:
+        return f" (full log: {log})" if log else ""
+    if log is None:
+        return " (the log could not be written; add --debug to see the traceback)"
+    return f" (full log: {log}; add --debug to see it here)"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
     parser.add_argument("--home", help="state folder (default: $MLOPS_HOME or ./.mlops_home)")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="materialize the platform's graph for one batch")
@@ -132,7 +161,67 @@ def _parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="open the Dagster UI (dagster dev) on this state folder")
     _server_options(ui, port=3000)
     ui.set_defaults(handler=_ui)
+    _validate_command(commands)
+    for name, command in commands.choices.items():
+        if name != "feast":  # the feast CLI's own arguments follow it untouched
+            _debug_option(command)
     return parser
+
+
+def _debug_option(parser: argparse.ArgumentParser) -> None:
+    """`--debug` after the command too; SUPPRESS keeps one given before it."""
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _debug_option(sub)
+
+
+def _validate_command(commands: argparse._SubParsersAction) -> None:
+    validate = commands.add_parser(
+        "validate", help="check a dataset spec, and optionally a sample of data against it"
+    )
+    validate.add_argument("spec", help="dataset spec YAML")
+    validate.add_argument("--data", help="a CSV or Parquet file to check against the spec")
+    validate.add_argument(
+        "--rows",
+        type=int,
+        default=SAMPLE_ROWS,
+        help=f"rows of --data to check (default: the first {SAMPLE_ROWS:,})",
+    )
+    validate.set_defaults(handler=_validate)
+
+
+def _validate(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    """Every problem of the spec, then of the data sample, one per line; nothing written."""
+    from mlops_assets.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(args.spec)
+    except SpecError as exc:
+        _say(f"{args.spec}: {len(exc.problems)} problem(s) in the spec:")
+        for problem in exc.problems:
+            _say(f"  - {problem}")
+        return 2
+    _say(
+        f"{args.spec}: spec {spec.name!r} v{spec.version} is valid ({spec.task}, "
+        f"{len(spec.columns)} columns)"
+    )
+    if not args.data:
+        return 0
+    from mlops_assets.core.sample_check import check_sample
+    from mlops_assets.sources import SourceError
+    from mlops_assets.sources.files import read_sample
+
+    try:
+        sample, complete = read_sample(args.data, args.rows)
+    except SourceError as exc:
+        _say(f"error: {exc}")
+        return 2
+    report = check_sample(sample, spec, complete=complete)
+    for line in report.lines:
+        _say(line)
+    return 1 if report.problems else 0
 
 
 def _rollout_commands(commands: argparse._SubParsersAction) -> None:
@@ -268,6 +357,7 @@ def _first_house_id(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.resources import resolve_spec_path
+    from mlops_assets.runner import ingest_batch, open_instance, run_pipeline
     from mlops_assets.spec import load_spec
 
     if args.spec:
@@ -290,18 +380,19 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
         **({"days": args.days} if args.days else {}),
         **({"start": args.start} if args.start else {}),
     }
-    run = ingest_batch(instance, args.batch, source)
-    _report(run, paths)
+    run = ingest_batch(instance, args.batch, source, log_level=_log_level(args))
+    _report(run, paths, instance, args.debug)
     if not run.success:
         return 1
     pipeline = run_pipeline(
         instance,
+        _log_level(args),
         parallel=args.parallel,
         model_config=_model_config(args),
         full_online_rewrite=args.full_online_rewrite,
         reason=f"mlops run, batch {args.batch}",
     )
-    _report_pipeline(pipeline)
+    _report_pipeline(pipeline, paths, instance, args.debug)
     if not pipeline.success:
         return 1
     _say(_results(paths))
@@ -310,21 +401,33 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 def _run_federated(args: argparse.Namespace, instance: Any, paths: PlatformPaths) -> int:
     """A spec naming sites trains at the sites (`federated_job`): no central batch to ingest."""
+    from mlops_assets.runner import run_pipeline
+
     if args.parallel:
         _say("--parallel applies to the central graph; a federated spec runs federated_job")
         return 2
     _say("Federated spec: each site's process reads its own rows; nothing is ingested centrally")
     pipeline = run_pipeline(
         instance,
+        _log_level(args),
         job="federated_job",
         model_config=_model_config(args),
         reason="mlops run, federated sites",
     )
-    _report_pipeline(pipeline)
+    _report_pipeline(pipeline, paths, instance, args.debug)
     if not pipeline.success:
         return 1
     _say(_results(paths))
     return 0
+
+
+def _log_level(args: argparse.Namespace) -> str:
+    """Dagster's console log on the terminal: errors with tracebacks only under --debug.
+
+    Without it the run's sentence is said by this tool and the tracebacks go to the run's
+    log file (`run_log.py`) and the Dagster UI.
+    """
+    return "WARNING" if args.debug else "CRITICAL"
 
 
 def _results(paths: PlatformPaths) -> str:
@@ -370,11 +473,14 @@ def _land(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _ingest(args: argparse.Namespace, paths: PlatformPaths) -> int:
-    runs = ingest_landed(open_instance(paths), paths, replace=args.replace)
+    from mlops_assets.runner import ingest_landed, open_instance
+
+    instance = open_instance(paths)
+    runs = ingest_landed(instance, paths, replace=args.replace, log_level=_log_level(args))
     if not runs:
         _say(f"Nothing waiting in {paths.landing}")
     for run in runs:
-        _report(run, paths)
+        _report(run, paths, instance, args.debug)
     return 0 if all(r.success for r in runs) else 1
 
 
@@ -382,6 +488,7 @@ def _status(args: argparse.Namespace, paths: PlatformPaths) -> int:
     import dagster as dg
 
     from mlops_assets.ingestion.publication import recover
+    from mlops_assets.runner import open_instance, table_rows
 
     instance = open_instance(paths)
     recover(paths)
@@ -408,9 +515,14 @@ def _status(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _failure_reason(instance, run_id: str) -> str:
-    """The message of the run's failure event (why the platform or Dagster failed it)."""
+    """Why the run failed: its steps' sentences, else the run's failure event."""
     import dagster as dg
 
+    from mlops_assets.run_failures import run_failure_message
+
+    reason = run_failure_message(instance, run_id)
+    if reason != "run failed":
+        return reason.splitlines()[0][:300]
     events = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     messages = [e.dagster_event.message for e in events if e.dagster_event]
     return (messages[-1] or "run failed").splitlines()[0][:300] if messages else "run failed"
@@ -419,6 +531,7 @@ def _failure_reason(instance, run_id: str) -> str:
 def _feast(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.features.feast_repo import FEATURE_REPO, config_file
     from mlops_assets.profile import active_profile
+    from mlops_assets.runner import open_instance
 
     feast_args = feast_arguments(list(args.feast_args))
     open_instance(paths)  # exports MLOPS_HOME for feature_store.yaml and definitions.py
@@ -524,6 +637,7 @@ def _history(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 def _rollback(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.model_registry.champion import NothingToRollBack
+    from mlops_assets.runner import open_instance, run_pipeline
 
     try:
         entry = _registry(paths).rollback(args.reason)
@@ -531,9 +645,13 @@ def _rollback(args: argparse.Namespace, paths: PlatformPaths) -> int:
         _say(f"error: {exc}")
         return 1
     _say(f"Rolled back: champion is v{entry['version']} again (was v{entry['previous']})")
-    deployed = run_pipeline(open_instance(paths), job="deploy_job")
+    instance = open_instance(paths)
+    deployed = run_pipeline(instance, _log_level(args), job="deploy_job")
     if not deployed.success:
-        _say(f"Packaging the restored champion FAILED:\n{deployed.error}")
+        log = _run_log(instance, deployed.run_id, paths)
+        _say(
+            f"Packaging the restored champion FAILED: {deployed.error}{_log_note(log, args.debug)}"
+        )
         return 1
     _say(f"Serving package: {deployed.metadata.get('bento', {}).get('bento_tag', '-')}")
     return 0
@@ -569,6 +687,7 @@ def _rollout(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 def _serve(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.paths import PROJECT_ROOT
+    from mlops_assets.runner import open_instance
 
     open_instance(paths)
     _reconciled_champion(paths)  # bento.json must name the registry's champion
@@ -598,6 +717,8 @@ def _mlflow(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _ui(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    from mlops_assets.runner import open_instance
+
     open_instance(paths)
     workspace = os.path.join(os.path.dirname(os.path.dirname(__file__)), "workspace.yaml")
     command = [
@@ -618,38 +739,60 @@ def _bind(args: argparse.Namespace) -> list[str]:
     return ["--host", args.host, "--port", str(args.port)]
 
 
-def _features_line(features: dict, online: dict, training: dict) -> None:
-    _say(
+def features_line(features: dict, online: dict, training: dict, protocol: str) -> str:
+    """The feature stage in one line; the split only where the protocol used it."""
+    line = (
         f"Features: {_n(features.get('dagster/row_count'))} rows; online store: "
         f"{_n(online.get('entities_written'))} entities written ({online.get('mode', '-')}), "
         f"{_n(online.get('entities_skipped'))} unchanged, in {online.get('seconds', '-')} s; "
-        f"training set: {_n(training.get('train_rows'))} train / "
-        f"{_n(training.get('validation_rows'))} validation / {_n(training.get('test_rows'))} test"
+        f"training set: {_n(training.get('dagster/row_count'))} rows"
     )
+    if protocol in ("holdout", "latest_period"):
+        line += (
+            f", {_n(training.get('train_rows'))} train / "
+            f"{_n(training.get('validation_rows'))} validation / "
+            f"{_n(training.get('test_rows'))} test"
+        )
+        if protocol == "latest_period":
+            line += " by event time"
+    elif protocol == "cross_validation":
+        line += " (cross-validated: every row is trained on and tested)"
+    elif protocol == "backtest":
+        line += " (backtested: each fold judged on days after its training rows)"
+    return line
 
 
-def _report_pipeline(run: PipelineRun) -> None:
-    if not run.success:
-        _say(f"Pipeline FAILED (run {run.run_id[:8]}):\n{run.error}")
-        return
+def _report_pipeline(run: PipelineRun, paths: PlatformPaths, instance: Any, debug: bool) -> None:
+    """What the run produced (features, model, estimate, promotion), then why it failed."""
     report = run.metadata.get("validation_report", {})
     promotion = run.metadata.get("promoted_model", {})
     features = run.metadata.get("features", {})
     online = run.metadata.get("online_features", {})
     training = run.metadata.get("training_set", {})
+    protocol = str(run.metadata.get("model", {}).get("protocol", ""))
     if features:  # a federated run has no central features
-        _features_line(features, online, training)
+        _say(features_line(features, online, training, protocol))
     if report:
         metrics = report.get("estimate_metrics", {})
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         _say(f"Model {report.get('model_id', '')[:12]} ({report.get('family', '')}): {shown}")
         _say(f"Estimate: {_describe_estimate(report.get('estimate', {}))}")
+    if report and promotion:
         verdict = "promoted" if promotion.get("promoted") else "not promoted"
         _say(
             f"Promotion: {verdict} ({report.get('reason', '')}); champion is "
             f"v{promotion.get('champion_version', '-')} "
             f"of '{promotion.get('registered_model', '')}'"
         )
+    if not run.success:
+        log = _run_log(instance, run.run_id, paths)
+        _say(f"Pipeline FAILED (run {run.run_id[:8]}): {run.error}{_log_note(log, debug)}")
+
+
+def _run_log(instance: Any, run_id: str, paths: PlatformPaths) -> os.PathLike[str] | None:
+    from mlops_assets.run_log import write_run_log
+
+    return write_run_log(instance, run_id, paths)
 
 
 def _describe_estimate(estimate: dict) -> str:
@@ -680,12 +823,17 @@ def _describe_estimate(estimate: dict) -> str:
     )
 
 
-def _report(run: BatchRun, paths: PlatformPaths) -> None:
+def _report(run: BatchRun, paths: PlatformPaths, instance: Any, debug: bool) -> None:
+    from mlops_assets.runner import table_rows
+
     if not run.run_id:
         _say(f"Landed {run.batch!r} REFUSED (moved to {paths.landing_failed}): {run.error}")
         return
     if not run.success:
-        _say(f"Batch {run.batch!r} FAILED (run {run.run_id[:8]}):\n{run.error}")
+        log = _run_log(instance, run.run_id, paths)
+        _say(
+            f"Batch {run.batch!r} FAILED (run {run.run_id[:8]}): {run.error}{_log_note(log, debug)}"
+        )
         return
     raw, cleaned = table_rows(paths.raw(run.batch)), table_rows(paths.cleaned(run.batch))
     quarantined = table_rows(paths.quarantine(run.batch))

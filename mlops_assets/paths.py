@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_assets.profile import active_profile, write_dagster_yaml
-from mlops_assets.sources.landing import validate_batch_key
 
 HOME_ENV = "MLOPS_HOME"
 DEFAULT_HOME_NAME = ".mlops_home"
@@ -246,3 +245,14 @@ class PlatformPaths:
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         write_dagster_yaml(self.dagster_home, active_profile())
         return self.dagster_home
+
+
+def validate_batch_key(batch: str) -> str:
+    """The batch key, checked (`sources.landing`, imported here only when a batch is named).
+
+    Importing the sources package loads pandas, which commands that only read a spec or
+    start a server do not need.
+    """
+    from mlops_assets.sources.landing import validate_batch_key as validate
+
+    return validate(batch)

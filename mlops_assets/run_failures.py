@@ -4,9 +4,14 @@ Its own module because both sides need it: the runner (runs it starts) and the s
 they only see by id), and the runner loads the definitions that hold the sensors.
 """
 
+import os
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
+
+from mlops_assets.known_errors import explain
+from mlops_assets.paths import HOME_ENV
 
 
 def failure_message(result: Any) -> str:
@@ -34,7 +39,18 @@ def _step_failures(events: Any) -> str:
 
 
 def _root_cause(error: Any) -> str:
-    """The innermost error's message: Dagster wraps user exceptions in its own."""
+    """The innermost error's message, or what it means when it is a known machine error.
+
+    Dagster wraps user exceptions in its own; a full disk or a locked state folder then reads
+    as the sentence `known_errors.explain` gives it, not as a driver's exception.
+    """
     while getattr(error, "cause", None) is not None:
         error = error.cause
-    return error.message.strip()
+    message = error.message.strip()
+    return explain(message, _state_folder()) or message
+
+
+def _state_folder() -> Path | None:
+    """The state folder of this process (`MLOPS_HOME`), to name it and measure its disk."""
+    home = os.environ.get(HOME_ENV)
+    return Path(home) if home else None

@@ -162,7 +162,11 @@ def _pipeline_outcome(result: Any) -> PipelineRun:
 
 
 def ingest_landed(
-    instance: dg.DagsterInstance, paths: PlatformPaths, *, replace: bool = False
+    instance: dg.DagsterInstance,
+    paths: PlatformPaths,
+    *,
+    replace: bool = False,
+    log_level: str = "WARNING",
 ) -> list[BatchRun]:
     """Ingest every ready landed file as its own batch, then archive it by outcome.
 
@@ -174,7 +178,7 @@ def ingest_landed(
     for path in scan.ready:
         source = {"kind": "landing", "replace": replace}
         try:
-            run = ingest_batch(instance, batch_key_for(path), source)
+            run = ingest_batch(instance, batch_key_for(path), source, log_level)
         except (ValueError, OSError) as exc:
             run = BatchRun(batch_key_for(path), False, "", f"{path.name}: {exc}")
         archive_landed(path, succeeded=run.success, error=run.error)

@@ -110,10 +110,11 @@ def _estimate_lines(inputs: ReportInputs) -> list[str]:
     if protocol == "federated":
         return _federated_lines(facts)
     if protocol == "cross_validation":
+        stratified = "" if inputs.spec.task == TaskType.REGRESSION else "stratified by class, "
         how = (
-            f"{facts.get('folds')}-fold cross-validation (stratified by class, grouped by "
-            f"entity) on {facts.get('rows', 0):,} rows: every row predicted by a model that "
-            "never saw it; the served model is refit on all rows"
+            f"{facts.get('folds')}-fold cross-validation ({stratified}grouped by entity) on "
+            f"{facts.get('rows', 0):,} rows: every row predicted by a model that never saw it; "
+            "the served model is refit on all rows"
         )
     elif protocol == "backtest":
         how = (

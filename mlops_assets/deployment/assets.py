@@ -6,12 +6,14 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.asset_checks import check_specs, to_check_result
+from mlops_assets.asset_checks import blocking_failures, check_specs, to_check_result
+from mlops_assets.core.quality import CheckOutcome
 from mlops_assets.core.storage import read_json
 from mlops_assets.deployment.bento_export import build_bento, reconcile_export
 from mlops_assets.deployment.live_rollout import STAGED, stage_challenger
 from mlops_assets.deployment.promotion import (
     PROMOTION_CHECKS,
+    no_gated_champion,
     promotion_outcomes,
     register_and_promote,
 )
@@ -19,6 +21,7 @@ from mlops_assets.errors import failing_clearly
 from mlops_assets.handoff import upstream_metadata
 from mlops_assets.model_registry.champion import (
     CHALLENGER,
+    ChampionInfo,
     ChampionRegistry,
     PromotionConflict,
 )
@@ -71,6 +74,8 @@ def promoted_model(
     champion = registry.champion()
     reason = f"{STAGED}: {decision['reason']}" if staging else decision["reason"]
     outcomes = promotion_outcomes(champion, version, decision["reason"], staging.get("mode", ""))
+    if blocking_failures(outcomes):  # the run ends with the reason, not the check's name
+        yield from reject_promotion(outcomes, champion, version, decision, paths, model_id)
     yield dg.MaterializeResult(
         metadata={
             "promoted": champion is not None and champion.version == version,
@@ -84,6 +89,22 @@ def promoted_model(
         },
         check_results=[to_check_result(o) for o in outcomes],
     )
+
+
+def reject_promotion(
+    outcomes: list[CheckOutcome],
+    champion: ChampionInfo | None,
+    version: str,
+    decision: dict[str, Any],
+    paths: PlatformPaths,
+    model_id: str,
+) -> Iterator[dg.AssetCheckResult]:
+    """Record the checks, then fail the step saying why nothing can be deployed."""
+    for outcome in outcomes:
+        yield to_check_result(outcome)
+    report = str(paths.model_report(model_id))
+    sentence = no_gated_champion(champion, version, decision["reason"], report)
+    raise dg.Failure(description=sentence, allow_retries=False)
 
 
 def _stage(

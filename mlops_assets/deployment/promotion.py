@@ -86,3 +86,22 @@ def promotion_outcomes(
         ),
         CheckOutcome("candidate_promoted", promoted, Severity.WARN, outcome),
     ]
+
+
+def no_gated_champion(champion: ChampionInfo | None, version: str, reason: str, report: str) -> str:
+    """Why nothing can be deployed when no champion passed its gates, and what to do.
+
+    The first model of a dataset that fails a gate (or its baselines) leaves nothing to serve:
+    the run fails with this sentence rather than with the blocking check's bare name.
+    """
+    if champion is None:
+        return (
+            f"no model serves yet, because none has passed the gates: candidate v{version} was "
+            f"not promoted ({reason}); read its report in {report}, then improve the data or "
+            "its features, or relax the spec's `gates:` rules, and run again"
+        )
+    return (
+        f"champion v{champion.version} carries no record of passing its gates, so it is not "
+        "deployed: run again to train a model that passes them, or `mlops rollback` to the "
+        "previous champion"
+    )

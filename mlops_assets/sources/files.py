@@ -103,3 +103,35 @@ def _require_same_columns(frames: list[pd.DataFrame], paths: list[Path]) -> None
             raise SourceError(
                 f"source file {path} has columns {list(frame.columns)}, but {paths[0]} has {first}"
             )
+
+
+def read_sample(location: str, rows: int) -> tuple[pd.DataFrame, bool]:
+    """The first `rows` rows of a local CSV or Parquet file, and whether they are all of it.
+
+    Read as `read_frame` reads the whole file, so a check of the sample sees the values the
+    pipeline will see; errors name the file as `FileSource` does.
+    """
+    if rows < 1:
+        raise SourceError(f"--rows must be at least 1, got {rows}")
+    if glob.has_magic(location) or location.startswith(("http://", "https://")):
+        raise SourceError(f"{location}: give one local file to check, not a glob or a URL")
+    source = FileSource(location)
+    (path,) = source._paths()
+    fmt = source._format(str(path))
+    try:
+        if fmt == "csv":
+            frame = pd.read_csv(path, nrows=rows + 1)
+        else:
+            import pyarrow.parquet as pq
+
+            batches = pq.ParquetFile(path).iter_batches(batch_size=rows + 1)
+            frame = next(batches).to_pandas()
+    except StopIteration as exc:
+        raise SourceError(f"source {path} has no rows") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise SourceError(f"source {path} is empty") from exc
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise SourceError(f"source {path} cannot be read as {fmt.upper()}: {exc}") from exc
+    if frame.empty:
+        raise SourceError(f"source {path} has no rows")
+    return frame.head(rows), len(frame) <= rows

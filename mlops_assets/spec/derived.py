@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -182,6 +181,6 @@ def _evaluate(node: ast.AST, frame: Mapping[str, Any]) -> Any:
 
 
 def _as_float(values: Any) -> np.ndarray:
-    if isinstance(values, pd.Series):
+    if hasattr(values, "to_numpy"):  # a pandas Series (pandas is not imported just for this)
         return values.to_numpy(dtype="float64", na_value=np.nan)
     return np.asarray(values, dtype="float64")

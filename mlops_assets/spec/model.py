@@ -6,10 +6,11 @@ offending field named instead of surfacing later as a confusing KeyError deep in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import yaml
 from pydantic import (
@@ -33,7 +34,14 @@ DEFAULT_THRESHOLD = 0.5
 
 
 class SpecError(ValueError):
-    """A dataset spec that cannot be used; the message names the file and the field."""
+    """A dataset spec that cannot be used; the message names the file and the field.
+
+    `problems` lists each problem on its own (the message joins them), for `mlops validate`.
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems) or [message]
 
 
 class Role(StrEnum):
@@ -703,14 +711,21 @@ def load_spec(path: str | Path) -> DatasetSpec:
     try:
         return DatasetSpec.model_validate(document)
     except ValidationError as exc:
-        problems = "; ".join(_describe_error(document, err) for err in exc.errors())
-        raise SpecError(f"dataset spec {path} is invalid: {problems}") from exc
+        errors = exc.errors()
+        problems = [_describe_error(document, e) for e in errors if not _echo(e, errors)]
+        message = f"dataset spec {path} is invalid: {'; '.join(problems)}"
+        raise SpecError(message, problems) from exc
 
 
 def _describe_error(document: dict[str, Any], error: Any) -> str:
     """`column 'cp': categories[0]: ...` rather than pydantic's `columns.2.categories.0`."""
     location = list(error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        model = _model_at(location[:-1])
+        allowed = f"; allowed fields: {', '.join(model.model_fields)}" if model else ""
+        message = f"unknown field {location[-1]!r}{allowed}"
+        location = location[:-1]
     subject = ""
     if len(location) >= 2 and location[0] in _LISTS and isinstance(location[1], int):
         entries = document.get(location[0])
@@ -722,10 +737,42 @@ def _describe_error(document: dict[str, Any], error: Any) -> str:
     path = ""
     for part in location:
         path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
-    where = ": ".join(p for p in (subject, path) if p) or "<root>"
+    where = ": ".join(p for p in (subject, path) if p) or "top level"
     if subject and message.startswith(f"{subject}:"):
         return message  # the model's own check already named the column
     return f"{where}: {message}"
 
 
 _LISTS = {"columns": "column", "derived": "derived column"}
+
+
+def _echo(error: Any, errors: list[Any]) -> bool:
+    """A list found "too short" only because its entries failed: those errors say it."""
+    loc = tuple(error["loc"])
+    return error["type"] == "too_short" and any(
+        len(e["loc"]) > len(loc) and tuple(e["loc"][: len(loc)]) == loc for e in errors
+    )
+
+
+def _model_at(location: Sequence[str | int]) -> type[BaseModel] | None:
+    """The spec model that a validation error's location points into (None: not a model)."""
+    model: type[BaseModel] | None = DatasetSpec
+    for part in location:
+        if isinstance(part, int):
+            continue  # an entry of a list: the same model as the list's
+        field = model.model_fields.get(part) if model else None
+        model = _inner_model(field.annotation) if field else None
+        if model is None:
+            return None
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    """The model inside `X | None`, `tuple[X, ...]` or `X` itself."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _inner_model(argument)
+        if found is not None:
+            return found
+    return None

@@ -41,7 +41,10 @@ def _write_spec(tmp_path: Path, mutate) -> Path:
         (lambda d: d["columns"][2].update(min=10, max=1), "min 10.0 > max 1.0"),
         (lambda d: d["columns"][5].pop("categories"), "must list categories"),
         (lambda d: d.update(task="ranking"), "task"),
-        (lambda d: d["columns"][2].update(colour="red"), "column 'sqft': colour: Extra"),
+        (
+            lambda d: d["columns"][2].update(colour="red"),
+            "column 'sqft': unknown field 'colour'; allowed fields: name, dtype, role,",
+        ),
         (lambda d: d["derived"][0].update(expr="sqft / rooms"), "unknown columns ['rooms']"),
         (lambda d: d["derived"][0].update(expr="__import__('os')"), "only these functions"),
         (lambda d: d["columns"].append({"name": "price", "dtype": "float"}), "duplicate column"),
@@ -59,7 +62,10 @@ def _write_spec(tmp_path: Path, mutate) -> Path:
             lambda d: d["training"].update(split={"train": 0.8, "validation": 0.15, "test": 0.15}),
             "train + validation + test must be 1",
         ),
-        (lambda d: d["training"].update(search=3), "training.search: Extra inputs"),
+        (
+            lambda d: d["training"].update(search=3),
+            "training: unknown field 'search'; allowed fields: protocol, cv_below_rows,",
+        ),
         (lambda d: d["gates"].update(champion_tolerance=0.02), "set training.min_improvement"),
     ],
 )

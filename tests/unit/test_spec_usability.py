@@ -79,7 +79,10 @@ def _set_cp(document, **fields):
         (lambda d: _set_cp(d, categories=[True, 2]), "column 'cp': categories[0]: True is a bool"),
         (lambda d: _set_cp(d, impute="constant", impute_value=9), "impute_value 9 is not one"),
         (lambda d: _set_cp(d, dtype="decimal"), "column 'cp': dtype: Input should be"),
-        (lambda d: d["derived"][0].update(colour=1), "derived column 'chol_per_age': colour"),
+        (
+            lambda d: d["derived"][0].update(colour=1),
+            "derived column 'chol_per_age': unknown field 'colour'; allowed fields: name, expr,",
+        ),
         (lambda d: d.update(decision_threshold=1.0), "decision_threshold: Input should be less"),
         (lambda d: d["columns"][-1].update(impute="mode"), "only feature columns can be imputed"),
     ],
