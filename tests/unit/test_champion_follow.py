@@ -247,3 +247,22 @@ def test_status_files_of_workers_no_longer_running_are_ignored(tmp_path: Path) -
     assert describe_service([]) == [
         "Service: no running `mlops serve` worker reports to this state folder"
     ]
+
+
+def test_a_loaded_challenger_is_checked_again_when_the_file_names_another_version(
+    tmp_path: Path, house_spec, boosters
+) -> None:
+    champion = _predictor(boosters[6], house_spec, "1")
+    challenger = _predictor(boosters[2], house_spec, "14")
+    watcher, _, _ = _watcher(tmp_path, champion, {"m:v14": challenger})
+    write_rollout(watcher.path, Rollout(mode="shadow", challenger_tag="m:v14"))
+    watcher.check()
+    assert watcher.traffic.mode == "shadow"
+    wrong = Rollout(mode="shadow", challenger_tag="m:v14", challenger_version="77")
+    write_rollout(watcher.path, wrong)
+    watcher.check()
+    assert watcher.traffic.mode == "champion"
+    assert watcher.traffic.error == (
+        "challenger m:v14 not loaded: the rollout names challenger v77 but the model m:v14 is "
+        "v14: run `mlops rollout` again"
+    )
