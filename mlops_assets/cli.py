@@ -241,7 +241,9 @@ def _rollout_commands(commands: argparse._SubParsersAction) -> None:
     off = modes.add_parser("off", help="champion only again (rolls the rollout back)")
     off.add_argument("--reason", default="mlops rollout off")
     off.set_defaults(handler=_rollout, mode="champion")
-    status = modes.add_parser("status", help="the rollout the service follows")
+    status = modes.add_parser(
+        "status", help="the rollout the service follows, and what its workers serve and count"
+    )
     status.set_defaults(handler=_rollout, mode=None)
 
 
@@ -662,7 +664,11 @@ def _rollout(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.resources import resolve_spec_path
 
     if args.mode is None:
+        from mlops_assets.serving.worker_status import describe_service, read_statuses
+
         _say(_champion_line(paths))
+        for line in describe_service(read_statuses(paths.serving_status)):
+            _say(line)
         _say(rollout_control.describe(rollout_control.current(paths)))
         return 0
     if args.mode == "champion":

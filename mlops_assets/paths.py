@@ -198,6 +198,11 @@ class PlatformPaths:
         return self.deployment / "rollout.json"
 
     @property
+    def serving_status(self) -> Path:
+        """One status file per running service worker (`serving/worker_status.py`)."""
+        return self.deployment / "serving"
+
+    @property
     def bentoml_home(self) -> Path:
         """BentoML's model and bento store (`BENTOML_HOME`)."""
         return self.root / "bentoml"

@@ -105,7 +105,7 @@ def build_app(
             return _error(503, f"the online feature store is unavailable ({type(exc).__name__})")
         if found.unknown:
             return _error(404, "unknown entity keys", keys=found.unknown)
-        routed = _route(service, "predict_by_key", matrix=found.matrix, keys=list(found.keys))
+        routed = _route(service, "predict_by_key", rows=found.matrix, keys=list(found.keys))
         keys = [str(k) for k in found.keys]
         body = {"predictions": dict(zip(keys, routed.predictions.tolist(), strict=True))}
         if routed.canary:
@@ -115,22 +115,24 @@ def build_app(
 
     @app.get("/model_info", summary="Which model answers, and where it came from")
     async def model_info() -> Response:
-        service = state()
-        return JSONResponse({**service.predictor.bundle.info, "rollout": _rollout(service)})
+        traffic = _traffic(state())
+        info = traffic.champion.bundle.info
+        return JSONResponse({**info, "champion": traffic.following, "rollout": traffic.describe()})
 
     return app
 
 
 def _route(service: Any, endpoint: str, **request: Any) -> Routed:
-    """The request's predictions under the rollout this worker applies now."""
-    watcher = getattr(service, "rollout", None)
-    traffic = watcher.traffic if watcher is not None else Traffic()
-    return route(service.predictor, traffic, endpoint, **request)
+    """The request's predictions under the champion and rollout this worker applies now.
+
+    The worker's `Traffic` is read once: a swap meanwhile affects the next request only.
+    """
+    return route(_traffic(service), endpoint, **request)
 
 
-def _rollout(service: Any) -> dict[str, Any]:
+def _traffic(service: Any) -> Traffic:
     watcher = getattr(service, "rollout", None)
-    return (watcher.traffic if watcher is not None else Traffic()).describe()
+    return watcher.traffic if watcher is not None else Traffic(champion=service.predictor)
 
 
 def _answer(

@@ -7,6 +7,8 @@ service module is imported, and metrics created before that would never reach `/
 from __future__ import annotations
 
 import functools
+import threading
+from collections import Counter as Tally
 from typing import Any
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -43,10 +45,10 @@ def labelled_metrics(version: str, endpoint: str) -> tuple[Any, Any]:
 
 @functools.cache
 def model_metrics() -> tuple[Any, Any]:
-    """(info gauge of the loaded model, promotion time of that model), set once per worker.
+    """(info gauge of the answering model, promotion time of that model), set at each swap.
 
-    The promotion time lets an alert fire when the champion grows old; `max` merges the
-    workers' identical values into one series.
+    The promotion time lets an alert fire when the champion grows old; `livemax` merges the
+    live workers' identical values into one series. A model swapped out is set to 0 in both.
     """
     from prometheus_client import Gauge
 
@@ -54,13 +56,13 @@ def model_metrics() -> tuple[Any, Any]:
         "mlops_model_info",
         "The model this service answers with (always 1), by version, name and MLflow run.",
         ["model_version", "model_name", "mlflow_run_id"],
-        multiprocess_mode="max",
+        multiprocess_mode="livemax",
     )
     promoted = Gauge(
         "mlops_model_promoted_timestamp_seconds",
         "When the served model became champion (Unix time), by model version.",
         ["model_version"],
-        multiprocess_mode="max",
+        multiprocess_mode="livemax",
     )
     return info, promoted
 
@@ -153,3 +155,67 @@ def challenger_metrics() -> tuple[Any, Any]:
         ["mode"],
     )
     return shadow, failures
+
+
+@functools.cache
+def unscored_metric() -> Any:
+    """Requests a challenger could not score, by mode, endpoint and reason."""
+    from prometheus_client import Counter
+
+    return Counter(
+        "mlops_challenger_unscored",
+        "Requests the challenger could not score (the champion answered them alone), by mode, "
+        "endpoint and reason: features (it cannot read the online rows), error, overload.",
+        ["mode", "endpoint", "reason"],
+    )
+
+
+_TALLY: Tally[tuple[str, str]] = Tally()  # (challenger version, outcome) -> requests
+_TALLY_LOCK = threading.Lock()
+
+
+def count_challenger(
+    version: str, outcome: str, mode: str = "", endpoint: str = "", reason: str = "error"
+) -> None:
+    """Count one request the challenger scored (`scored`) or could not score (`unscored`).
+
+    The worker keeps its own tally too, which its status file reports to `mlops rollout
+    status` (`worker_status.py`); an unscored request also goes to `mlops_challenger_unscored`.
+    """
+    key = outcome if outcome == "scored" else f"unscored:{reason}"
+    with _TALLY_LOCK:
+        _TALLY[(version, key)] += 1
+    if outcome != "scored":
+        unscored_metric().labels(mode, endpoint, reason).inc()
+
+
+def challenger_tally(version: str) -> dict[str, int]:
+    """Requests per outcome for challenger `version`, counted in this worker."""
+    with _TALLY_LOCK:
+        return {key: n for (v, key), n in sorted(_TALLY.items()) if v == version}
+
+
+@functools.cache
+def champion_metrics() -> tuple[Any, Any]:
+    """(champions that could not be loaded, champions swapped in), per worker."""
+    from prometheus_client import Counter
+
+    failures = Counter(
+        "mlops_champion_load_failures",
+        "New champions the running service could not load or verify; the previous one kept "
+        "answering.",
+    )
+    swaps = Counter(
+        "mlops_champion_swaps",
+        "New champions the running service loaded, verified, warmed and now answers with.",
+    )
+    return failures, swaps
+
+
+def retire_model(info: dict[str, Any]) -> None:
+    """The model no longer answers in this worker: its gauges go to 0."""
+    gauge, promoted = model_metrics()
+    version = str(info.get("model_version", ""))
+    labels = (version, str(info.get("model_name", "")), str(info.get("mlflow_run_id", "")))
+    gauge.labels(*labels).set(0)
+    promoted.labels(version).set(0)

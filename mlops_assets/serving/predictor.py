@@ -20,6 +20,7 @@ import pandas as pd
 
 from mlops_assets.core.families import Model, load_model_file
 from mlops_assets.core.features import arrays_to_matrix, engineer_arrays
+from mlops_assets.serving.feature_rows import FeatureRows
 from mlops_assets.spec import DatasetSpec, Family, load_spec
 
 SPEC_FILE = "dataset_spec.yaml"
@@ -107,6 +108,25 @@ class Predictor:
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """Predictions for a model matrix already in the model's column order."""
         return self.bundle.model.predict(matrix)
+
+    def online_rows(self, source: DatasetSpec) -> FeatureRows:
+        """How this model reads online feature rows stored in `source`'s model order."""
+        return FeatureRows(source, self.spec, self._imputation)
+
+    def warm(self) -> None:
+        """One prediction through the whole request path (a record of missing values).
+
+        Proves that the spec, the feature code and the model file fit together before the
+        model answers anyone, and pays the first call's one-off costs here.
+        """
+        if self.spec.windows.history_features:  # its requests come by key, from stored rows
+            width = len(self.spec.model_features)
+            predictions = self.predict_matrix(np.full((1, width), np.nan, dtype=np.float32))
+        else:
+            empty: dict[str, list[Any]] = {name: [None] for name in self._features}
+            predictions = self.predict_columns(empty)
+        if predictions.shape != (1,):
+            raise ValueError(f"one record gave predictions of shape {predictions.shape}")
 
     def reads_matrix_of(self, other: Predictor) -> bool:
         """Whether `other`'s model matrix is exactly this model's input for the same request.

@@ -2,16 +2,22 @@
 
 `route` returns the answer and its parts (which model answered which rows, for the response,
 the metrics and the prediction log), plus, in shadow mode, the challenger's work, which `shadow.py`
-scores off the request's path. The champion's model matrix is built once; a challenger that
+scores off the request's path. Everything comes from one `Traffic` read once per request (the
+champion, the challenger and the setting), so a request that started before a swap finishes on
+the models it started with. The champion's model matrix is built once; a challenger that
 engineers features the same way scores that very matrix, otherwise it builds its own from the
-request's values with its own feature code (so a by-key request, which has no values, stays
-with the champion for such a challenger).
+request's values with its own feature code. A by-key request has no values: each model reads
+the online store's rows itself (`feature_rows.py`), so a challenger with other stored fill
+values scores by key too.
 
 `log_part` queues one model's predictions of a request for the prediction log.
 
-A challenger that fails on a request never fails the request: in canary mode the champion
-answers its rows instead, in shadow mode nothing is logged for it; either way the failure is
-logged and counted (`mlops_challenger_prediction_failures_total`).
+A challenger that cannot score a request never fails the request: in canary mode the champion
+answers its rows instead, in shadow mode nothing is logged for it; either way the request is
+counted (`mlops_challenger_unscored_total`, by reason: `features` when it cannot read the
+online rows, `error` when it raised, `overload` when the shadow queue was full) and shown by
+`mlops rollout status`; a raised error is also logged
+(`mlops_challenger_prediction_failures_total`).
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from mlops_assets.serving.metrics import challenger_metrics
+from mlops_assets.serving.feature_rows import UnreadableRows
+from mlops_assets.serving.metrics import challenger_metrics, count_challenger
 from mlops_assets.serving.predictor import Predictor
 from mlops_assets.serving.traffic import Traffic, canary_mask
 
@@ -70,10 +77,13 @@ class Routed:
 
 @dataclass
 class Shadow:
-    """The challenger's work on a request it does not answer (`shadow.py` runs it later)."""
+    """The challenger's work on a request it does not answer (`shadow.py` runs it later).
+
+    `own_matrix`: `matrix` is the challenger's input as it is; otherwise it scores `columns`.
+    """
 
     challenger: Predictor
-    same_matrix: bool
+    own_matrix: bool
     matrix: np.ndarray
     columns: Mapping[str, list[Any]] | None
     endpoint: str
@@ -81,40 +91,60 @@ class Shadow:
     def run(self) -> Part | None:
         """Score the request; a failure is logged and counted, never raised."""
         started = time.perf_counter()
+        own = self.matrix if self.own_matrix else None
         try:
-            predictions = _challenger_predict(
-                self.challenger, self.same_matrix, self.matrix, self.columns, None
-            )
+            predictions = _challenger_predict(self.challenger, own, self.columns, None)
         except Exception as error:  # the champion's answer has gone out already
-            _failed("shadow", self.challenger, error)
+            _failed("shadow", self.endpoint, self.challenger, error)
             return None
         seconds = time.perf_counter() - started
         version = self.challenger.bundle.version
         challenger_metrics()[0].labels(version, self.endpoint).inc(len(predictions))
+        count_challenger(version, "scored")
         return Part(version, "challenger", predictions, answered=False, seconds=seconds)
 
 
 def route(
-    champion: Predictor,
     traffic: Traffic,
     endpoint: str,
     *,
     columns: Mapping[str, list[Any]] | None = None,
-    matrix: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
     keys: Sequence[int | None] | None = None,
 ) -> Routed:
-    """Predictions for one request (`columns` of validated values, or a looked-up `matrix`)."""
-    if matrix is None:
+    """Predictions for one request: `columns` of validated values, or online feature `rows`."""
+    champion = traffic.champion
+    if rows is not None:
+        matrix = traffic.champion_rows.matrix(rows) if traffic.champion_rows else rows
+    else:
         matrix = champion.matrix(columns or {})
     challenger, mode = traffic.challenger, traffic.mode
-    can_score = challenger is not None and (traffic.same_matrix or columns is not None)
-    if mode == "canary" and challenger is not None and can_score:
-        return _canary(champion, challenger, traffic, matrix, columns, keys)
+    own: np.ndarray | None = None
+    if challenger is not None:
+        try:
+            own = _challenger_matrix(traffic, matrix, rows)
+        except UnreadableRows:  # counted; the champion answers every row
+            count_challenger(challenger.bundle.version, "unscored", mode, endpoint, "features")
+            challenger = None
+    if mode == "canary" and challenger is not None:
+        return _canary(champion, challenger, traffic, matrix, own, columns, keys, endpoint)
     routed = Routed(champion.predict_matrix(matrix), [], canary=mode == "canary")
     routed.parts.append(Part(champion.bundle.version, "champion", routed.predictions))
-    if mode == "shadow" and challenger is not None and can_score:
-        routed.shadow = Shadow(challenger, traffic.same_matrix, matrix, columns, endpoint)
+    if mode == "shadow" and challenger is not None:
+        shadowed = matrix if own is None else own
+        routed.shadow = Shadow(challenger, own is not None, shadowed, columns, endpoint)
     return routed
+
+
+def _challenger_matrix(
+    traffic: Traffic, matrix: np.ndarray, rows: np.ndarray | None
+) -> np.ndarray | None:
+    """The challenger's own input when it has one without its own feature code, else None."""
+    if rows is not None:
+        if traffic.challenger_rows is None:
+            raise UnreadableRows("the service reads no online rows for this challenger")
+        return traffic.challenger_rows.matrix(rows)
+    return matrix if traffic.same_matrix else None
 
 
 def _canary(
@@ -122,8 +152,10 @@ def _canary(
     challenger: Predictor,
     traffic: Traffic,
     matrix: np.ndarray,
+    own: np.ndarray | None,
     columns: Mapping[str, list[Any]] | None,
     keys: Sequence[int | None] | None,
+    endpoint: str,
 ) -> Routed:
     mask = canary_mask(keys, len(matrix), traffic.rollout.share)
     chosen = np.flatnonzero(mask)
@@ -131,11 +163,12 @@ def _canary(
     predictions = np.empty(len(matrix), dtype=np.float64)
     if len(chosen):
         try:
-            scored = _challenger_predict(challenger, traffic.same_matrix, matrix, columns, chosen)
+            scored = _challenger_predict(challenger, own, columns, chosen)
         except Exception as error:  # the champion answers these rows instead
-            _failed("canary", challenger, error)
+            _failed("canary", endpoint, challenger, error)
             chosen = chosen[:0]
         else:
+            count_challenger(challenger.bundle.version, "scored")
             predictions[chosen] = scored
             rows = None if len(chosen) == len(matrix) else chosen.tolist()
             parts.append(Part(challenger.bundle.version, "challenger", scored, rows))
@@ -151,22 +184,21 @@ def _canary(
 
 def _challenger_predict(
     challenger: Predictor,
-    same_matrix: bool,
-    matrix: np.ndarray,
+    own: np.ndarray | None,
     columns: Mapping[str, list[Any]] | None,
     rows: np.ndarray | None,
 ) -> np.ndarray:
     """The challenger's predictions for `rows` (all when None) of the request."""
-    if same_matrix:
-        return challenger.predict_matrix(matrix if rows is None else matrix[rows])
+    if own is not None:
+        return challenger.predict_matrix(own if rows is None else own[rows])
     if columns is None:
-        raise ValueError("the challenger engineers other features: it cannot score by key")
+        raise UnreadableRows("the request has neither values nor online rows")
     if rows is not None:
         columns = {name: [values[i] for i in rows] for name, values in columns.items()}
     return challenger.predict_columns(columns)
 
 
-def _failed(mode: str, challenger: Predictor, error: Exception) -> None:
+def _failed(mode: str, endpoint: str, challenger: Predictor, error: Exception) -> None:
     LOG.warning(
         "challenger v%s failed in %s mode (the champion's answer stands): %r",
         challenger.bundle.version,
@@ -174,6 +206,7 @@ def _failed(mode: str, challenger: Predictor, error: Exception) -> None:
         error,
     )
     challenger_metrics()[1].labels(mode).inc()
+    count_challenger(challenger.bundle.version, "unscored", mode, endpoint, "error")
 
 
 def log_part(

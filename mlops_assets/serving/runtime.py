@@ -7,6 +7,8 @@ everything the service learns from its surroundings is resolved here, once, in o
   the champion last exported from the state folder);
 - `prediction_log_dir`: where the prediction log goes (`$MLOPS_PREDICTION_LOG_DIR`);
 - `rollout_path`: the rollout file the service follows (`$MLOPS_HOME/deployment/rollout.json`);
+- `followed_pointer`: the export pointer whose champion the service follows (`bento.json`),
+  unless the tag was pinned; `serving_status_dir`: where workers report to the CLI;
 - `body_timeout_s`: how long a request body may take to arrive (`$MLOPS_BODY_TIMEOUT_S`);
 - `online_lookup` and `DeferredLookup`: the Feast online store for by-key predictions, built
   lazily and retried, so the service starts (and serves `/v1/predict`) without it.
@@ -57,6 +59,22 @@ def resolve_model_tag(arguments: Any) -> str:
         f"no model tag given and {pointer} does not exist: run `mlops run` first, or pass "
         "`--arg model_tag=NAME:VERSION`"
     )
+
+
+def followed_pointer(arguments: Any) -> Path | None:
+    """The export pointer the service follows, or None when its model tag was pinned.
+
+    A tag given with `--arg model_tag` or $MLOPS_MODEL_TAG is the one model to serve (a built
+    bento, a container); otherwise the service follows `bento.json` (`champion_follow.py`).
+    """
+    if getattr(arguments, "model_tag", None) or os.environ.get(MODEL_TAG_ENV):
+        return None
+    return PlatformPaths(resolve_home()).bento_pointer
+
+
+def serving_status_dir() -> Path:
+    """Where each worker writes its status for `mlops rollout status`."""
+    return PlatformPaths(resolve_home()).serving_status
 
 
 def prediction_log_dir() -> Path:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops_assets.serving.metrics import challenger_metrics
+from mlops_assets.serving.metrics import challenger_metrics, count_challenger
 from mlops_assets.serving.routing import Part, Shadow, log_part
 
 LOG = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ class ShadowScorer:
                 self._jobs.append(_Job(shadow, request_id, inputs))
                 return
         challenger_metrics()[1].labels("shadow").inc()  # overloaded: the shadow gives way
+        version = shadow.challenger.bundle.version
+        count_challenger(version, "unscored", "shadow", shadow.endpoint, "overload")
 
     def drain(self) -> int:
         """Score and log everything queued now; returns how many requests were scored."""
@@ -61,10 +63,10 @@ class ShadowScorer:
             jobs, self._jobs = self._jobs, []
         groups: dict[tuple[int, bool], list[_Job]] = {}
         for job in jobs:
-            groups.setdefault((id(job.shadow.challenger), job.shadow.same_matrix), []).append(job)
+            groups.setdefault((id(job.shadow.challenger), job.shadow.own_matrix), []).append(job)
         scored = 0
-        for (_, same_matrix), group in groups.items():
-            parts = _score_together(group) if same_matrix else [j.shadow.run() for j in group]
+        for (_, own_matrix), group in groups.items():
+            parts = _score_together(group) if own_matrix else [j.shadow.run() for j in group]
             for job, part in zip(group, parts, strict=True):
                 if part is not None:
                     log_part(self.log, job.request_id, job.shadow.endpoint, job.inputs, part)
@@ -94,6 +96,8 @@ def _score_together(group: list[_Job]) -> list[Part | None]:
     except Exception as error:  # the answers went out already: count, log, move on
         LOG.warning("challenger v%s failed in shadow: %r", challenger.bundle.version, error)
         challenger_metrics()[1].labels("shadow").inc(len(group))
+        for job in group:
+            count_challenger(challenger.bundle.version, "unscored", "shadow", job.shadow.endpoint)
         return [None] * len(group)
     seconds = time.perf_counter() - started
     version = challenger.bundle.version
@@ -101,5 +105,6 @@ def _score_together(group: list[_Job]) -> list[Part | None]:
     parts: list[Part | None] = []
     for job, values in zip(group, np.split(predictions, ends[:-1]), strict=True):
         challenger_metrics()[0].labels(version, job.shadow.endpoint).inc(len(values))
+        count_challenger(version, "scored")
         parts.append(Part(version, "challenger", values, answered=False, seconds=seconds))
     return parts

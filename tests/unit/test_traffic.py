@@ -9,6 +9,7 @@ import pytest
 
 from mlops_assets.model_registry.rollout import Rollout, write_rollout
 from mlops_assets.serving.prediction_log import PredictionLog
+from mlops_assets.serving.predictor import ModelBundle, Predictor
 from mlops_assets.serving.routing import Shadow
 from mlops_assets.serving.shadow import ShadowScorer
 from mlops_assets.serving.traffic import RolloutWatcher, canary_mask, sticky_points
@@ -51,8 +52,9 @@ def test_rows_without_a_key_are_routed_at_random() -> None:
     assert abs(first[~keyed].mean() - 0.5) < 0.02
 
 
-class _Champion:
-    """Stands in for the champion's predictor: the watcher only compares feature columns."""
+def _champion(spec) -> Predictor:
+    """The champion's predictor; the watcher only compares its spec with the challenger's."""
+    return Predictor(ModelBundle(None, spec, {}, {"model_version": "1"}))
 
 
 def _loader_failing(tag: str):
@@ -60,10 +62,10 @@ def _loader_failing(tag: str):
 
 
 def test_watcher_serves_the_champion_alone_when_the_challenger_or_file_is_broken(
-    tmp_path: Path,
+    tmp_path: Path, house_spec
 ) -> None:
     path = tmp_path / "rollout.json"
-    watcher = RolloutWatcher(path, _Champion(), _loader_failing, interval_s=3600)
+    watcher = RolloutWatcher(path, _champion(house_spec), _loader_failing, interval_s=3600)
     assert watcher.traffic.mode == "champion" and watcher.traffic.error == ""
     write_rollout(path, Rollout(mode="shadow", challenger_tag="m:v2", challenger_version="2"))
     watcher.check()
