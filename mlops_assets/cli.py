@@ -515,7 +515,11 @@ def _rollout(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
     if args.mode is None:
         _say(_champion_line(paths))
-        _say(rollout_control.describe(rollout_control.current(paths)))
+        try:
+            _say(rollout_control.describe(rollout_control.current(paths)))
+        except rollout_control.RolloutError as error:
+            _say(f"Rollout: the service serves the champion alone: {error}")
+            return 1
         return 0
     if args.mode == "champion":
         rollout = rollout_control.stop_rollout(paths, args.reason)

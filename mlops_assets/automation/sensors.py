@@ -28,7 +28,7 @@ from mlops_assets.jobs import (
 from mlops_assets.paths import PlatformPaths, resolve_home
 from mlops_assets.resources import resolve_spec_path
 from mlops_assets.run_failures import run_failure_message
-from mlops_assets.serving.rollout import read_rollout
+from mlops_assets.serving.rollout import RolloutError, read_rollout
 from mlops_assets.sources import SourceError, archive_landed, batch_key_for, scan_landing
 from mlops_assets.spec import DatasetSpec, load_spec
 from mlops_assets.spec.model import PromotionMode
@@ -236,7 +236,10 @@ def _challenger_on_trial(spec: DatasetSpec) -> str:
     """
     if spec.promotion.policy != PromotionMode.LIVE:
         return ""
-    rollout = read_rollout(_paths().rollout)
+    try:
+        rollout = read_rollout(_paths().rollout)
+    except RolloutError as error:  # it may name a challenger on trial: wait until it is fixed
+        return f"the rollout file cannot be read, so a trial may be under way: {error}"
     if rollout.mode == "champion":
         return ""
     return (

@@ -138,11 +138,12 @@ class RolloutWatcher:
         if rollout.mode == "champion" or rollout.challenger_tag is None:
             return Traffic(rollout)
         current = self.traffic
-        if current.challenger is not None and (
-            current.rollout.challenger_tag == rollout.challenger_tag
-        ):
-            return Traffic(rollout, current.challenger, current.same_matrix)
         try:
+            if current.challenger is not None and (
+                current.rollout.challenger_tag == rollout.challenger_tag
+            ):
+                _check_challenger(current.challenger, self.champion, rollout)
+                return Traffic(rollout, current.challenger, current.same_matrix)
             challenger = self._load(rollout.challenger_tag)
             _check_challenger(challenger, self.champion, rollout)
         except Exception as error:  # missing, corrupt or unfit: the champion answers alone
