@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -146,3 +148,69 @@ def test_spec_needs_two_named_sites(tmp_path):
         load_spec(spec_with({"north": "data/north"}))
     with pytest.raises(SpecError, match="North"):
         load_spec(spec_with({"North": "a", "south": "b"}))
+
+
+def _standalone(*args: str) -> subprocess.Popen:
+    """`python -m mlops_assets.federated ...`, as a site or server started apart runs it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlops_assets.federated", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_standalone_site_and_server_stop_within_the_timeout_when_a_site_is_killed(tmp_path):
+    """A site killed once it joined: its peer and the server stop on --timeout, saying why."""
+    from mlops_assets.federated.site_worker import error_path, status_path
+
+    timeout = 20
+    sites = make_sites(tmp_path / "sites", rows=1_500)
+    port = _free_port()
+    common = ("--sites", "2", "--timeout", str(timeout))
+    server = _standalone("server", "--port", str(port), *common)
+    run = tmp_path / "run"
+    workers = {
+        name: _standalone(
+            "site", "--site", name, "--rank", str(rank), "--server", f"127.0.0.1:{port}",
+            "--location", sites[name], "--folder", str(run), "--spec", str(HOUSE_PRICES_SPEC),
+            *common,
+        )
+        for rank, name in enumerate(("site_0", "site_1"))
+    }  # fmt: skip
+    try:
+        status = status_path(run, "site_1")
+        while not (status.exists() and status.read_text().startswith("connected")):
+            assert workers["site_1"].poll() is None, workers["site_1"].communicate()
+            time.sleep(0.01)  # polls a file another process writes
+        os.kill(workers["site_1"].pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        assert workers["site_0"].wait(timeout=timeout + 60) == 1
+        site_seconds = time.monotonic() - killed_at
+        assert server.wait(timeout=timeout + 60) == 1
+        server_seconds = time.monotonic() - killed_at
+    finally:
+        for process in (server, *workers.values()):
+            process.kill()
+            process.wait()
+    assert site_seconds < timeout + 15 and server_seconds < timeout + 15
+    error = error_path(run, "site_0").read_text()
+    assert error.startswith(f"site 'site_0': no progress for {timeout} s (the timeout) while ")
+    assert f"the federated server at 127.0.0.1:{port} or another site is gone" in error
+    assert (
+        status_path(run, "site_0")
+        .read_text()
+        .startswith(f"stopped: no progress for {timeout} s while ")
+    )
+    said = server.stderr.read()
+    assert "error: a site left the federated server mid-training" in said or (
+        "error: only 1 of 2 sites connected" in said
+    ), said
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
