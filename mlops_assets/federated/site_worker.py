@@ -130,10 +130,28 @@ def run_site(task: SiteTask) -> None:
         summary_path(folder, task.site).write_text(json.dumps(summary, indent=2))
         _report(task, "done")
     except BaseException as exc:  # any failure, even an interrupt, must reach the coordinator
-        named = str(exc).startswith(f"site '{task.site}'")
-        message = str(exc) if named else f"site '{task.site}': {exc}"
+        doing = status_path(folder, task.site).read_text()
+        message = _failure_message(task, exc, doing)
         error_path(folder, task.site).write_text(message + "\n\n" + traceback.format_exc())
+        status_path(folder, task.site).write_text(f"stopped while {doing}")
         raise SystemExit(1) from exc
+
+
+def _failure_message(task: SiteTask, exc: BaseException, doing: str) -> str:
+    """One sentence naming the site; a lost server or peer said as such, not as a C++ trace."""
+    text = str(exc)
+    if text.startswith(f"site '{task.site}'"):
+        return text
+    if isinstance(exc, xgb.core.XGBoostError) and "federated" in text:
+        # XGBoost's message is a stack of "- [file.cc:line|time]: what" lines; keep the whats.
+        said = "; ".join(
+            line.split("]: ", 1)[1] for line in text.splitlines() if line.startswith("- [")
+        )
+        return (
+            f"site '{task.site}': the federated server at {task.server} or another site is "
+            f"gone or refused this site while {doing} ({said or text.splitlines()[0]}); stopped"
+        )
+    return f"site '{task.site}': {text}"
 
 
 def _train(task: SiteTask, frame) -> dict[str, Any]:
@@ -248,7 +266,8 @@ def _watchdog(task: SiteTask) -> None:
     doing = status_path(folder, task.site).read_text()
     message = (
         f"site '{task.site}': no progress for {timeout} s (the timeout) while {doing}: the "
-        f"federated server at {task.server} or another site is gone or unreachable; stopped"
+        f"federated server at {task.server} or another site is gone or refused this site; "
+        "stopped"
     )
     error_path(folder, task.site).write_text(message + "\n")
     status_path(folder, task.site).write_text(f"stopped: no progress for {timeout} s while {doing}")
