@@ -23,12 +23,14 @@ import bentoml
 
 from mlops_assets.serving.app import build_app, docs_redirect
 from mlops_assets.serving.champion_follow import ChampionFollower
+from mlops_assets.serving.connections import install_header_deadline
 from mlops_assets.serving.metrics import publish_model
 from mlops_assets.serving.prediction_log import PredictionLog
 from mlops_assets.serving.predictor import SPEC_FILE, Predictor, load_bundle
 from mlops_assets.serving.runtime import (
     body_timeout_s,
     followed_pointer,
+    header_timeout_s,
     online_lookup,
     prediction_log_dir,
     resolve_model_tag,
@@ -46,6 +48,7 @@ CHAMPION = bentoml.models.BentoModel(MODEL_TAG)
 SPEC = load_spec(Path(CHAMPION.resolve().path) / SPEC_FILE)
 _LIVE: dict[str, PredictionService] = {}
 api = build_app(SPEC, lambda: _LIVE["service"], body_timeout_s())
+install_header_deadline(header_timeout_s())  # before the worker starts uvicorn's server
 
 
 @bentoml.service(

@@ -669,7 +669,11 @@ def _rollout(args: argparse.Namespace, paths: PlatformPaths) -> int:
         _say(_champion_line(paths))
         for line in describe_service(read_statuses(paths.serving_status)):
             _say(line)
-        _say(rollout_control.describe(rollout_control.current(paths)))
+        try:
+            _say(rollout_control.describe(rollout_control.current(paths)))
+        except rollout_control.RolloutError as error:
+            _say(f"Rollout: the service serves the champion alone: {error}")
+            return 1
         return 0
     if args.mode == "champion":
         rollout = rollout_control.stop_rollout(paths, args.reason)

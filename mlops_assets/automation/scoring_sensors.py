@@ -15,6 +15,7 @@ import dagster as dg
 from mlops_assets.automation.settings import load_settings
 from mlops_assets.jobs import scoring_job
 from mlops_assets.paths import PlatformPaths, resolve_home
+from mlops_assets.run_failures import run_failure_message
 from mlops_assets.scoring.partitions import scoring_batches
 from mlops_assets.sources.landing import archive_landed, batch_key_for, scan_landing
 
@@ -69,5 +70,6 @@ def scoring_failed_sensor(context: dg.RunFailureSensorContext) -> None:
     """A file that could not be scored moves to `failed/`, with the error beside it."""
     landed = context.dagster_run.tags.get(SCORED_FILE_TAG)
     if landed and Path(landed).exists():
-        error = context.failure_event.message or "scoring failed"
+        # The step's own reason (the missing column, the unreadable file), not "Steps failed".
+        error = run_failure_message(context.instance, context.dagster_run.run_id)
         archive_landed(Path(landed), succeeded=False, error=error)

@@ -25,7 +25,7 @@ from mlops_assets.jobs import (
     pipeline_job,
     retraining_job,
 )
-from mlops_assets.model_registry.rollout import read_rollout
+from mlops_assets.model_registry.rollout import RolloutError, read_rollout
 from mlops_assets.paths import PlatformPaths, resolve_home
 from mlops_assets.resources import resolve_spec_path
 from mlops_assets.run_failures import run_failure_message
@@ -236,7 +236,10 @@ def _challenger_on_trial(spec: DatasetSpec) -> str:
     """
     if spec.promotion.policy != PromotionMode.LIVE:
         return ""
-    rollout = read_rollout(_paths().rollout)
+    try:
+        rollout = read_rollout(_paths().rollout)
+    except RolloutError as error:  # it may name a challenger on trial: wait until it is fixed
+        return f"the rollout file cannot be read, so a trial may be under way: {error}"
     if rollout.mode == "champion":
         return ""
     return (

@@ -18,6 +18,8 @@ FALSE_WORDS = ("false", "f", "no", "n", "0", "0.0")
 
 
 BOOLEAN_TEXT = ("true", "false")
+INT64_MAX = 2**63 - 1
+INT64_LOW, INT64_HIGH = -(2.0**63), 2.0**63  # as floats: [low, high) is int64's range
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,40 @@ def _to_number(values: pd.Series) -> pd.Series:
 
 
 def _to_int(values: pd.Series) -> pd.Series:
-    numbers = _to_number(values)
-    return numbers.where(np.floor(numbers) == numbers)
+    """Whole numbers within int64 (what the service's request model accepts), as Int64.
+
+    Parsed exactly where the delivery allows it: through float64 a key beyond 2**53 would
+    round to another key, and one beyond int64 would wrap when cast; such a value is
+    unparseable instead, so its row is refused with a reason rather than crashing the batch.
+    """
+    if pd.api.types.is_bool_dtype(values):
+        return pd.Series(pd.NA, index=values.index, dtype="Int64")  # all of the wrong type
+    if pd.api.types.is_signed_integer_dtype(values):
+        return values.astype("Int64")
+    floats = _floats(_numeric(values))
+    with np.errstate(invalid="ignore"):
+        whole = np.floor(floats) == floats
+        near = whole & (floats >= INT64_LOW) & (floats <= INT64_HIGH)
+    # Parsed again without the values that made the column float (text, 3.5, 2**70): the
+    # rest then parse as exact integers, the bounds compared on integers, not on rounded floats.
+    exact = _numeric(values[near])
+    if pd.api.types.is_integer_dtype(exact):
+        ints = exact.where(exact <= INT64_MAX).astype("Int64")
+        return ints.reindex(values.index)
+    inside = whole & (floats > INT64_LOW) & (floats < INT64_HIGH)  # a bound itself: unsure
+    return floats.where(inside).astype("Int64")
+
+
+def _numeric(values: pd.Series) -> pd.Series:
+    """Numbers with pandas' nullable types: integers stay exact when every value is one."""
+    try:
+        return pd.to_numeric(values, errors="coerce", dtype_backend="numpy_nullable")
+    except (TypeError, ValueError):  # objects the numeric parser cannot take at all
+        return _to_number(values)
+
+
+def _floats(numbers: pd.Series) -> pd.Series:
+    return pd.Series(numbers.to_numpy(dtype="float64", na_value=np.nan), index=numbers.index)
 
 
 def _to_text(values: pd.Series) -> pd.Series:

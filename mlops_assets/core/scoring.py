@@ -60,6 +60,17 @@ def scoring_columns(spec: DatasetSpec, present: list[str]) -> tuple[list[str], l
     return [c for c in optional if c in present] + required, missing
 
 
+def check_columns(frame: pd.DataFrame, spec: DatasetSpec) -> list[str]:
+    """The columns to check; raises naming the feature columns the file lacks."""
+    columns, missing = scoring_columns(spec, [str(c) for c in frame.columns])
+    if missing:
+        raise ScoringError(
+            f"the file to score lacks feature columns {missing}: add them (the target "
+            f"'{spec.target}' may be left out; the key and time columns are optional)"
+        )
+    return columns
+
+
 def score_frame(
     frame: pd.DataFrame,
     spec: DatasetSpec,
@@ -71,12 +82,7 @@ def score_frame(
     """Score every valid row; reject the others with reasons. Raises on missing columns."""
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
-    columns, missing = scoring_columns(spec, list(frame.columns))
-    if missing:
-        raise ScoringError(
-            f"the file to score lacks feature columns {missing}: add them (the target "
-            f"'{spec.target}' may be left out; the key and time columns are optional)"
-        )
+    columns = check_columns(frame, spec)
     checked = validate_rows(frame, spec, columns)
     good = np.flatnonzero(~checked.bad)
     scored = frame.iloc[good].copy()

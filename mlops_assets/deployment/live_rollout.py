@@ -27,7 +27,7 @@ from mlops_assets.deployment.bento_export import (
     reconcile_export,
 )
 from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
-from mlops_assets.model_registry.rollout import Rollout, read_rollout, write_rollout
+from mlops_assets.model_registry.rollout import Rollout, RolloutError, read_rollout, write_rollout
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.spec import PromotionPolicy
 
@@ -94,5 +94,9 @@ def end_stale_rollout(paths: PlatformPaths, reason: str) -> None:
 
 
 def _champion_only(paths: PlatformPaths, reason: str) -> None:
-    if read_rollout(paths.rollout).mode != "champion":
+    try:
+        serving_alone = read_rollout(paths.rollout).mode == "champion"
+    except RolloutError:  # an unreadable file is replaced by the setting it should hold
+        serving_alone = False
+    if not serving_alone:
         write_rollout(paths.rollout, Rollout(reason=reason))

@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from mlops_assets.core.training import TrainParams
+from mlops_assets.federated.server import ServerStopped, serve
 from mlops_assets.federated.site_worker import SiteTask, run_site
 from mlops_assets.spec import load_spec
 
@@ -24,8 +25,6 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     tls = Path(args.tls_dir) if args.tls_dir else None
     if args.command == "server":
-        from xgboost import federated
-
         files = {}
         if tls:
             files = {
@@ -33,7 +32,10 @@ def main(argv: list[str] | None = None) -> None:
                 "server_cert_path": str(tls / "server.crt"),
                 "client_cert_path": str(tls / "ca.crt"),
             }
-        federated.run_federated_server(args.sites, args.port, timeout=args.timeout, **files)
+        try:
+            serve(args.sites, args.port, args.timeout, files)
+        except ServerStopped as stopped:
+            raise SystemExit(f"error: {stopped}") from None
         return
     spec = load_spec(args.spec)
     Path(args.folder).mkdir(parents=True, exist_ok=True)
@@ -73,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     site.add_argument("--spec", required=True, help="the dataset spec every site shares")
     for command in (server, site):
         command.add_argument("--sites", type=int, required=True, help="how many sites take part")
-        command.add_argument("--timeout", type=int, default=600, help="seconds without progress")
+        command.add_argument(
+            "--timeout", type=int, default=600, help="seconds without progress: then it stops"
+        )
         command.add_argument("--tls-dir", default="", help="folder with the PEM files")
     return parser
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from mlops_assets.core.training import TrainParams
 from mlops_assets.federated.pooled import pooled_metrics
+from mlops_assets.federated.server import ServerStopped, serve
 from mlops_assets.federated.site_worker import (
     MODEL_FILE,
     ChampionModel,
@@ -35,7 +36,6 @@ from mlops_assets.spec import DatasetSpec
 from mlops_assets.spec.model import FederatedSettings
 
 POLL_SECONDS = 0.2
-SERVER_START_SECONDS = 30.0
 SERVER_LOG = "server.log"
 
 
@@ -76,7 +76,7 @@ def train_federated(
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     started = time.monotonic()
-    port = _free_port()
+    port = settings.server_port or _free_port()
     context = _process_context()
     sites = list(settings.sites)
     threads = max(1, (os.cpu_count() or 1) // len(sites))
@@ -89,14 +89,14 @@ def train_federated(
     server.start()
     workers: dict[str, Any] = {}
     try:
-        _wait_for_server(port, server)
+        _wait_for_server(settings.server_address, port, server, settings.server_start_seconds)
         for rank, site in enumerate(sites):
             task = SiteTask(
                 site=site,
                 rank=rank,
                 world_size=len(sites),
                 location=settings.sites[site],
-                server=f"localhost:{port}",
+                server=f"{_host(settings.server_address)}:{port}",
                 folder=str(folder),
                 spec=spec,
                 params=params.with_changes(threads=threads),
@@ -106,7 +106,7 @@ def train_federated(
             )
             workers[site] = context.Process(target=run_site, args=(task,), name=f"site-{site}")
             workers[site].start()
-        _watch(workers, folder, settings.timeout_seconds, progress)
+        _watch(workers, folder, settings.timeout_seconds, progress, server)
     finally:
         for process in [*workers.values(), server]:
             if process.is_alive():
@@ -132,10 +132,13 @@ def _watch(
     folder: Path,
     timeout: float,
     progress: Callable[[str], None],
+    server: Any,
 ) -> None:
     """Poll until every site has finished; stop at the first failure or a silent timeout."""
     last_change, seen = time.monotonic(), {}
     while True:
+        if server.exitcode not in (None, 0):
+            raise FederatedRunFailed(_server_failure(folder, server.exitcode))
         for site, process in workers.items():
             if process.exitcode not in (None, 0):
                 raise FederatedRunFailed(_failure(folder, site, process.exitcode))
@@ -190,14 +193,26 @@ def _serve(port: int, sites: int, tls: dict[str, str], timeout: int, folder: Pat
     """Server process: XGBoost's federated server, with TLS when certificates are given.
 
     Its native library prints to the process's own stdout; that goes to `server.log` in the
-    run folder so the terminal shows only the platform's progress lines.
+    run folder so the terminal shows only the platform's progress lines. If its sites go, it
+    stops on the run's timeout and leaves the reason as the log's last line.
     """
-    from xgboost import federated
-
     log = os.open(folder / SERVER_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    federated.run_federated_server(sites, port, timeout=timeout, **tls)
+    try:
+        serve(sites, port, timeout, tls)
+    except ServerStopped as stopped:
+        os.write(2, f"\n{stopped}\n".encode())
+        raise SystemExit(1) from None
+
+
+def _server_failure(folder: Path, exitcode: int) -> str:
+    lines = _read(folder / SERVER_LOG).strip().splitlines()
+    said = f": {lines[-1]}" if lines else ""
+    return (
+        f"the federated server exited with code {exitcode}{said} (its log: "
+        f"{folder / SERVER_LOG}); the run was stopped"
+    )
 
 
 def _server_tls(settings: FederatedSettings) -> dict[str, str]:
@@ -222,17 +237,30 @@ def _client_tls(settings: FederatedSettings) -> dict[str, str] | None:
     }
 
 
-def _wait_for_server(port: int, server: Any) -> None:
-    deadline = time.monotonic() + SERVER_START_SECONDS
+def _wait_for_server(address: str, port: int, server: Any, seconds: float) -> None:
+    """Until the server accepts a connection at `address:port`, at most `seconds`."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.exitcode is not None:
-            raise FederatedRunFailed(f"the federated server exited with code {server.exitcode}")
+            raise FederatedRunFailed(
+                f"the federated server exited with code {server.exitcode} before listening on "
+                f"port {port} (is the port, training.federated.server_port, taken?)"
+            )
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((address, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(POLL_SECONDS)
-    raise FederatedRunFailed(f"the federated server did not listen on port {port} within 30 s")
+    raise FederatedRunFailed(
+        f"the federated server did not accept connections at {_host(address)}:{port} within "
+        f"{seconds:g} s (training.federated.server_start_seconds): raise it on a busy machine, "
+        "or check that the address reaches this machine"
+    )
+
+
+def _host(address: str) -> str:
+    """An address as `host:port` wants it (an IPv6 literal in brackets)."""
+    return f"[{address}]" if ":" in address and not address.startswith("[") else address
 
 
 def _free_port() -> int:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,21 +110,48 @@ def error_path(folder: Path, site: str) -> Path:
 
 
 def run_site(task: SiteTask) -> None:
-    """Process entry point: train this site's share; on failure leave the reason and exit 1."""
+    """Process entry point: train this site's share; on failure leave the reason and exit 1.
+
+    A watchdog thread bounds every wait: XGBoost blocks in native code while a peer or the
+    server is gone, so when nothing has moved for `timeout_seconds` the site writes why, with
+    what it was doing, and ends its own process.
+    """
     folder = Path(task.folder)
     pid_path(folder, task.site).write_text(str(os.getpid()))
+    _beat()  # the clock starts now, not when a fork server imported this module
+    threading.Thread(target=_watchdog, args=(task,), name="site-watchdog", daemon=True).start()
     try:
         _report(task, "reading its rows")
         frame = load_site_rows(task.spec, task.site, task.location)
+        _report(task, f"connecting to the federated server at {task.server}")
         with collective.CommunicatorContext(**task.communicator()):
+            _report(task, "connected: agreeing on imputation with the other sites")
             summary = _train(task, frame)
         summary_path(folder, task.site).write_text(json.dumps(summary, indent=2))
         _report(task, "done")
     except BaseException as exc:  # any failure, even an interrupt, must reach the coordinator
-        named = str(exc).startswith(f"site '{task.site}'")
-        message = str(exc) if named else f"site '{task.site}': {exc}"
+        doing = status_path(folder, task.site).read_text()
+        message = _failure_message(task, exc, doing)
         error_path(folder, task.site).write_text(message + "\n\n" + traceback.format_exc())
+        status_path(folder, task.site).write_text(f"stopped while {doing}")
         raise SystemExit(1) from exc
+
+
+def _failure_message(task: SiteTask, exc: BaseException, doing: str) -> str:
+    """One sentence naming the site; a lost server or peer said as such, not as a C++ trace."""
+    text = str(exc)
+    if text.startswith(f"site '{task.site}'"):
+        return text
+    if isinstance(exc, xgb.core.XGBoostError) and "federated" in text:
+        # XGBoost's message is a stack of "- [file.cc:line|time]: what" lines; keep the whats.
+        said = "; ".join(
+            line.split("]: ", 1)[1] for line in text.splitlines() if line.startswith("- [")
+        )
+        return (
+            f"site '{task.site}': the federated server at {task.server} or another site is "
+            f"gone or refused this site while {doing} ({said or text.splitlines()[0]}); stopped"
+        )
+    return f"site '{task.site}': {text}"
 
 
 def _train(task: SiteTask, frame) -> dict[str, Any]:
@@ -214,7 +243,35 @@ def _sums(y: np.ndarray, scored: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def _report(task: SiteTask, message: str) -> None:
+    _beat()
     status_path(Path(task.folder), task.site).write_text(message)
+
+
+_last_progress = [time.monotonic()]  # this site process's last sign of progress
+
+
+def _beat() -> None:
+    _last_progress[0] = time.monotonic()
+
+
+def _watchdog(task: SiteTask) -> None:
+    """End this process once nothing has moved for `timeout_seconds`, saying what was awaited."""
+    timeout = task.timeout_seconds
+    while True:
+        silent = time.monotonic() - _last_progress[0]
+        if silent > timeout:
+            break
+        time.sleep(min(1.0, timeout - silent + 0.05))
+    folder = Path(task.folder)
+    doing = status_path(folder, task.site).read_text()
+    message = (
+        f"site '{task.site}': no progress for {timeout} s (the timeout) while {doing}: the "
+        f"federated server at {task.server} or another site is gone or refused this site; "
+        "stopped"
+    )
+    error_path(folder, task.site).write_text(message + "\n")
+    status_path(folder, task.site).write_text(f"stopped: no progress for {timeout} s while {doing}")
+    os._exit(1)  # the main thread is blocked inside XGBoost; nothing else would end it
 
 
 class _Progress(xgb.callback.TrainingCallback):
@@ -225,6 +282,7 @@ class _Progress(xgb.callback.TrainingCallback):
         self.task = task
 
     def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
+        _beat()  # every round is progress; the status file is rewritten every 50
         if epoch % ROUND_REPORT_EVERY == 0:
             _report(self.task, f"boosting round {epoch:,}")
         return False

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlops_assets.core.storage import write_json_atomic
 
@@ -63,16 +63,29 @@ CHAMPION_ONLY = Rollout()
 
 
 def read_rollout(path: Path) -> Rollout:
-    """The rollout in force: champion-only when the file does not exist."""
-    if not path.exists():
-        return CHAMPION_ONLY
+    """The rollout in force: champion-only when the file does not exist.
+
+    Anyone with access to the folder can write this file, so whatever its content does to the
+    parser (bad JSON, wrong fields, nesting deep enough to exhaust the stack, bytes that are not
+    text, a folder in its place) comes back as one `RolloutError` naming the file, never as a
+    surprise in the caller.
+    """
     try:
-        return Rollout.model_validate(json.loads(path.read_text()))
-    except (ValueError, ValidationError) as error:
+        return Rollout.model_validate(json.loads(path.read_bytes()))
+    except FileNotFoundError:
+        return CHAMPION_ONLY
+    except Exception as error:  # any content must end as the file's error
         raise RolloutError(
-            f"{path} is not a valid rollout setting ({error}); fix it with `mlops rollout ...` "
-            "or delete it to serve the champion alone"
-        ) from error
+            f"{path} is not a valid rollout setting ({_summary(error)}); fix it with "
+            "`mlops rollout ...` or delete it to serve the champion alone"
+        ) from None
+
+
+def _summary(error: Exception) -> str:
+    """The parser's complaint in one bounded line (a RecursionError's text is not useful)."""
+    if isinstance(error, RecursionError):
+        return "nested too deeply to read"
+    return " ".join(str(error).split())[:500] or type(error).__name__
 
 
 def write_rollout(path: Path, rollout: Rollout) -> None:

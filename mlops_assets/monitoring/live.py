@@ -8,6 +8,7 @@ entity; it became known when its batch was ingested (the batch manifest's `inges
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -30,6 +31,7 @@ from mlops_assets.paths import PlatformPaths
 from mlops_assets.spec import DatasetSpec
 
 COLUMNS = [KEY, PREDICTED_AT, VERSION, PREDICTION, REQUEST, ROW]
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def keyed_predictions(paths: PlatformPaths, spec: DatasetSpec) -> LoggedPredicti
     for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
         try:
             frames.append(_read_arrow(path, spec.entity_key))
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except Exception:  # any surprise in the file: read it line by line
             frame, bad = _read_lines(path, spec.entity_key)
             frames.append(frame)
             unreadable += bad
@@ -94,28 +96,56 @@ def _read_arrow(path: Path, key: str) -> pd.DataFrame:
 
 
 def _read_lines(path: Path, key: str) -> tuple[pd.DataFrame, int]:
-    """The slow, forgiving path: line by line, counting the lines that are not records."""
+    """The slow, forgiving path: line by line, counting the lines that cannot be read.
+
+    A line is unreadable when it is not a record (cut short by a killed worker) or when one of
+    its values cannot be what it names: a time that is not an ISO 8601 instant within pandas'
+    range (`yesterday`, `9999-12-31`, a number), a key that is not an int64, a row number
+    that is not an integer. Each line is judged alone, so one never fails the report.
+    """
     rows, bad = [], 0
     for line in path.read_bytes().splitlines():
         try:
             entry = orjson.loads(line)
-            value = (entry.get("inputs") or {}).get(key)
             rows.append(
                 (
-                    None if value is None else int(value),
-                    entry["timestamp"],
+                    _int64((entry.get("inputs") or {}).get(key)),
+                    _instant(entry["timestamp"]),
                     str(entry["model_version"]),
                     float(entry["output"]),
                     entry.get("request_id"),
-                    entry.get("row"),
+                    _int64(entry.get("row")),
                 )
             )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        except Exception:  # whatever is wrong with a line, it is that line's
             bad += line.strip() != b""
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    frame[PREDICTED_AT] = pd.to_datetime(frame[PREDICTED_AT], utc=True, format="ISO8601")
+    frame[PREDICTED_AT] = pd.to_datetime(frame[PREDICTED_AT], utc=True)
     types = {KEY: "Int64", ROW: "Int64", PREDICTION: "float64", REQUEST: pd.ArrowDtype(pa.string())}
     return frame.astype(types), bad
+
+
+def _instant(value: object) -> pd.Timestamp:
+    """An ISO 8601 time as a UTC timestamp in nanoseconds (a naive time is taken as UTC)."""
+    if not isinstance(value, str):
+        raise TypeError(f"a time must be an ISO 8601 string, got {value!r}")
+    moment = datetime.fromisoformat(value)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return pd.Timestamp(moment).tz_convert("UTC").as_unit("ns")  # out of range: raises
+
+
+def _int64(value: object) -> int | None:
+    """An integer that fits int64, or None for a missing one; anything else raises."""
+    if value is None:
+        return None
+    # A float is refused: the JSON parser turns integers beyond 64 bits into floats, whose
+    # rounding could name another entity.
+    if isinstance(value, bool | float):
+        raise ValueError(f"not an integer: {value!r}")
+    number = int(value)  # type: ignore[call-overload]
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise ValueError(f"{number} is outside the int64 range")
+    return number
 
 
 def _empty() -> pd.DataFrame:
@@ -147,5 +177,11 @@ def known_labels(paths: PlatformPaths, spec: DatasetSpec) -> pd.DataFrame:
             )
         )
     if not frames:
-        return pd.DataFrame({KEY: [], KNOWN_AT: pd.to_datetime([], utc=True), LABEL: []})
+        return pd.DataFrame(  # typed as read ones are: the join refuses mismatched keys
+            {
+                KEY: pd.Series([], dtype="int64"),
+                KNOWN_AT: pd.to_datetime([], utc=True),
+                LABEL: pd.Series([], dtype="float64"),
+            }
+        )
     return pd.concat(frames, ignore_index=True)

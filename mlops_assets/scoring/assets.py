@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
-from mlops_assets.core.scoring import ScoringError, score_frame
+from mlops_assets.core.scoring import ScoringError, check_columns, score_frame
 from mlops_assets.core.storage import write_parquet_atomic
 from mlops_assets.model_registry.champion import ChampionRegistry
 from mlops_assets.model_registry.model_store import load_manifest, load_model
@@ -56,6 +56,12 @@ def batch_predictions(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Score a file of unlabelled rows with the champion; reject bad rows with reasons."""
     spec, paths, batch = dataset.load(), home.paths(), context.partition_key
+    source = FileSource(config.path) if config.path else LandingSource(paths.scoring_landing, batch)
+    try:  # the file's own faults first: they are named whatever the registry holds
+        frame = source.load()
+        check_columns(frame, spec)
+    except (SourceError, ScoringError) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
     champion = ChampionRegistry(mlflow_tracking.client(), spec.name, paths).reconcile()
     if champion is None:
         raise dg.Failure("no champion to score with yet: run the pipeline first (mlops run)")
@@ -64,10 +70,8 @@ def batch_predictions(
             f"the champion v{champion.version} has no local copy under {paths.models}: "
             "run the pipeline on this state folder, or restore it"
         )
-    source = FileSource(config.path) if config.path else LandingSource(paths.scoring_landing, batch)
     manifest = load_manifest(paths, champion.run_id)
     try:
-        frame = source.load()
         result = score_frame(
             frame,
             spec,
@@ -76,7 +80,7 @@ def batch_predictions(
             champion.version,
             datetime.now(UTC),
         )
-    except (SourceError, ScoringError) as exc:
+    except ScoringError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     counts = result.accounting()
     context.log.info(

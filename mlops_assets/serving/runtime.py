@@ -10,6 +10,7 @@ everything the service learns from its surroundings is resolved here, once, in o
 - `followed_pointer`: the export pointer whose champion the service follows (`bento.json`),
   unless the tag was pinned; `serving_status_dir`: where workers report to the CLI;
 - `body_timeout_s`: how long a request body may take to arrive (`$MLOPS_BODY_TIMEOUT_S`);
+- `header_timeout_s`: how long a request's headers may take (`$MLOPS_HEADER_TIMEOUT_S`);
 - `online_lookup` and `DeferredLookup`: the Feast online store for by-key predictions, built
   lazily and retried, so the service starts (and serves `/v1/predict`) without it.
 
@@ -36,6 +37,8 @@ LOG_DIR_ENV = "MLOPS_PREDICTION_LOG_DIR"
 ONLINE_STORE_ENV = "MLOPS_ONLINE_FEATURES"  # "off" disables the by-key endpoint
 BODY_TIMEOUT_ENV = "MLOPS_BODY_TIMEOUT_S"
 DEFAULT_BODY_TIMEOUT_S = 15.0
+HEADER_TIMEOUT_ENV = "MLOPS_HEADER_TIMEOUT_S"
+DEFAULT_HEADER_TIMEOUT_S = 10.0
 LOG = logging.getLogger(__name__)
 
 
@@ -92,15 +95,28 @@ def rollout_path() -> Path:
 
 def body_timeout_s() -> float:
     """Seconds a request body may take to arrive (`$MLOPS_BODY_TIMEOUT_S`, default 15)."""
-    configured = os.environ.get(BODY_TIMEOUT_ENV, "").strip()
+    return _seconds(BODY_TIMEOUT_ENV, DEFAULT_BODY_TIMEOUT_S)
+
+
+def header_timeout_s() -> float:
+    """Seconds a connection may take to send a request's headers (`$MLOPS_HEADER_TIMEOUT_S`).
+
+    Counted from the connection's opening, or from a request's first byte after an earlier
+    response; default 10.
+    """
+    return _seconds(HEADER_TIMEOUT_ENV, DEFAULT_HEADER_TIMEOUT_S)
+
+
+def _seconds(variable: str, default: float) -> float:
+    configured = os.environ.get(variable, "").strip()
     if not configured:
-        return DEFAULT_BODY_TIMEOUT_S
+        return default
     try:
         seconds = float(configured)
     except ValueError:
         seconds = 0.0
     if not 0 < seconds <= 3600:
-        raise ValueError(f"{BODY_TIMEOUT_ENV}={configured!r}: give seconds between 0 and 3600")
+        raise ValueError(f"{variable}={configured!r}: give seconds between 0 and 3600")
     return seconds
 
 

@@ -462,10 +462,30 @@ class FederatedSettings(_Strict):
         default=600, ge=10, description="A site silent this long fails the run."
     )
     tls: FederatedTls | None = None
+    server_address: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Where the sites reach the federated server `mlops run` starts (loopback).",
+    )
+    server_port: int = Field(
+        default=0, ge=0, le=65535, description="The federated server's port; 0 picks a free one."
+    )
+    server_start_seconds: float = Field(
+        default=120.0, gt=0, description="How long the federated server may take to listen."
+    )
 
     def __hash__(self) -> int:
         """Hashable like the rest of the spec (the service caches by spec), `sites` included."""
-        return hash((tuple(self.sites.items()), self.timeout_seconds, self.tls))
+        return hash(
+            (
+                tuple(self.sites.items()),
+                self.timeout_seconds,
+                self.tls,
+                self.server_address,
+                self.server_port,
+                self.server_start_seconds,
+            )
+        )
 
 
 class TrainingSettings(_Strict):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -148,3 +150,92 @@ def test_spec_needs_two_named_sites(tmp_path):
         load_spec(spec_with({"north": "data/north"}))
     with pytest.raises(SpecError, match="North"):
         load_spec(spec_with({"North": "a", "south": "b"}))
+
+
+def _standalone(*args: str) -> subprocess.Popen:
+    """`python -m mlops_assets.federated ...`, as a site or server started apart runs it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlops_assets.federated", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_standalone_site_and_server_stop_within_the_timeout_when_a_site_is_killed(tmp_path):
+    """A site killed once it joined: its peer and the server stop on --timeout, saying why."""
+    from mlops_assets.federated.site_worker import error_path, status_path
+
+    timeout = 20
+    sites = make_sites(tmp_path / "sites", rows=1_500)
+    port = _free_port()
+    common = ("--sites", "2", "--timeout", str(timeout))
+    server = _standalone("server", "--port", str(port), *common)
+    run = tmp_path / "run"
+    workers = {
+        name: _standalone(
+            "site", "--site", name, "--rank", str(rank), "--server", f"127.0.0.1:{port}",
+            "--location", sites[name], "--folder", str(run), "--spec", str(HOUSE_PRICES_SPEC),
+            *common,
+        )
+        for rank, name in enumerate(("site_0", "site_1"))
+    }  # fmt: skip
+    try:
+        status = status_path(run, "site_1")
+        while not (status.exists() and status.read_text().startswith("connected")):
+            assert workers["site_1"].poll() is None, workers["site_1"].communicate()
+            time.sleep(0.01)  # polls a file another process writes
+        os.kill(workers["site_1"].pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        assert workers["site_0"].wait(timeout=timeout + 60) == 1
+        site_seconds = time.monotonic() - killed_at
+        assert server.wait(timeout=timeout + 60) == 1
+        server_seconds = time.monotonic() - killed_at
+    finally:
+        for process in (server, *workers.values()):
+            process.kill()
+            process.wait()
+    assert site_seconds < timeout + 15 and server_seconds < timeout + 15
+    # Whichever comes first: its own watchdog, or the server's stop breaking its connection.
+    error = error_path(run, "site_0").read_text().split("\n\n")[0]
+    assert error.startswith("site 'site_0': "), error
+    assert f"the federated server at 127.0.0.1:{port} or another site is gone" in error, error
+    assert status_path(run, "site_0").read_text().startswith("stopped")
+    said = server.stderr.read()
+    assert "error: a site left the federated server mid-training" in said or (
+        "error: only 1 of 2 sites connected" in said
+    ), said
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_server_port_and_address_are_settings(small_run, tmp_path):
+    import socket
+
+    sites, plain = small_run
+    port = _free_port()
+    settings = FederatedSettings(sites=sites, server_address="127.0.0.1", server_port=port)
+    assert train_federated(SPEC, settings, FAST, tmp_path / "run").model == plain.model
+    with socket.socket() as taken:  # bound, not listening: the server cannot have the port
+        taken.bind(("0.0.0.0", port))
+        with pytest.raises(FederatedRunFailed) as failed:
+            train_federated(SPEC, settings, FAST, tmp_path / "again")
+    assert str(failed.value).startswith("the federated server exited with code ")
+    assert str(failed.value).endswith(
+        f"before listening on port {port} (is the port, training.federated.server_port, taken?)"
+    )
+
+
+def test_a_server_that_does_not_listen_in_time_fails_with_the_setting_named(tmp_path):
+    sites = {"north": str(tmp_path / "north"), "south": str(tmp_path / "south")}
+    settings = FederatedSettings(sites=sites, server_start_seconds=0.001)
+    with pytest.raises(FederatedRunFailed) as failed:
+        train_federated(SPEC, settings, FAST, tmp_path / "run")
+    assert str(failed.value).startswith("the federated server did not accept connections at ")
+    assert "within 0.001 s (training.federated.server_start_seconds): raise it" in str(failed.value)

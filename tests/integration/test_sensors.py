@@ -267,6 +267,19 @@ def test_ingestion_failed_sensor_moves_the_landed_file_to_failed_with_the_error(
     assert not (paths.landing_processed / "broken.parquet").exists()
 
 
+def test_an_unreadable_rollout_file_holds_the_retrain_naming_the_file(paths, settings):
+    settings(retrain_cooldown_hours=0.0, max_retrains_per_day=10)
+    _save_spec(paths, promotion={"policy": "live", "stage": "shadow"})
+    paths.rollout.parent.mkdir(parents=True, exist_ok=True)
+    paths.rollout.write_text("[" * 100_000)
+    instance = open_instance(paths)
+    _live_report(instance, True, "v1: live rmse 250000 breaks the live gate")
+    held, _ = _tick(sensors.live_performance_sensor, instance)
+    assert isinstance(held, dg.SkipReason)
+    assert "the rollout file cannot be read, so a trial may be under way: " in held.skip_message
+    assert "(nested too deeply to read)" in held.skip_message
+
+
 def _live_report(instance, below: bool, reason: str) -> None:
     instance.report_runless_asset_event(
         dg.AssetMaterialization(

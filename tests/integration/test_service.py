@@ -1,5 +1,6 @@
 """The BentoML service over real HTTP: `bentoml serve` on a free loopback port."""
 
+import contextlib
 import json
 import os
 import re
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY_TIMEOUT_S = 5
+HEADER_TIMEOUT_S = 3
 SPEC = load_spec(HOUSE_PRICES_SPEC)
 
 
@@ -35,6 +37,7 @@ def served(tmp_path_factory) -> Iterator[dict]:
     env = {**os.environ, "MLOPS_HOME": str(home), "BENTOML_HOME": str(home / "bentoml")}
     env.pop("MLOPS_SPEC", None)
     env["MLOPS_BODY_TIMEOUT_S"] = str(BODY_TIMEOUT_S)
+    env["MLOPS_HEADER_TIMEOUT_S"] = str(HEADER_TIMEOUT_S)
     built = subprocess.run(
         [sys.executable, "-m", "mlops_assets.cli", "run", "--rows", "3000"],
         capture_output=True,
@@ -491,6 +494,42 @@ def test_a_stalled_body_is_cut_off_with_408(served):
     assert received.startswith(b"HTTP/1.1 408"), received[:200]
     assert b"not received within 5 s" in received
     assert BODY_TIMEOUT_S - 0.5 <= elapsed < BODY_TIMEOUT_S + 10
+    assert served["client"].get("/readyz").status_code == 200, "still serving"
+
+
+def test_connections_dripping_headers_are_closed_at_the_header_deadline(served):
+    """Twenty connections send a header line every 0.2 s (a minute's worth); all are closed."""
+    import selectors
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(served["url"])
+    socks = [socket.create_connection((url.hostname, url.port)) for _ in range(20)]
+    idle = socket.create_connection((url.hostname, url.port))  # sends nothing at all
+    started, closed = time.monotonic(), {}
+    with selectors.DefaultSelector() as watching:
+        for sock in [*socks, idle]:
+            sock.setblocking(False)
+            watching.register(sock, selectors.EVENT_READ)
+        for sock in socks:
+            sock.sendall(b"POST /v1/predict HTTP/1.1\r\n")
+        for _ in range(300):
+            for key, _ in watching.select(timeout=0.2):
+                with contextlib.suppress(ConnectionError):
+                    assert key.fileobj.recv(1024) == b""
+                closed[key.fileobj] = time.monotonic() - started
+                watching.unregister(key.fileobj)
+            if len(closed) == len(socks) + 1:
+                break
+            for sock in socks:
+                if sock not in closed:
+                    with contextlib.suppress(OSError):
+                        sock.sendall(b"X-Slow: yes\r\n")
+    for sock in [*socks, idle]:
+        sock.close()
+    assert len(closed) == len(socks) + 1, "every connection closed by the server"
+    assert min(closed.values()) >= HEADER_TIMEOUT_S - 0.5
+    assert max(closed.values()) < HEADER_TIMEOUT_S + 5
     assert served["client"].get("/readyz").status_code == 200, "still serving"
 
 

@@ -75,3 +75,46 @@ def test_a_live_gate_on_another_metric_than_the_primary_one_is_judged():
     verdict = live_verdict(table, spec, "2")
     assert verdict.value == pytest.approx(0.0) and verdict.below_gate, verdict.reason
     assert "live r2 0 on 2 labels breaks the live gate (min 0.9)" in verdict.reason
+
+
+GOOD_LINE = {
+    "timestamp": "2026-11-01T10:00:00+00:00",
+    "model_version": "1",
+    "output": 100.0,
+    "request_id": "r1",
+    "row": 0,
+    "inputs": {"house_id": 5},
+}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"timestamp": "yesterday"},
+        {"timestamp": "9999-12-31"},
+        {"timestamp": "0001-01-01"},
+        {"timestamp": 12345},
+        {"timestamp": 1.5e18},
+        {"inputs": {"house_id": 2**70}},
+        {"inputs": {"house_id": -(2**63) - 1}},
+        {"inputs": {"house_id": "abc"}},
+        {"inputs": {"house_id": 5.5}},
+        {"row": 2**64},
+    ],
+)
+def test_a_well_formed_line_with_a_bad_value_is_counted_unreadable(tmp_path, bad):
+    """The line is one record of valid JSON; only its value is wrong: it alone is set aside."""
+    import json
+
+    from mlops_assets.monitoring.live import keyed_predictions
+    from mlops_assets.paths import PlatformPaths
+    from mlops_assets.spec import HOUSE_PRICES_SPEC, load_spec
+
+    paths = PlatformPaths(tmp_path)
+    paths.predictions.mkdir(parents=True)
+    lines = [GOOD_LINE, {**GOOD_LINE, **bad}, {**GOOD_LINE, "row": 1, "inputs": {"house_id": 6}}]
+    (paths.predictions / "worker.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    logged = keyed_predictions(paths, load_spec(HOUSE_PRICES_SPEC))
+    assert logged.unreadable == 1
+    assert logged.frame["key"].tolist() == [5, 6]
+    assert logged.frame["predicted_at"].tolist() == [at("01 10:00")] * 2

@@ -44,3 +44,26 @@ def test_a_corrupt_file_names_itself_and_the_fix(tmp_path: Path) -> None:
     path.write_text('{"mode": "canary", "share": 2}')
     with pytest.raises(RolloutError, match=r"rollout\.json is not a valid rollout setting"):
         read_rollout(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"[" * 100_000, "nested too deeply to read"),
+        (b"\xff\xfe\x00", "codec can't decode"),
+        (b'{"mode": "canary", "share": "1e999999"}', "share"),
+    ],
+)
+def test_any_content_is_the_files_error(tmp_path: Path, content: bytes, problem: str) -> None:
+    """Whatever is in the file, the caller gets one RolloutError naming it, never a crash."""
+    path = tmp_path / "rollout.json"
+    path.write_bytes(content)
+    with pytest.raises(RolloutError, match=r"rollout\.json is not a valid rollout setting") as got:
+        read_rollout(path)
+    assert problem in str(got.value)
+
+
+def test_a_folder_in_place_of_the_file_is_the_files_error(tmp_path: Path) -> None:
+    (tmp_path / "rollout.json").mkdir()
+    with pytest.raises(RolloutError, match="Is a directory"):
+        read_rollout(tmp_path / "rollout.json")

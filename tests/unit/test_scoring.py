@@ -75,3 +75,36 @@ def test_the_target_and_the_key_may_be_left_out(house_spec, model):
     batch = score_frame(frame, house_spec, model, IMPUTATION, "7", NOW)
     assert batch.accounting() == {"delivered": 200, "scored": 197, "rejected": 3}
     assert "house_id" not in batch.scored
+
+
+def test_keys_that_are_not_int64_are_rejected_and_the_rest_scored(house_spec, model, tmp_path):
+    """As the service answers 400 for them: `abc` and a key beyond int64, read from a CSV."""
+    import pandas as pd
+
+    frame = generate_house_sales(SyntheticConfig(rows=20, seed=11)).drop(columns=["price"])
+    frame = frame.astype({"house_id": "object"})
+    frame.loc[3, "house_id"] = "abc"
+    frame.loc[5, "house_id"] = 2**63  # one above int64
+    frame.loc[6, "house_id"] = 2**63 - 1  # int64's largest: a valid key
+    frame.to_csv(tmp_path / "to_score.csv", index=False)
+    delivered = pd.read_csv(tmp_path / "to_score.csv")
+    batch = score_frame(delivered, house_spec, model, IMPUTATION, "7", NOW)
+    assert batch.accounting() == {"delivered": 20, "scored": 18, "rejected": 2}
+    reasons = dict(zip(batch.rejected["source_row"], batch.rejected["reject_reason"], strict=True))
+    assert reasons == {3: "unparseable:house_id", 5: "unparseable:house_id"}
+    assert batch.rejected["house_id"].tolist() == ["abc", str(2**63)]
+    assert 2**63 - 1 in set(batch.scored["house_id"].astype(str).map(int))
+
+
+def test_a_lone_key_beyond_int64_is_rejected_not_scored(house_spec, model, tmp_path):
+    import pandas as pd
+
+    frame = generate_house_sales(SyntheticConfig(rows=1, seed=11)).drop(columns=["price"])
+    frame = frame.astype({"house_id": "object"})
+    frame.loc[0, "house_id"] = 2**70
+    frame.to_csv(tmp_path / "to_score.csv", index=False)
+    batch = score_frame(
+        pd.read_csv(tmp_path / "to_score.csv"), house_spec, model, IMPUTATION, "7", NOW
+    )
+    assert batch.accounting() == {"delivered": 1, "scored": 0, "rejected": 1}
+    assert batch.rejected["reject_reason"].tolist() == ["unparseable:house_id"]

@@ -82,6 +82,66 @@ def test_watcher_serves_the_champion_alone_when_the_challenger_or_file_is_broken
     watcher.stop()
 
 
+def _invalid_files() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("mlops_rollout_invalid_total") or 0.0
+
+
+class _Model:
+    """Stands in for a loaded predictor: its version and the feature columns it reads."""
+
+    def __init__(self, version: str) -> None:
+        self.bundle = SimpleNamespace(version=version)
+        self.spec = SimpleNamespace(feature_columns=["sqft"])
+
+    def reads_matrix_of(self, champion: object) -> bool:
+        return True
+
+
+def test_a_file_nested_beyond_the_stack_is_the_files_error_and_is_retried(
+    tmp_path: Path,
+) -> None:
+    """`[` x 100,000 exhausts the parser's stack: the canary stops, the champion answers alone."""
+    path = tmp_path / "rollout.json"
+    canary = Rollout(mode="canary", challenger_tag="m:v2", challenger_version="2", share=0.5)
+    write_rollout(path, canary)
+    watcher = RolloutWatcher(path, _Model("1"), lambda tag: _Model("2"), interval_s=3600)
+    assert watcher.traffic.mode == "canary"
+    before = _invalid_files()
+    path.write_text("[" * 100_000)
+    watcher.check()
+    described = watcher.traffic.describe()
+    assert (described["mode"], described["challenger_version"]) == ("champion", None)
+    assert described["error"] == (
+        f"{path} is not a valid rollout setting (nested too deeply to read); fix it with "
+        "`mlops rollout ...` or delete it to serve the champion alone"
+    )
+    assert _invalid_files() == before + 1
+    write_rollout(path, canary)  # fixed: read again at once
+    watcher.check()
+    assert watcher.traffic.mode == "canary" and watcher.traffic.error == ""
+    watcher.stop()
+
+
+def test_a_version_that_does_not_match_the_loaded_tag_is_refused(tmp_path: Path) -> None:
+    """Version and tag must agree, also when the tag is already loaded."""
+    path = tmp_path / "rollout.json"
+    write_rollout(path, Rollout(mode="shadow", challenger_tag="m:v1", challenger_version="1"))
+    watcher = RolloutWatcher(path, _Model("0"), lambda tag: _Model("1"), interval_s=3600)
+    assert watcher.traffic.describe()["challenger_version"] == "1"
+    wrong = Rollout(mode="canary", challenger_tag="m:v1", challenger_version="77", share=0.5)
+    write_rollout(path, wrong)
+    watcher.check()
+    described = watcher.traffic.describe()
+    assert (described["mode"], described["requested_mode"]) == ("champion", "canary")
+    assert described["error"] == (
+        "challenger m:v1 not loaded: the rollout names challenger v77 but the model m:v1 is v1: "
+        "run `mlops rollout` again"
+    )
+    watcher.stop()
+
+
 def test_log_lines_say_whose_prediction_and_keep_each_rows_place(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path, flush_seconds=3600)
     inputs = [{"house_id": k} for k in (10, 11, 12)]
