@@ -1,8 +1,8 @@
 """Shared fixtures: every test gets its own state folder, nothing touches the project's.
 
 Also the two tiers: `./scripts/test.sh` runs everything; `./scripts/test.sh --fast` runs the
-unit tests and the integration tests that start no server and do not run the whole graph
-(markers `server` and `slow`), for the edit-test loop.
+unit tests and the integration tests that start no server and are not slow (markers `server`
+and `slow`), for the edit-test loop.
 """
 
 from __future__ import annotations

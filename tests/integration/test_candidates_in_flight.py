@@ -23,6 +23,9 @@ import pytest
 from mlops_assets.runner import open_instance
 from tests.integration.conftest import FEATURE_ASSETS, failure_text
 
+# Trains, judges and promotes many times over: outside the fast tier.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 CANDIDATE = ["model", "validation_report", "promoted_model"]
 LINEAR = {"ops": {"model": {"config": {"families": ["linear"]}}}}

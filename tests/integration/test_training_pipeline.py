@@ -17,6 +17,9 @@ from mlops_assets.spec import HOUSE_PRICES_SPEC
 from tests.integration.conftest import FEATURE_ASSETS, check_evaluations, failure_text
 from tests.materializations import metadata
 
+# Trains, judges and promotes many times over: outside the fast tier.
+pytestmark = pytest.mark.slow
+
 TRAINING = ("model", "validation_report", "promoted_model")
 # The promotion mechanics below run on shuffled cross-validation, whose outcomes on this data
 # are known; the default, time-ordered protocol has its own test.
