@@ -23,7 +23,11 @@ from mlops_assets.core.uncertainty import better_sign, metric
 from mlops_assets.progress import Progress, silent
 from mlops_assets.spec import DatasetSpec, Family, Protocol, TaskType
 
-CONSTANT = {TaskType.REGRESSION: "mean", TaskType.BINARY_CLASSIFICATION: "prior"}
+CONSTANT = {
+    TaskType.REGRESSION: "mean",
+    TaskType.BINARY_CLASSIFICATION: "prior",
+    TaskType.MULTICLASS_CLASSIFICATION: "prior",
+}
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,7 @@ def cross_validate(
     """
     family = Family(family)
     if family == Family.LINEAR:
-        oof = np.empty(len(rows.y))
+        oof = empty_predictions(len(rows.y), spec)
         for fold in np.unique(folds):
             held = folds == fold
             oof[held] = fit_linear(rows.x[~held], rows.y[~held], spec, plan.settings.seed).predict(
@@ -192,7 +196,7 @@ def _xgboost_oof(
     progress: Progress = silent,
 ) -> tuple[np.ndarray, float, int]:
     """Out-of-fold predictions, their score, and the mean number of trees early stopping kept."""
-    oof = np.empty(len(rows.y))
+    oof = empty_predictions(len(rows.y), spec)
     kept = []
     every_fold = np.unique(folds)
     for number, fold in enumerate(every_fold, start=1):
@@ -254,7 +258,7 @@ def _cv_baselines(
     for fold in np.unique(folds):
         held = np.flatnonzero(folds == fold)
         for name, values in _baselines(rows, folds != fold, held, spec, plan).items():
-            result.setdefault(name, np.empty(len(rows.y)))[held] = values
+            result.setdefault(name, empty_predictions(len(rows.y), spec))[held] = values
     return result
 
 
@@ -263,11 +267,21 @@ def _baselines(
 ) -> dict[str, np.ndarray]:
     """The constant baseline, and the linear one unless linear competes as a candidate."""
     y_train = rows.y[training]
-    result = {CONSTANT[spec.task]: np.full(len(evaluation), float(np.mean(y_train)))}
+    if spec.task.is_multiclass:  # each class's share of the training rows, for every row
+        shares = np.bincount(y_train.astype(np.int64), minlength=len(spec.classes)) / len(y_train)
+        constant = np.tile(shares, (len(evaluation), 1))
+    else:
+        constant = np.full(len(evaluation), float(np.mean(y_train)))
+    result = {CONSTANT[spec.task]: constant}
     if Family.LINEAR not in plan.settings.families:
         linear = fit_linear(rows.x[training], y_train, spec, plan.settings.seed)
         result["linear"] = linear.predict(rows.x[evaluation])
     return result
+
+
+def empty_predictions(rows: int, spec: DatasetSpec) -> np.ndarray:
+    """Room for one prediction per row: a value, or a multiclass target's k probabilities."""
+    return np.empty((rows, len(spec.classes)) if spec.task.is_multiclass else rows)
 
 
 def _finite(value: float, sign: float) -> float:

@@ -27,6 +27,7 @@ HOUSE_PRICES_SPEC = SPECS_DIR / "house_prices.yaml"
 BREAST_CANCER_SPEC = SPECS_DIR / "breast_cancer.yaml"
 DIABETES_SPEC = SPECS_DIR / "diabetes.yaml"
 WINE_BINARY_SPEC = SPECS_DIR / "wine_binary.yaml"
+WINE_SPEC = SPECS_DIR / "wine.yaml"
 
 __all__ = [
     "BREAST_CANCER_SPEC",
@@ -36,6 +37,7 @@ __all__ = [
     "EVENT_YEAR",
     "HOUSE_PRICES_SPEC",
     "WINE_BINARY_SPEC",
+    "WINE_SPEC",
     "ColumnSpec",
     "DType",
     "DatasetSpec",
