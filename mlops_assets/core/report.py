@@ -272,7 +272,7 @@ def _multiclass_plots(
     )
     for k, name in enumerate(names):
         _calibration(axes[:, k], (codes == k).astype(int), probabilities[:, k])
-        axes[0, k].set_title(f"Calibration of class {name}")
+        axes[0, k].set(title=f"Calibration of class {name}", ylabel=f"observed share of {name}")
     figure.tight_layout()
     written.append(_save(figure, folder / "calibration_per_class.png", plt))
     return written

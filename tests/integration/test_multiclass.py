@@ -1,0 +1,109 @@
+"""Multiclass end to end: scikit-learn's wine (three cultivars) through `mlops run` and the
+BentoML service over HTTP, every class's probability equal to the offline prediction."""
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_assets.core.families import load_model_file
+from mlops_assets.core.features import to_matrix
+from mlops_assets.monitoring.live import keyed_predictions
+from mlops_assets.paths import PlatformPaths
+from mlops_assets.spec import WINE_SPEC, load_spec
+from tests.servers import bento_service
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = load_spec(WINE_SPEC)
+CLASSES = ["0", "1", "2"]
+
+
+@pytest.fixture(scope="module")
+def wine(tmp_path_factory) -> Iterator[dict]:
+    home = tmp_path_factory.mktemp("wine") / "mlops_home"
+    env = {**os.environ, "MLOPS_HOME": str(home), "BENTOML_HOME": str(home / "bentoml")}
+    env.pop("MLOPS_SPEC", None)
+    command = ["run", "--source", "sklearn", "--dataset", "wine", "--spec", str(WINE_SPEC)]
+    built = subprocess.run(
+        [sys.executable, "-m", "mlops_assets.cli", *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    yield {"home": home, "env": env, "stdout": built.stdout}
+
+
+def test_the_run_cross_validates_and_promotes_on_log_loss(wine):
+    stdout = wine["stdout"]
+    assert "178 raw rows -> 178 cleaned, 0 quarantined" in stdout
+    assert "5-fold cross-validation on 178 rows" in stdout
+    assert "Estimate: log_loss " in stdout
+    assert "Promotion: promoted" in stdout and "champion is v1 of 'wine'" in stdout
+    models = list((wine["home"] / "models").iterdir())
+    assert len(models) == 1
+    report = models[0] / "report"
+    assert {"confusion_matrix.png", "calibration_per_class.png"} <= {
+        p.name for p in report.iterdir()
+    }
+    decision = json.loads((report / "decision.json").read_text())
+    model = decision["metrics"]["model"]
+    assert model["accuracy"] > 0.9 and model["log_loss"] < decision["metrics"]["prior"]["log_loss"]
+    low, high = decision["estimate"]["interval"]
+    assert low < decision["estimate"]["value"] < high
+    assert {f"recall_{k}" for k in range(3)} | {"f1_macro", "roc_auc_ovr"} <= set(model)
+
+
+def test_the_service_answers_every_class_as_the_offline_model_does(wine):
+    home, paths = wine["home"], PlatformPaths(wine["home"])
+    cleaned = pd.concat([pd.read_parquet(p) for p in sorted(paths.cleaned_dir().glob("*.parquet"))])
+    rows = cleaned.sample(40, random_state=5).reset_index(drop=True)
+    records = [
+        {name: float(row[name]) for name in SPEC.feature_columns}
+        | {SPEC.event_timestamp: row[SPEC.event_timestamp].isoformat()}
+        for _, row in rows.iterrows()
+    ]
+    keys = rows[SPEC.entity_key].astype(int).tolist()
+    with bento_service(wine["env"], ROOT) as url, httpx.Client(base_url=url, timeout=30) as client:
+        info = client.get("/v1/model_info").json()
+        single = [client.post("/v1/predict", json=r).json() for r in records[:10]]
+        batch = client.post("/v1/predict_batch", json={"records": records}).json()
+        by_key = client.post("/v1/predict_by_key", json={"keys": keys}).json()
+    folder = home / "models" / info["mlflow_run_id"]
+    family = json.loads((folder / "manifest.json").read_text())["family"]
+    offline = load_model_file(folder, family).predict(to_matrix(rows, SPEC))
+    assert offline.shape == (40, 3)
+
+    def matrix(answers: list[dict[str, float]]) -> np.ndarray:
+        assert all(list(a) == CLASSES for a in answers)
+        return np.array([[a[c] for c in CLASSES] for a in answers])
+
+    served = {
+        "single": matrix([s["probabilities"] for s in single]),
+        "batch": matrix(batch["probabilities"]),
+        "by_key": matrix([by_key["probabilities"][str(k)] for k in keys]),
+    }
+    for name, probabilities in served.items():
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=0, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(probabilities, offline[: len(probabilities)], atol=1e-6)
+    labels = offline.argmax(axis=1).tolist()
+    assert [s["prediction"] for s in single] == labels[:10]
+    assert batch["predictions"] == labels
+    assert [by_key["predictions"][str(k)] for k in keys] == labels
+    assert single[0]["model_version"] == batch["model_version"] == "1"
+    # The prediction log keeps each row's probabilities; live performance reads them back.
+    logged = keyed_predictions(paths, SPEC).frame
+    by_key_rows = logged[logged["key"].isin(keys)].drop_duplicates("key").set_index("key")
+    assert len(by_key_rows) == len(keys)
+    np.testing.assert_allclose(
+        np.stack(by_key_rows.loc[keys, "prediction"].to_numpy()), offline, atol=1e-12
+    )
