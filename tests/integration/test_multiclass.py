@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import numpy as np
 import pandas as pd
@@ -107,3 +108,41 @@ def test_the_service_answers_every_class_as_the_offline_model_does(wine):
     np.testing.assert_allclose(
         np.stack(by_key_rows.loc[keys, "prediction"].to_numpy()), offline, atol=1e-12
     )
+    # The drift report compares the answered classes with the champion's out-of-fold ones.
+    mix = _drift_report(home)["predicted_class_mix"]
+    answered = np.array(labels[:10] + labels + labels)  # /predict, /predict_batch, by key
+    evaluation = pd.read_parquet(folder / "evaluation.parquet")
+    reference = np.stack(evaluation[f"candidate:{family}"].to_numpy()).argmax(axis=1)
+    assert mix["classes"] == CLASSES and mix["rows"] == len(answered) == 90
+    assert mix["live"] == pytest.approx((np.bincount(answered, minlength=3) / 90).tolist())
+    assert mix["reference"] == pytest.approx((np.bincount(reference, minlength=3) / 178).tolist())
+    assert mix["drifted"] is (mix["psi"] > 0.2)
+
+
+def _drift_report(home: Path) -> dict:
+    from mlops_assets.definitions import defs
+    from mlops_assets.features.store_resource import FeatureStoreResource
+    from mlops_assets.resources import DatasetSpecResource, MetricsPush, MlopsHome
+    from mlops_assets.training.engine import TrainingEngine
+    from mlops_assets.training.tracking import MlflowTracking
+
+    state = MlopsHome(path=str(home))
+    resources = {
+        "home": state,
+        "dataset": DatasetSpecResource(home=state, spec_path=str(WINE_SPEC)),
+        "feature_store": FeatureStoreResource(home=state),
+        "mlflow_tracking": MlflowTracking(home=state),
+        "metrics_push": MetricsPush(),
+        "training_engine": TrainingEngine(),
+    }
+    assets = [a for a in defs.assets if not isinstance(a, dg.AssetSpec)]
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            assets,
+            selection=["drift_report"],
+            instance=instance,
+            resources=resources,
+            run_config={"ops": {"drift_report": {"config": {"min_live_rows": 50}}}},
+        )
+    [event] = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.materialization.metadata.items()}
