@@ -9,6 +9,7 @@ import pytest
 import yaml
 from sklearn import metrics as skm
 
+from mlops_assets.core.candidates import Rows, compete
 from mlops_assets.core.cleaning import REASON_COLUMN, clean
 from mlops_assets.core.drift import class_mix_drift
 from mlops_assets.core.evaluation import compute_metrics
@@ -22,12 +23,21 @@ from mlops_assets.core.live_performance import (
     VERSION,
     live_metrics,
 )
-from mlops_assets.core.protocols import TrainingDataError, assign_folds, plan_for
+from mlops_assets.core.protocols import Plan, TrainingDataError, assign_folds, plan_for
 from mlops_assets.core.scoring import score_frame
-from mlops_assets.core.uncertainty import bootstrap_interval, metric
+from mlops_assets.core.training import TrainParams
+from mlops_assets.core.uncertainty import bootstrap_interval, metric, paired_improvement
 from mlops_assets.serving.answers import answer_by_key, answer_many, answer_one
 from mlops_assets.sources.sklearn_datasets import SklearnSource
-from mlops_assets.spec import WINE_SPEC, Family, SpecError, TaskType, load_spec
+from mlops_assets.spec import (
+    WINE_SPEC,
+    DatasetSpec,
+    Family,
+    Protocol,
+    SpecError,
+    TaskType,
+    load_spec,
+)
 
 MULTI = TaskType.MULTICLASS_CLASSIFICATION
 # Six rows, three classes; every class present, labels of the argmax: 0, 1, 1, 1, 2, 0.
@@ -243,3 +253,60 @@ def test_a_shift_of_the_predicted_class_mix_is_drift():
     moved = class_mix_drift(["a", "b", "c"], reference, np.array([2] * 30 + [0] * 10), 0.2)
     assert moved.drifted and moved.rows == 40
     assert moved.live == [0.25, 0.0, 0.75]
+
+
+def _three_class_spec(**training) -> DatasetSpec:
+    return DatasetSpec.model_validate(
+        {
+            "name": "three",
+            "task": "multiclass_classification",
+            "columns": [
+                {"name": "a", "dtype": "float"},
+                {"name": "b", "dtype": "float"},
+                {"name": "kind", "dtype": "category", "categories": ["x", "y"]},
+                {
+                    "name": "label",
+                    "dtype": "category",
+                    "role": "target",
+                    "categories": ["lo", "mid", "hi"],
+                },
+            ],
+            "training": training,
+        }
+    )
+
+
+def test_holdout_competition_and_paired_gain_on_three_classes():
+    """Holdout: both families on the same test rows, the class prior among the baselines, and
+    the challenger's paired gain over a worse model's predictions on those rows."""
+    spec = _three_class_spec(protocol="holdout")
+    rng = np.random.default_rng(4)
+    rows = 900
+    a, b = rng.normal(size=rows), rng.normal(size=rows)
+    kind = rng.integers(0, 2, rows)
+    score = a + 0.5 * b + 0.8 * kind + rng.normal(0, 0.3, rows)
+    y = np.digitize(score, [-0.4, 0.9]).astype(np.float64)  # 0 lo, 1 mid, 2 hi
+    x = np.column_stack([a, b, kind]).astype(np.float32)
+    split = np.array(["train", "validation", "test"])[rng.choice(3, rows, p=[0.6, 0.2, 0.2])]
+    plan = Plan(Protocol.HOLDOUT, spec.training, "test", "spec.yaml")
+    params = TrainParams(learning_rate=0.2, max_rounds=300, early_stopping_rounds=20)
+    competition = compete(Rows(x, y, np.arange(rows)), spec, plan, params, split=split)
+    test = split == "test"
+    assert competition.rows.tolist() == np.flatnonzero(test).tolist()
+    assert set(competition.candidates) == {"xgboost", "linear"}
+    assert set(competition.baselines) == {"prior"}
+    shares = np.bincount(y[split == "train"].astype(int), minlength=3) / (split == "train").sum()
+    np.testing.assert_allclose(competition.baselines["prior"], np.tile(shares, (test.sum(), 1)))
+    for candidate in competition.candidates.values():
+        assert candidate.predictions.shape == (test.sum(), 3)
+        np.testing.assert_allclose(candidate.predictions.sum(axis=1), 1.0, atol=1e-12)
+        scored = compute_metrics(competition.y, candidate.predictions, MULTI)
+        assert scored["accuracy"] > 0.8
+    winner = competition.challenger.predictions
+    gain = paired_improvement(
+        competition.y, winner, competition.baselines["prior"], "log_loss", MULTI, 200, 0.95, 0
+    )
+    prior_loss = compute_metrics(competition.y, competition.baselines["prior"], MULTI)["log_loss"]
+    own_loss = compute_metrics(competition.y, winner, MULTI)["log_loss"]
+    assert gain.value == pytest.approx(prior_loss - own_loss)
+    assert 0 < gain.low < gain.value < gain.high
