@@ -310,3 +310,32 @@ def test_holdout_competition_and_paired_gain_on_three_classes():
     own_loss = compute_metrics(competition.y, winner, MULTI)["log_loss"]
     assert gain.value == pytest.approx(prior_loss - own_loss)
     assert 0 < gain.low < gain.value < gain.high
+
+
+def test_a_canary_split_answers_each_row_with_its_models_probabilities(wine):
+    """Half the keys go to the challenger: every row keeps its own model's whole row."""
+    from mlops_assets.serving.predictor import ModelBundle, Predictor
+    from mlops_assets.serving.rollout import Rollout
+    from mlops_assets.serving.routing import route
+    from mlops_assets.serving.traffic import Traffic, canary_mask
+
+    spec, raw = wine
+    cleaned = clean(raw, spec).cleaned
+    x, y = to_matrix(cleaned, spec), label_values(cleaned["target"], spec)
+    champion = fit_linear(x[::2], y[::2], spec)
+    challenger = fit_linear(x[1::2], y[1::2], spec)
+    bundles = [
+        ModelBundle(m, spec, {}, {"model_version": v})
+        for m, v in ((champion, "1"), (challenger, "2"))
+    ]
+    rollout = Rollout(mode="canary", challenger_tag="wine:v2", challenger_version="2", share=0.5)
+    traffic = Traffic(rollout, Predictor(bundles[1]), same_matrix=True)
+    keys = list(range(40))
+    routed = route(Predictor(bundles[0]), traffic, "predict_batch", matrix=x[:40], keys=keys)
+    to_challenger = canary_mask(keys, 40, 0.5)
+    assert 0 < to_challenger.sum() < 40
+    expected = np.where(
+        to_challenger[:, None], challenger.predict(x[:40]), champion.predict(x[:40])
+    )
+    np.testing.assert_allclose(routed.predictions, expected, rtol=0, atol=1e-12)  # BLAS rounding
+    assert routed.versions() == ["2" if c else "1" for c in to_challenger]
