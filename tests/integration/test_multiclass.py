@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops_assets.core.evaluation import compute_metrics
 from mlops_assets.core.families import load_model_file
 from mlops_assets.core.features import to_matrix
 from mlops_assets.monitoring.live import keyed_predictions
@@ -117,9 +118,24 @@ def test_the_service_answers_every_class_as_the_offline_model_does(wine):
     assert mix["live"] == pytest.approx((np.bincount(answered, minlength=3) / 90).tolist())
     assert mix["reference"] == pytest.approx((np.bincount(reference, minlength=3) / 178).tolist())
     assert mix["drifted"] is (mix["psi"] > 0.2)
+    # Most rows delivered again later (a batch needs quality.min_rows 100), the sampled ones
+    # among them: their labels, known after the answers, judge the by-key predictions.
+    again = cleaned[~cleaned[SPEC.entity_key].isin(keys)].iloc[20:]
+    again = pd.concat([rows, again])[[*SPEC.feature_columns, SPEC.target]]
+    delivery = home.parent / "labels.csv"
+    again.astype({SPEC.target: int}).to_csv(delivery, index=False)
+    live = _live_performance(home, str(delivery))
+    assert (live["judged"], live["pending_predictions"], live["predictions_without_key"]) == (
+        40,
+        0,
+        50,  # /v1/predict and /v1/predict_batch records named no entity
+    )
+    expected = compute_metrics(rows[SPEC.target].astype(float).to_numpy(), offline, SPEC.task)
+    assert live["champion_live_rows"] == 40 and live["metric"] == "log_loss"
+    assert live["champion_live_metric"] == pytest.approx(expected["log_loss"])
 
 
-def _drift_report(home: Path) -> dict:
+def _resources(home: Path) -> tuple[list, dict]:
     from mlops_assets.definitions import defs
     from mlops_assets.features.store_resource import FeatureStoreResource
     from mlops_assets.resources import DatasetSpecResource, MetricsPush, MlopsHome
@@ -135,7 +151,32 @@ def _drift_report(home: Path) -> dict:
         "metrics_push": MetricsPush(),
         "training_engine": TrainingEngine(),
     }
-    assets = [a for a in defs.assets if not isinstance(a, dg.AssetSpec)]
+    return [a for a in defs.assets if not isinstance(a, dg.AssetSpec)], resources
+
+
+def _live_performance(home: Path, delivery: str) -> dict:
+    assets, resources = _resources(home)
+    source = {"kind": "file", "path": delivery}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("batches", ["labels"])
+        ingested = dg.materialize(
+            assets,
+            selection=["raw_data", "cleaned_data"],
+            instance=instance,
+            resources=resources,
+            partition_key="labels",
+            run_config={"ops": {"raw_data": {"config": source}}},
+        )
+        assert ingested.success
+        result = dg.materialize(
+            assets, selection=["live_performance"], instance=instance, resources=resources
+        )
+    [event] = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def _drift_report(home: Path) -> dict:
+    assets, resources = _resources(home)
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             assets,
