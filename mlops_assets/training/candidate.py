@@ -175,10 +175,8 @@ def _column(predictions: np.ndarray) -> Any:
 def predictions_of(evaluation: pd.DataFrame, column: str) -> np.ndarray:
     """A prediction column as written by `evaluation_frame`: values, or an (n, k) matrix."""
     values = evaluation[column].to_numpy()
-    if values.dtype == object:
-        return (
-            np.stack([np.asarray(v, dtype=np.float64) for v in values])
-            if len(values)
-            else (np.empty((0, 0)))
-        )
-    return values
+    if values.dtype != object:
+        return values
+    if not len(values):
+        return np.empty((0, 0))
+    return np.stack([np.asarray(v, dtype=np.float64) for v in values])
