@@ -339,3 +339,24 @@ def test_a_canary_split_answers_each_row_with_its_models_probabilities(wine):
     )
     np.testing.assert_allclose(routed.predictions, expected, rtol=0, atol=1e-12)  # BLAS rounding
     assert routed.versions() == ["2" if c else "1" for c in to_challenger]
+
+
+def test_a_softprob_booster_is_saved_in_xgboosts_format_and_rows_sum_to_one(wine, tmp_path):
+    from mlops_assets.core.families import BoosterModel
+    from mlops_assets.core.training import fit_rounds
+
+    spec, raw = wine
+    cleaned = clean(raw, spec).cleaned
+    x, y = to_matrix(cleaned, spec), label_values(cleaned["target"], spec)
+    booster = fit_rounds(x, y, spec, TrainParams(threads=1), 30)
+    assert booster.num_boosted_rounds() == 30
+    model = BoosterModel(booster)
+    path = save_model_file(model, tmp_path, spec)
+    assert path.name == "model.ubj"
+    predicted = load_model_file(tmp_path, Family.XGBOOST).predict(x)
+    assert predicted.shape == (178, 3)
+    np.testing.assert_array_equal(predicted, model.predict(x))
+    np.testing.assert_allclose(predicted.sum(axis=1), 1.0, rtol=0, atol=1e-15)
+    raw_float32 = booster.inplace_predict(x)  # XGBoost's own: the same to float32 precision
+    np.testing.assert_allclose(predicted, raw_float32, rtol=0, atol=1e-6)
+    assert compute_metrics(y, predicted, MULTI)["accuracy"] > 0.97
