@@ -25,7 +25,11 @@ from mlops_assets.core.uncertainty import better_sign, metric
 from mlops_assets.progress import Progress, silent
 from mlops_assets.spec import DatasetSpec, Family, Protocol, TaskType
 
-CONSTANT = {TaskType.REGRESSION: "mean", TaskType.BINARY_CLASSIFICATION: "prior"}
+CONSTANT = {
+    TaskType.REGRESSION: "mean",
+    TaskType.BINARY_CLASSIFICATION: "prior",
+    TaskType.MULTICLASS_CLASSIFICATION: "prior",
+}
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,7 @@ def cross_validate(
     family = Family(family)
     judged = folds.judged
     if family == Family.LINEAR:
-        oof = np.empty(len(rows.y))
+        oof = empty_predictions(len(rows.y), spec)
         for fold in folds.numbers:
             held, training = folds.assignment == fold, folds.training(fold)
             linear = fit_linear(rows.x[training], rows.y[training], spec, plan.settings.seed)
@@ -205,7 +209,7 @@ def _xgboost_oof(
     progress: Progress = silent,
 ) -> tuple[np.ndarray, float, int]:
     """Out-of-fold predictions, their score, and the mean number of trees early stopping kept."""
-    oof = np.empty(len(rows.y))
+    oof = empty_predictions(len(rows.y), spec)
     kept = []
     every_fold = folds.numbers
     for number, fold in enumerate(every_fold, start=1):
@@ -265,7 +269,7 @@ def _cv_baselines(rows: Rows, folds: Folds, spec: DatasetSpec, plan: Plan) -> di
     for fold in folds.numbers:
         held = np.flatnonzero(folds.assignment == fold)
         for name, values in _baselines(rows, folds.training(fold), held, spec, plan).items():
-            result.setdefault(name, np.empty(len(rows.y)))[held] = values
+            result.setdefault(name, empty_predictions(len(rows.y), spec))[held] = values
     return {name: values[folds.judged] for name, values in result.items()}
 
 
@@ -278,7 +282,12 @@ def _baselines(
     """
     y_train = rows.y[training]
     mean = float(np.mean(y_train))
-    result = {CONSTANT[spec.task]: np.full(len(evaluation), mean)}
+    if spec.task.is_multiclass:  # each class's share of the training rows, for every row
+        shares = np.bincount(y_train.astype(np.int64), minlength=len(spec.classes)) / len(y_train)
+        constant = np.tile(shares, (len(evaluation), 1))
+    else:
+        constant = np.full(len(evaluation), mean)
+    result = {CONSTANT[spec.task]: constant}
     if Family.LINEAR not in plan.settings.families:
         linear = fit_linear(rows.x[training], y_train, spec, plan.settings.seed)
         result["linear"] = linear.predict(rows.x[evaluation])
@@ -300,6 +309,11 @@ def forecast_baselines(spec: DatasetSpec) -> dict[str, str]:
     lags.sort()
     weekly = [name for lag, name in lags if lag.total_seconds() == 7 * 86_400]
     return {"last_value": lags[0][1], "seasonal_naive": weekly[0] if weekly else lags[-1][1]}
+
+
+def empty_predictions(rows: int, spec: DatasetSpec) -> np.ndarray:
+    """Room for one prediction per row: a value, or a multiclass target's k probabilities."""
+    return np.empty((rows, len(spec.classes)) if spec.task.is_multiclass else rows)
 
 
 def _finite(value: float, sign: float) -> float:

@@ -50,7 +50,7 @@ class DaskFit:
         client = self.client
         workers = sorted(client.scheduler_info()["workers"])
         # The workers' own thread counts decide: a fixed `nthread` would oversubscribe them.
-        booster_params = params.booster_params(spec.task)
+        booster_params = params.booster_params(spec.task, len(spec.classes))
         booster_params.pop("nthread")
         topic = f"mlops-rounds-{uuid.uuid4().hex}"
         for callback in callbacks or []:

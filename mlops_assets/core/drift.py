@@ -140,6 +140,43 @@ def detect_drift(
     return DriftResult(columns, share, share >= thresholds.drifted_share, rows, thresholds)
 
 
+@dataclass(frozen=True)
+class ClassMixDrift:
+    """How the share of each predicted class moved: a multiclass model's answers, not inputs.
+
+    Input drift can hide in a model's blind spot; a shift in what the model answers (more of
+    one class, fewer of another) is the change its users see.
+    """
+
+    classes: list[str]
+    reference: list[float]  # shares of each predicted class on the model's evaluation rows
+    live: list[float]  # shares among the logged answers
+    psi: float
+    drifted: bool
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for metadata."""
+        return asdict(self)
+
+
+def class_shares(codes: np.ndarray, classes: int) -> np.ndarray:
+    """Each class's share of the codes (0..classes-1); all zero when there are none."""
+    counts = np.bincount(np.asarray(codes, dtype=np.int64), minlength=classes)[:classes]
+    return counts / max(len(codes), 1)
+
+
+def class_mix_drift(
+    classes: list[str], reference: np.ndarray, live: np.ndarray, threshold: float
+) -> ClassMixDrift:
+    """PSI between the reference's and the live answers' predicted classes (codes)."""
+    expected, actual = class_shares(reference, len(classes)), class_shares(live, len(classes))
+    value = psi(expected, actual)
+    return ClassMixDrift(
+        classes, expected.tolist(), actual.tolist(), value, value > threshold, len(live)
+    )
+
+
 def _category_codes(values: np.ndarray, categories: list[str]) -> np.ndarray:
     codes = pd.Categorical(values, categories=categories).codes.astype(np.int64)
     codes[codes < 0] = len(categories)

@@ -20,6 +20,8 @@ from mlops_assets.spec.model import DEFAULT_THRESHOLD
 LOWER_IS_BETTER = {"rmse", "mae", "mape", "wape", "smape", "mase", "log_loss", "brier"}
 REGRESSION_METRICS = ("rmse", "mae", "r2", "mape", "wape", "smape")
 CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "f1")
+MULTICLASS_METRICS = ("log_loss", "accuracy", "f1_macro", "f1_weighted", "roc_auc_ovr")
+PROBABILITY_FLOOR = 1e-7
 
 
 def compute_metrics(
@@ -31,6 +33,8 @@ def compute_metrics(
     score) need no threshold; accuracy and F1 label a row positive at `threshold` or above,
     the spec's `decision_threshold`, the same rule the service would apply.
     """
+    if task == TaskType.MULTICLASS_CLASSIFICATION:
+        return multiclass_metrics(y, predicted)
     if task == TaskType.REGRESSION:
         nonzero = np.abs(y) > 0
         errors = np.abs(y - predicted)
@@ -58,6 +62,53 @@ def compute_metrics(
         "accuracy": float(skm.accuracy_score(y, labels)),
         "f1": float(skm.f1_score(y, labels, zero_division=0)),
     }
+
+
+def multiclass_metrics(y: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """Metrics of an (n, k) probability matrix against class codes 0..k-1.
+
+    The label is the most probable class (no threshold). ROC AUC is the macro mean of each
+    class against the rest, over the classes present with at least one row of another class;
+    per-class precision and recall follow as `precision_<i>` and `recall_<i>` (class code i).
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    classes = np.arange(p.shape[1])
+    codes = np.asarray(y, dtype=np.int64)
+    labels = p.argmax(axis=1)
+    result = {
+        "log_loss": multiclass_log_loss(codes, p),
+        "accuracy": float(skm.accuracy_score(codes, labels)),
+        "f1_macro": float(
+            skm.f1_score(codes, labels, labels=classes, average="macro", zero_division=0)
+        ),
+        "f1_weighted": float(
+            skm.f1_score(codes, labels, labels=classes, average="weighted", zero_division=0)
+        ),
+        "roc_auc_ovr": ovr_roc_auc(codes, p),
+    }
+    precision, recall, _, _ = skm.precision_recall_fscore_support(
+        codes, labels, labels=classes, zero_division=0
+    )
+    for k in classes:
+        result[f"precision_{k}"] = float(precision[k])
+        result[f"recall_{k}"] = float(recall[k])
+    return result
+
+
+def multiclass_log_loss(codes: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean negative log probability of the true class (floored at 1e-7, as binary's)."""
+    chosen = probabilities[np.arange(len(codes)), codes]
+    return float(-np.mean(np.log(np.clip(chosen, PROBABILITY_FLOOR, 1.0))))
+
+
+def ovr_roc_auc(codes: np.ndarray, probabilities: np.ndarray) -> float:
+    """Macro one-vs-rest ROC AUC over the classes that have rows both in and out (else NaN)."""
+    values = []
+    for k in range(probabilities.shape[1]):
+        positive = codes == k
+        if 0 < positive.sum() < len(codes):
+            values.append(skm.roc_auc_score(positive, probabilities[:, k]))
+    return float(np.mean(values)) if values else float("nan")
 
 
 def slice_metrics(

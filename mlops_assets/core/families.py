@@ -15,7 +15,7 @@ from typing import Protocol as TypingProtocol
 import numpy as np
 import xgboost as xgb
 
-from mlops_assets.core.linear_model import LinearModel
+from mlops_assets.core.linear_model import LinearModel, SoftmaxModel, linear_from_dict
 from mlops_assets.spec import DatasetSpec, Family
 
 MODEL_FILES = {Family.XGBOOST: "model.ubj", Family.LINEAR: "linear_model.json"}
@@ -25,7 +25,7 @@ class Model(TypingProtocol):
     """What every family offers the platform."""
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
-        """Regression values or positive-class probabilities, float64."""
+        """Regression values, positive-class probabilities or an (n, k) matrix, float64."""
         ...
 
     def importance(self) -> dict[str, float]:
@@ -40,8 +40,15 @@ class BoosterModel:
     booster: xgb.Booster
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
-        """`inplace_predict` as float64 (our code owns the column order)."""
-        return np.asarray(self.booster.inplace_predict(matrix), dtype=np.float64)
+        """`inplace_predict` as float64 (our code owns the column order).
+
+        A multiclass booster's (n, k) probabilities are renormalised in float64, so each row
+        sums to 1 to the last bit rather than to XGBoost's float32 rounding.
+        """
+        predicted = np.asarray(self.booster.inplace_predict(matrix), dtype=np.float64)
+        if predicted.ndim == 2:
+            predicted /= predicted.sum(axis=1, keepdims=True)
+        return predicted
 
     def importance(self) -> dict[str, float]:
         """Total gain per feature."""
@@ -52,13 +59,13 @@ class BoosterModel:
 
 def family_of(model: Model) -> Family:
     """The family a model object belongs to."""
-    return Family.LINEAR if isinstance(model, LinearModel) else Family.XGBOOST
+    return Family.LINEAR if isinstance(model, LinearModel | SoftmaxModel) else Family.XGBOOST
 
 
 def save_model_file(model: Model, folder: Path, spec: DatasetSpec) -> Path:
     """Write the model's one file into `folder`; returns its path."""
     path = folder / MODEL_FILES[family_of(model)]
-    if isinstance(model, LinearModel):
+    if isinstance(model, LinearModel | SoftmaxModel):
         path.write_text(json.dumps(model.to_dict(spec), indent=2) + "\n")
     else:
         assert isinstance(model, BoosterModel)
@@ -71,7 +78,7 @@ def load_model_file(folder: Path, family: Family | str, threads: int | None = No
     family = Family(family)
     path = folder / MODEL_FILES[family]
     if family == Family.LINEAR:
-        return LinearModel.from_dict(json.loads(path.read_text()))
+        return linear_from_dict(json.loads(path.read_text()))
     booster = xgb.Booster()
     booster.load_model(str(path))
     if threads is not None:

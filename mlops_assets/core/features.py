@@ -119,6 +119,17 @@ def category_codes(values: Any, categories: list[Any]) -> np.ndarray:
     return result
 
 
+def label_values(values: pd.Series, spec: DatasetSpec) -> np.ndarray:
+    """The target as the model learns it: a number, or a multiclass target's class code.
+
+    Class i is the spec's i-th category, the same order the model's probabilities follow; a
+    value outside the categories is NaN (cleaning quarantines such rows before they get here).
+    """
+    if spec.task.is_multiclass:
+        return category_codes(values.astype(object), spec.classes)
+    return values.to_numpy(dtype=np.float64)
+
+
 def engineer(
     frame: pd.DataFrame, spec: DatasetSpec, imputation: Mapping[str, Any] | None = None
 ) -> pd.DataFrame:

@@ -20,7 +20,8 @@ from mlops_assets.spec import DatasetSpec, TaskType
 FORMAT = "mlops-linear-v1"
 RIDGE_ALPHAS = tuple(10.0**p for p in range(-3, 4))  # chosen by leave-one-out on the train rows
 LOGISTIC_CS = tuple(10.0**p for p in range(-3, 4))
-IDENTITY, LOGISTIC = "identity", "logistic"
+IDENTITY, LOGISTIC, SOFTMAX = "identity", "logistic", "softmax"
+ABSENT = -1e6  # the score of a class the rows had none of (finite: the document stays JSON)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,63 @@ class LinearModel:
         )
 
 
-def fit_linear(x: np.ndarray, y: np.ndarray, spec: DatasetSpec, seed: int = 42) -> LinearModel:
+@dataclass(frozen=True)
+class SoftmaxModel:
+    """Multinomial logistic regression: one linear score per class, softmax across them.
+
+    Each class's score is a `LinearModel` with the identity link (raw-unit weights, the same
+    imputation), so the stored document is one readable block of coefficients per class.
+    """
+
+    classes: tuple[Any, ...]
+    scores: tuple[LinearModel, ...]
+    regularisation: float
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        """An (n, k) matrix of class probabilities; each row sums to 1."""
+        score = np.column_stack([s.predict(matrix) for s in self.scores])
+        score = score - score.max(axis=1, keepdims=True)  # exp never overflows
+        exp = np.exp(score)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def importance(self) -> dict[str, float]:
+        """The largest of the classes' importances per feature."""
+        result: dict[str, float] = {}
+        for score in self.scores:
+            for name, value in score.importance().items():
+                result[name] = max(result.get(name, 0.0), value)
+        return result
+
+    def to_dict(self, spec: DatasetSpec) -> dict[str, Any]:
+        """The JSON document: the classes, and per class the score's coefficients."""
+        return {
+            "format": FORMAT,
+            "link": SOFTMAX,
+            "classes": list(self.classes),
+            "scores": [s.to_dict(spec) for s in self.scores],
+            "regularisation": self.regularisation,
+        }
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> SoftmaxModel:
+        """Read the JSON document written by `to_dict`."""
+        return cls(
+            classes=tuple(document["classes"]),
+            scores=tuple(LinearModel.from_dict(d) for d in document["scores"]),
+            regularisation=float(document["regularisation"]),
+        )
+
+
+def linear_from_dict(document: dict[str, Any]) -> LinearModel | SoftmaxModel:
+    """Either linear document: one score (identity or logistic link) or one per class."""
+    if document.get("link") == SOFTMAX:
+        return SoftmaxModel.from_dict(document)
+    return LinearModel.from_dict(document)
+
+
+def fit_linear(
+    x: np.ndarray, y: np.ndarray, spec: DatasetSpec, seed: int = 42
+) -> LinearModel | SoftmaxModel:
     """Fit on imputed, standardised numbers and one-hot categories, then fold to raw units."""
     features = tuple(spec.model_features)
     categorical = tuple(i for i, n in enumerate(features) if n in spec.categorical_columns)
@@ -137,26 +194,54 @@ def fit_linear(x: np.ndarray, y: np.ndarray, spec: DatasetSpec, seed: int = 42) 
     scale = filled.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     design = np.hstack([(filled - mean) / scale, _one_hot(x, categorical, sizes)])
+    layout = _Layout(features, numeric, categorical, sizes, impute, mean, scale)
+    if spec.task == TaskType.MULTICLASS_CLASSIFICATION:
+        coefficients, intercepts, strength = _fit_multinomial(design, y, len(spec.classes), seed)
+        scores = tuple(
+            layout.fold(IDENTITY, c, float(i), strength)
+            for c, i in zip(coefficients, intercepts, strict=True)
+        )
+        return SoftmaxModel(tuple(spec.classes), scores, strength)
     coefficients, intercept, strength = _fit(design, y, spec.task, seed)
-    numeric_weights = coefficients[: len(numeric)] / scale
-    offsets = np.cumsum([len(numeric), *sizes])
-    category_weights = tuple(
-        tuple(float(w) for w in coefficients[start:end])
-        for start, end in itertools.pairwise(offsets)
-    )
-    return LinearModel(
-        link=IDENTITY if spec.task == TaskType.REGRESSION else LOGISTIC,
-        intercept=float(intercept - numeric_weights @ mean),
-        features=features,
-        numeric=numeric,
-        weights=tuple(float(w) for w in numeric_weights),
-        impute=tuple(float(v) for v in impute),
-        mean=tuple(float(v) for v in mean),
-        scale=tuple(float(v) for v in scale),
-        categorical=categorical,
-        category_weights=category_weights,
-        regularisation=strength,
-    )
+    link = IDENTITY if spec.task == TaskType.REGRESSION else LOGISTIC
+    return layout.fold(link, coefficients, intercept, strength)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Which design columns are which feature, and the numbers' fill, mean and scale."""
+
+    features: tuple[str, ...]
+    numeric: tuple[int, ...]
+    categorical: tuple[int, ...]
+    sizes: list[int]
+    impute: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def fold(
+        self, link: str, coefficients: np.ndarray, intercept: float, strength: float
+    ) -> LinearModel:
+        """Standardised coefficients folded back to raw units (one linear score)."""
+        numeric_weights = coefficients[: len(self.numeric)] / self.scale
+        offsets = np.cumsum([len(self.numeric), *self.sizes])
+        category_weights = tuple(
+            tuple(float(w) for w in coefficients[start:end])
+            for start, end in itertools.pairwise(offsets)
+        )
+        return LinearModel(
+            link=link,
+            intercept=float(intercept - numeric_weights @ self.mean),
+            features=self.features,
+            numeric=self.numeric,
+            weights=tuple(float(w) for w in numeric_weights),
+            impute=tuple(float(v) for v in self.impute),
+            mean=tuple(float(v) for v in self.mean),
+            scale=tuple(float(v) for v in self.scale),
+            categorical=self.categorical,
+            category_weights=category_weights,
+            regularisation=strength,
+        )
 
 
 def _one_hot(x: np.ndarray, columns: tuple[int, ...], sizes: list[int]) -> np.ndarray:
@@ -197,3 +282,33 @@ def _fit(
         use_legacy_attributes=False,
     ).fit(design, y)
     return model.coef_[0].astype(np.float64), float(model.intercept_[0]), float(model.C_)
+
+
+def _fit_multinomial(
+    design: np.ndarray, y: np.ndarray, classes: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(k, p) coefficients, k intercepts and the strength chosen by log loss on these rows."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+
+    codes = y.astype(np.int64)
+    folds = int(min(3, np.bincount(codes, minlength=classes).min()))
+    if folds < 2:  # too few of one class to choose C: sklearn's default strength
+        model: Any = LogisticRegression(max_iter=5_000).fit(design, codes)
+        strength = 1.0
+    else:
+        model = LogisticRegressionCV(
+            Cs=list(LOGISTIC_CS),
+            l1_ratios=(0.0,),
+            cv=folds,
+            scoring="neg_log_loss",
+            max_iter=5_000,
+            random_state=seed,
+            use_legacy_attributes=False,
+        ).fit(design, codes)
+        strength = float(model.C_)
+    coefficients = np.zeros((classes, design.shape[1]))
+    intercepts = np.full(classes, ABSENT)  # a class absent from these rows: never predicted
+    present = np.asarray(model.classes_, dtype=np.int64)
+    coefficients[present] = model.coef_
+    intercepts[present] = model.intercept_
+    return coefficients, intercepts, strength

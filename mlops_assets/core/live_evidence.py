@@ -24,7 +24,13 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.core.evaluation import compute_metrics, relative_gain
-from mlops_assets.core.live_performance import LABEL, PREDICTED_AT, PREDICTION, VERSION
+from mlops_assets.core.live_performance import (
+    LABEL,
+    PREDICTED_AT,
+    PREDICTION,
+    VERSION,
+    prediction_values,
+)
 from mlops_assets.spec import PromotionPolicy, TaskType
 
 REQUEST, ROW = "request_id", "row"
@@ -127,7 +133,7 @@ def _metric(rows: pd.DataFrame, task: TaskType, metric: str) -> float | None:
     if len(rows) < 2:
         return None
     y = rows[LABEL].to_numpy(dtype=np.float64)
-    value = compute_metrics(y, rows[PREDICTION].to_numpy(dtype=np.float64), task).get(metric)
+    value = compute_metrics(y, prediction_values(rows[PREDICTION]), task).get(metric)
     return float(value) if value is not None and np.isfinite(value) else None
 
 

@@ -68,20 +68,38 @@ def live_metrics(matched: pd.DataFrame, task: TaskType, metric: str) -> pd.DataF
         rows.append(_row(version, day.strftime("%Y-%m-%d"), group, task))
     for version, group in frame.groupby(VERSION, sort=True):
         rows.append(_row(version, "all", group, task))
-    names = [metric] + [m for m in _metric_names(task) if m != metric]
+    classes = _classes(frame, task)
+    names = [metric] + [m for m in _metric_names(task, classes) if m != metric]
     return pd.DataFrame(rows, columns=[VERSION, "day", "rows", *names])
 
 
+def prediction_values(values: pd.Series) -> np.ndarray:
+    """Logged predictions as numbers: values, or a multiclass log's (n, k) probabilities."""
+    if len(values) and not pd.api.types.is_numeric_dtype(values):
+        return np.stack([np.asarray(v, dtype=np.float64) for v in values])
+    return values.to_numpy(dtype=np.float64)
+
+
+def _classes(frame: pd.DataFrame, task: TaskType) -> int:
+    if task != TaskType.MULTICLASS_CLASSIFICATION or frame.empty:
+        return 0
+    return len(frame[PREDICTION].iloc[0])
+
+
 @cache
-def _metric_names(task: TaskType) -> list[str]:
+def _metric_names(task: TaskType, classes: int = 0) -> list[str]:
+    if task == TaskType.MULTICLASS_CLASSIFICATION:
+        uniform = np.full((classes, classes), 1.0 / max(classes, 1))
+        return list(compute_metrics(np.arange(classes, dtype=np.float64), uniform, task))
     return list(compute_metrics(np.array([0.0, 1.0]), np.array([0.0, 1.0]), task))
 
 
 def _row(version: str, day: str, group: pd.DataFrame, task: TaskType) -> dict:
     y = group[LABEL].to_numpy(dtype=np.float64)
-    predicted = group[PREDICTION].to_numpy(dtype=np.float64)
+    predicted = prediction_values(group[PREDICTION])
     values = compute_metrics(y, predicted, task) if len(y) > 1 else {}
-    named = {name: float(values.get(name, np.nan)) for name in _metric_names(task)}
+    names = _metric_names(task, predicted.shape[1] if predicted.ndim == 2 else 0)
+    named = {name: float(values.get(name, np.nan)) for name in names}
     return {VERSION: str(version), "day": day, "rows": len(group), **named}
 
 

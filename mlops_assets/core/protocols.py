@@ -113,6 +113,14 @@ def check_labels(y: np.ndarray, spec: DatasetSpec, plan: Plan) -> None:
             raise TrainingDataError(
                 f"label column {spec.target!r} must be 0/1, found {unexpected[:5]}"
             )
+    if spec.task == TaskType.MULTICLASS_CLASSIFICATION:
+        absent = [c for i, c in enumerate(spec.classes) if not np.any(y == i)]
+        if absent:
+            raise TrainingDataError(
+                f"label column {spec.target!r} has no rows of classes {absent}: every class "
+                "of the spec's categories needs rows to learn from (remove the class from the "
+                "target's categories, or deliver rows of it)"
+            )
 
 
 def check_holdout(splits: dict[str, np.ndarray], spec: DatasetSpec, plan: Plan) -> None:
@@ -291,6 +299,15 @@ def assign_folds(y: np.ndarray, groups: np.ndarray, spec: DatasetSpec, plan: Pla
                     f"{folds} folds (each fold needs both classes): lower "
                     f"{plan.where('folds', '--folds N')}"
                 )
+    if spec.task == TaskType.MULTICLASS_CLASSIFICATION:
+        counts = np.bincount(y.astype(np.int64), minlength=len(spec.classes))
+        for name, count in zip(spec.classes, counts, strict=True):
+            if count < folds:
+                raise TrainingDataError(
+                    f"class {name!r} of {spec.target!r} has {count} rows, fewer than the "
+                    f"{folds} folds (each fold needs every class): lower "
+                    f"{plan.where('folds', '--folds N')}"
+                )
     return split_indices(y, groups, spec.task, folds, plan.settings.seed)
 
 
@@ -301,9 +318,7 @@ def split_indices(
     from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
     repeated = np.unique(groups).size < len(groups)
-    classes = (
-        task == TaskType.BINARY_CLASSIFICATION and np.bincount(y.astype(np.int64)).min() >= folds
-    )
+    classes = task.is_classification and np.bincount(y.astype(np.int64)).min() >= folds
     if classes:
         splitter: Any = (
             StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
@@ -332,7 +347,7 @@ def inner_split(
     keeps the held-out fold unseen until it is predicted.
     """
     splits = INNER_SPLITS
-    if task == TaskType.BINARY_CLASSIFICATION:
+    if task.is_classification:
         splits = max(2, min(INNER_SPLITS, int(np.bincount(y.astype(np.int64)).min())))
     assignment = split_indices(y, groups, task, splits, seed)
     return np.flatnonzero(assignment != 0), np.flatnonzero(assignment == 0)

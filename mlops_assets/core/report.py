@@ -94,6 +94,14 @@ def render_markdown(inputs: ReportInputs, *, embed_plots: bool = False) -> str:
 def _threshold_note(spec: DatasetSpec) -> list[str]:
     if spec.task == TaskType.REGRESSION:
         return []
+    if spec.task.is_multiclass:
+        codes = ", ".join(f"{i} = `{c}`" for i, c in enumerate(spec.classes))
+        return [
+            "Accuracy, F1 (macro and weighted means over the classes) and each class's "
+            "precision and recall label a row with its most probable class; log loss and ROC AUC "
+            f"(one class against the rest, macro mean) use the probabilities. Classes: {codes}.",
+            "",
+        ]
     return [
         f"Accuracy and F1 label a row positive at probability >= {spec.threshold:g} (the spec's "
         "`decision_threshold`); ROC AUC, PR AUC, log loss and Brier score use the probabilities.",
@@ -223,11 +231,13 @@ def render_plots(
     predicted: np.ndarray,
     importance: dict[str, float],
     task: TaskType,
+    classes: list[Any] | None = None,
 ) -> list[Path]:
     """The report's plots as PNG files beside it.
 
     Regression: predicted vs actual and residuals. Classification: ROC and precision-recall,
-    and a reliability diagram. Both: feature importance.
+    and a reliability diagram. Multiclass (`classes` named in code order): the confusion
+    matrix and one reliability diagram per class. All: feature importance.
     """
     import matplotlib
 
@@ -236,6 +246,10 @@ def render_plots(
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    if task == TaskType.MULTICLASS_CLASSIFICATION:
+        written += _multiclass_plots(folder, y, predicted, list(classes or ()), plt)
+        written.append(_importance(folder, importance, plt))
+        return written
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     if task == TaskType.REGRESSION:
         _predicted_vs_actual(axes[0], y, predicted)
@@ -254,12 +268,55 @@ def render_plots(
         _calibration(axes, y, predicted)
         figure.tight_layout()
         written.append(_save(figure, folder / "calibration.png", plt))
+    written.append(_importance(folder, importance, plt))
+    return written
+
+
+def _importance(folder: Path, importance: dict[str, float], plt: Any) -> Path:
     figure, axis = plt.subplots(figsize=(7, 0.35 * max(len(importance), 4) + 1))
     ordered = sorted(importance.items(), key=lambda item: item[1])
     axis.barh([k for k, _ in ordered], [v for _, v in ordered], color="#4c72b0")
     axis.set_title("Feature importance (total gain)")
     figure.tight_layout()
-    written.append(_save(figure, folder / "feature_importance.png", plt))
+    return _save(figure, folder / "feature_importance.png", plt)
+
+
+def _multiclass_plots(
+    folder: Path, y: np.ndarray, probabilities: np.ndarray, classes: list[Any], plt: Any
+) -> list[Path]:
+    """The confusion matrix, and each class's reliability diagram (that class against the rest)."""
+    from sklearn.metrics import confusion_matrix
+
+    codes = np.asarray(y, dtype=np.int64)
+    names = [str(c) for c in classes]
+    counts = confusion_matrix(codes, probabilities.argmax(axis=1), labels=range(len(names)))
+    size = 1.0 + 0.8 * len(names)
+    figure, axis = plt.subplots(figsize=(size + 1.5, size))
+    image = axis.imshow(counts, cmap="Blues")
+    for (row, column), count in np.ndenumerate(counts):
+        dark = count > counts.max() / 2
+        axis.text(
+            column, row, f"{count:,}", ha="center", va="center", color="white" if dark else "black"
+        )
+    axis.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    axis.set_yticks(range(len(names)), names)
+    axis.set(title="Confusion matrix (rows: actual)", xlabel="predicted class", ylabel="actual")
+    figure.colorbar(image, ax=axis)
+    figure.tight_layout()
+    written = [_save(figure, folder / "confusion_matrix.png", plt)]
+    figure, axes = plt.subplots(
+        2,
+        len(names),
+        figsize=(3.6 * len(names), 5.5),
+        sharex=True,
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 1]},
+    )
+    for k, name in enumerate(names):
+        _calibration(axes[:, k], (codes == k).astype(int), probabilities[:, k])
+        axes[0, k].set(title=f"Calibration of class {name}", ylabel=f"observed share of {name}")
+    figure.tight_layout()
+    written.append(_save(figure, folder / "calibration_per_class.png", plt))
     return written
 
 

@@ -22,6 +22,7 @@ from mlops_assets.core.features import arrays_to_matrix, engineer_arrays
 from mlops_assets.spec import DatasetSpec
 
 PREDICTION_COLUMN = "prediction"
+PROBABILITY_PREFIX = "probability_"
 VERSION_COLUMN = "model_version"
 REJECT_COLUMN = "reject_reason"
 
@@ -87,7 +88,9 @@ def score_frame(
     good = np.flatnonzero(~checked.bad)
     scored = frame.iloc[good].copy()
     scored.insert(0, SOURCE_ROW_COLUMN, good)
-    scored[PREDICTION_COLUMN] = _predict(checked.typed.iloc[good], spec, model, imputation, now)
+    predicted = _predict(checked.typed.iloc[good], spec, model, imputation, now)
+    for name, values in prediction_columns(predicted, spec).items():
+        scored[name] = values
     scored[VERSION_COLUMN] = model_version
     bad = np.flatnonzero(checked.bad)
     rejected = frame.iloc[bad].astype("string")
@@ -96,6 +99,24 @@ def score_frame(
     return ScoredBatch(
         scored.reset_index(drop=True), rejected.reset_index(drop=True), delivered=len(frame)
     )
+
+
+def prediction_columns(predicted: np.ndarray, spec: DatasetSpec) -> dict[str, Any]:
+    """The output columns: `prediction`, and for a multiclass model each class's probability.
+
+    A multiclass `prediction` is the most probable class; `probability_<class>` columns hold
+    the probabilities, the service's very numbers.
+    """
+    if not spec.task.is_multiclass:
+        return {PREDICTION_COLUMN: predicted}
+    classes = spec.classes
+    if len(predicted) == 0:
+        predicted = np.empty((0, len(classes)))
+    labels = pd.Series(np.asarray(classes, dtype=object)[predicted.argmax(axis=1)])
+    columns: dict[str, Any] = {PREDICTION_COLUMN: labels.to_numpy()}
+    for k, name in enumerate(classes):
+        columns[f"{PROBABILITY_PREFIX}{name}"] = predicted[:, k]
+    return columns
 
 
 def _predict(

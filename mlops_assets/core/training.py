@@ -53,13 +53,18 @@ class TrainParams(Hyperparameters):
         """A copy with some fields changed (values from the search grid or a stored model)."""
         return self.model_copy(update=changes)
 
-    def booster_params(self, task: TaskType) -> dict[str, Any]:
-        """The parameter dict `xgb.train` takes."""
-        objective = "reg:squarederror" if task == TaskType.REGRESSION else "binary:logistic"
-        metric = "rmse" if task == TaskType.REGRESSION else "logloss"
+    def booster_params(self, task: TaskType, classes: int = 0) -> dict[str, Any]:
+        """The parameter dict `xgb.train` takes (`classes`: a multiclass target's count)."""
+        objective = {
+            TaskType.REGRESSION: ("reg:squarederror", "rmse"),
+            TaskType.BINARY_CLASSIFICATION: ("binary:logistic", "logloss"),
+            TaskType.MULTICLASS_CLASSIFICATION: ("multi:softprob", "mlogloss"),
+        }[task]
+        per_class = {"num_class": classes} if task == TaskType.MULTICLASS_CLASSIFICATION else {}
         return {
-            "objective": objective,
-            "eval_metric": metric,
+            "objective": objective[0],
+            "eval_metric": objective[1],
+            **per_class,
             "eta": self.learning_rate,
             "max_depth": self.max_depth,
             "min_child_weight": self.min_child_weight,
@@ -146,11 +151,13 @@ def fit_rounds(
     The refit of cross-validation: the number of rounds was chosen inside the folds.
     """
     matrix = _matrix(x, y, spec)
-    return xgb.train(params.booster_params(spec.task), matrix, num_boost_round=max(rounds, 1))
+    return xgb.train(
+        params.booster_params(spec.task, len(spec.classes)), matrix, num_boost_round=max(rounds, 1)
+    )
 
 
 def predict(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
-    """Predictions (regression values or positive-class probabilities) as float64."""
+    """Predictions (values, positive-class probabilities or an (n, k) matrix) as float64."""
     return np.asarray(booster.inplace_predict(matrix), dtype=np.float64)
 
 
@@ -173,7 +180,7 @@ def fit_in_process(
     valid_matrix = _matrix(x_validation, y_validation, spec)
     evals_result: dict[str, Any] = {}
     booster = xgb.train(
-        params.booster_params(spec.task),
+        params.booster_params(spec.task, len(spec.classes)),
         train_matrix,
         num_boost_round=params.max_rounds,
         evals=[(valid_matrix, "validation")],

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn import metrics as skm
 
-from mlops_assets.core.evaluation import LOWER_IS_BETTER, compute_metrics
+from mlops_assets.core.evaluation import (
+    LOWER_IS_BETTER,
+    compute_metrics,
+    multiclass_log_loss,
+    ovr_roc_auc,
+)
 from mlops_assets.spec import TaskType
 
 EPS = 1e-7
@@ -38,10 +43,22 @@ FAST: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
+# The same for an (n, k) probability matrix against class codes.
+MULTICLASS_FAST: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "log_loss": lambda y, p: multiclass_log_loss(y.astype(np.int64), p),
+    "accuracy": lambda y, p: float(np.mean(p.argmax(axis=1) == y)),
+    "roc_auc_ovr": lambda y, p: ovr_roc_auc(y.astype(np.int64), p),
+}
+
+
 def metric(
     y: np.ndarray, predicted: np.ndarray, name: str, task: TaskType, threshold: float = 0.5
 ) -> float:
     """One metric, fast where a formula is known, else through `compute_metrics`."""
+    if task == TaskType.MULTICLASS_CLASSIFICATION:
+        if name in MULTICLASS_FAST:
+            return MULTICLASS_FAST[name](y, predicted)
+        return float(compute_metrics(y, predicted, task, threshold).get(name, np.nan))
     if name in FAST:
         return FAST[name](y, predicted)
     return float(compute_metrics(y, predicted, task, threshold).get(name, np.nan))

@@ -8,7 +8,13 @@ import pandas as pd
 from pydantic import Field
 
 from mlops_assets.asset_checks import check_specs, to_check_result
-from mlops_assets.core.drift import DriftResult, DriftThresholds, detect_drift
+from mlops_assets.core.drift import (
+    ClassMixDrift,
+    DriftResult,
+    DriftThresholds,
+    class_mix_drift,
+    detect_drift,
+)
 from mlops_assets.core.live_evidence import LiveEvidence, gather_evidence
 from mlops_assets.core.live_performance import join_labels, live_metrics, live_verdict
 from mlops_assets.core.markdown_images import image_markdown
@@ -19,9 +25,11 @@ from mlops_assets.model_registry.rollout import RolloutError, read_rollout
 from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.monitoring.decision import decide_live
 from mlops_assets.monitoring.inputs import (
+    logged_classes,
     logged_inputs,
     monitored_columns,
     newest_batch,
+    reference_classes,
     reference_statistics,
 )
 from mlops_assets.monitoring.live import keyed_predictions, known_labels
@@ -75,9 +83,10 @@ def drift_report(
         if len(live) >= config.min_live_rows
         else None
     )
+    mix = _class_mix(paths, spec, champion.run_id if champion else None, config)
     folder = paths.drift_reports
     plot = _plot(folder / f"drift-{batch}.png", batch_drift, live_drift)
-    markdown = _markdown(batch, source, batch_drift, live_drift, len(live))
+    markdown = _markdown(batch, source, batch_drift, live_drift, len(live)) + _mix_markdown(mix)
     (folder / f"drift-{batch}.md").write_text(
         markdown + "\n## Plot\n\n" + image_markdown(plot, embed=False) + "\n"
     )
@@ -105,10 +114,47 @@ def drift_report(
             "drifted_share": round(batch_drift.drifted_share, 4),
             "live_rows": len(live),
             "live_drifted": bool(live_drift and live_drift.drifted),
+            "predicted_class_mix": dg.MetadataValue.json(mix.to_dict() if mix else {}),
             "reference": source,
             "plot": dg.MetadataValue.path(str(plot)),
         },
         check_results=[to_check_result(outcome)],
+    )
+
+
+def _class_mix(
+    paths: PlatformPaths, spec: DatasetSpec, champion_run_id: str | None, config: DriftConfig
+) -> ClassMixDrift | None:
+    """A multiclass champion's predicted class mix, live against its evaluation rows."""
+    if not spec.task.is_multiclass:
+        return None
+    reference = reference_classes(paths, champion_run_id)
+    live = logged_classes(paths)
+    if reference is None or len(live) < config.min_live_rows:
+        return None
+    return class_mix_drift([str(c) for c in spec.classes], reference, live, config.psi)
+
+
+def _mix_markdown(mix: ClassMixDrift | None) -> str:
+    if mix is None:
+        return ""
+    rows = [
+        f"| {name} | {ref:.3f} | {live:.3f} |"
+        for name, ref, live in zip(mix.classes, mix.reference, mix.live, strict=True)
+    ]
+    verdict = "DRIFTED" if mix.drifted else "no drift"
+    return "\n".join(
+        [
+            "",
+            "## Predicted class mix (live answers against the champion's evaluation rows)",
+            "",
+            f"{mix.rows} answered rows: **{verdict}** (PSI {mix.psi:.3f}).",
+            "",
+            "| class | reference share | live share |",
+            "|---|---|---|",
+            *rows,
+            "",
+        ]
     )
 
 

@@ -15,9 +15,14 @@ import pandas as pd
 from mlops_assets.core.storage import read_json
 from mlops_assets.features.inputs import cleaned_batch_paths
 from mlops_assets.ingestion.publication import recover
-from mlops_assets.model_registry.model_store import STATISTICS_FILE
+from mlops_assets.model_registry.model_store import (
+    STATISTICS_FILE,
+    load_evaluation,
+    load_manifest,
+)
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.spec import DatasetSpec
+from mlops_assets.training.candidate import CANDIDATE, predictions_of
 
 
 def reference_statistics(
@@ -97,3 +102,30 @@ def category_text(values: pd.Series, integer: bool) -> np.ndarray:
     numbers = pd.to_numeric(values.astype("object"), errors="coerce")
     numbers = numbers.where(np.floor(numbers) == numbers)
     return numbers.astype("Int64").astype("string").astype("object").to_numpy()
+
+
+def reference_classes(paths: PlatformPaths, champion_run_id: str | None) -> np.ndarray | None:
+    """The champion's predicted class on each of its evaluation rows (None: no local copy).
+
+    Out-of-fold or test-split answers: what the model says on data like its training data.
+    """
+    if not champion_run_id or not paths.model(champion_run_id).exists():
+        return None
+    manifest = load_manifest(paths, champion_run_id)
+    evaluation = load_evaluation(paths, champion_run_id)
+    return predictions_of(evaluation, CANDIDATE + manifest.family).argmax(axis=1)
+
+
+def logged_classes(paths: PlatformPaths, max_files: int = 50) -> np.ndarray:
+    """The class each answered, logged multiclass prediction chose (shadow answers left out)."""
+    folder = paths.predictions
+    files = sorted(folder.glob("*.jsonl"))[-max_files:] if folder.is_dir() else []
+    chosen: list[int] = []
+    for path in files:
+        for line in path.read_text().splitlines():
+            entry = json.loads(line)
+            output = entry.get("output")
+            if entry.get("answered") is False or not isinstance(output, list) or not output:
+                continue
+            chosen.append(int(np.argmax(output)))
+    return np.asarray(chosen, dtype=np.int64)

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.json as pa_json
 
+from mlops_assets.core.features import label_values
 from mlops_assets.core.live_evidence import REQUEST, ROW
 from mlops_assets.core.live_performance import (
     KEY,
@@ -54,9 +56,9 @@ def keyed_predictions(paths: PlatformPaths, spec: DatasetSpec) -> LoggedPredicti
     frames, unreadable = [], 0
     for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
         try:
-            frames.append(_read_arrow(path, spec.entity_key))
+            frames.append(_read_arrow(path, spec))
         except Exception:  # any surprise in the file: read it line by line
-            frame, bad = _read_lines(path, spec.entity_key)
+            frame, bad = _read_lines(path, spec)
             frames.append(frame)
             unreadable += bad
     frame = pd.concat(frames, ignore_index=True) if frames else _empty()
@@ -65,12 +67,15 @@ def keyed_predictions(paths: PlatformPaths, spec: DatasetSpec) -> LoggedPredicti
     return LoggedPredictions(frame, int((~keyed).sum()), unreadable)
 
 
-def _read_arrow(path: Path, key: str) -> pd.DataFrame:
+def _read_arrow(path: Path, spec: DatasetSpec) -> pd.DataFrame:
+    key = spec.entity_key
+    # A multiclass model logs each row's probabilities as a list.
+    output = pa.list_(pa.float64()) if spec.task.is_multiclass else pa.float64()
     schema = pa.schema(
         [
             ("timestamp", pa.timestamp("us", tz="UTC")),
             ("model_version", pa.string()),
-            ("output", pa.float64()),
+            ("output", output),
             ("request_id", pa.string()),
             ("row", pa.int64()),
             ("inputs", pa.struct([(key, pa.int64())])),
@@ -95,14 +100,16 @@ def _read_arrow(path: Path, key: str) -> pd.DataFrame:
     ).astype({PREDICTED_AT: "datetime64[ns, UTC]", KEY: "Int64", ROW: "Int64"})
 
 
-def _read_lines(path: Path, key: str) -> tuple[pd.DataFrame, int]:
+def _read_lines(path: Path, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:
     """The slow, forgiving path: line by line, counting the lines that cannot be read.
 
     A line is unreadable when it is not a record (cut short by a killed worker) or when one of
     its values cannot be what it names: a time that is not an ISO 8601 instant within pandas'
     range (`yesterday`, `9999-12-31`, a number), a key that is not an int64, a row number
-    that is not an integer. Each line is judged alone, so one never fails the report.
+    that is not an integer, an output that is not a number (or, multiclass, a list of them).
+    Each line is judged alone, so one never fails the report.
     """
+    key, multiclass = spec.entity_key, spec.task.is_multiclass
     rows, bad = [], 0
     for line in path.read_bytes().splitlines():
         try:
@@ -112,7 +119,7 @@ def _read_lines(path: Path, key: str) -> tuple[pd.DataFrame, int]:
                     _int64((entry.get("inputs") or {}).get(key)),
                     _instant(entry["timestamp"]),
                     str(entry["model_version"]),
-                    float(entry["output"]),
+                    _output(entry["output"], multiclass),
                     entry.get("request_id"),
                     _int64(entry.get("row")),
                 )
@@ -122,6 +129,8 @@ def _read_lines(path: Path, key: str) -> tuple[pd.DataFrame, int]:
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame[PREDICTED_AT] = pd.to_datetime(frame[PREDICTED_AT], utc=True)
     types = {KEY: "Int64", ROW: "Int64", PREDICTION: "float64", REQUEST: pd.ArrowDtype(pa.string())}
+    if multiclass:
+        del types[PREDICTION]
     return frame.astype(types), bad
 
 
@@ -148,6 +157,15 @@ def _int64(value: object) -> int | None:
     return number
 
 
+def _output(value: object, multiclass: bool) -> object:
+    """A logged output: a number, or a multiclass row's probabilities (a list of numbers)."""
+    if multiclass:
+        if not isinstance(value, list):
+            raise TypeError("a multiclass output is a list of probabilities")
+        return np.asarray([float(v) for v in value])
+    return float(value)  # type: ignore[arg-type]
+
+
 def _empty() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -172,7 +190,7 @@ def known_labels(paths: PlatformPaths, spec: DatasetSpec) -> pd.DataFrame:
                 {
                     KEY: batch[spec.entity_key].astype("int64"),
                     KNOWN_AT: pd.Timestamp(known).tz_convert("UTC"),
-                    LABEL: batch[spec.target].astype("float64"),
+                    LABEL: label_values(batch[spec.target], spec),
                 }
             )
         )

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops_assets.core.features import MissingHistoryError
 from mlops_assets.profile import redact_url
+from mlops_assets.serving.answers import answer_by_key, answer_many, answer_one
 from mlops_assets.serving.batch import ColumnRecords, validate_batch
 from mlops_assets.serving.metrics import labelled_metrics
 from mlops_assets.serving.routing import Routed, log_part, route
@@ -69,7 +70,7 @@ def build_app(
         values = [payload.model_dump()]
         columns = {name: [value] for name, value in values[0].items()}
         routed = _route(service, "predict", columns=columns, keys=columns.get(spec.entity_key))
-        body = {"prediction": float(routed.predictions[0])}
+        body = answer_one(spec, routed.predictions[0])
         return _answer(service, "predict", values, routed, body, started)
 
     @app.post(
@@ -86,7 +87,7 @@ def build_app(
         columns = validate_batch(payload, spec)
         keys = columns.get(spec.entity_key)
         routed = _route(service, "predict_batch", columns=columns, keys=keys)
-        body: dict[str, Any] = {"predictions": routed.predictions.tolist()}
+        body: dict[str, Any] = answer_many(spec, routed.predictions)
         if routed.canary:
             body["model_versions"] = routed.versions()
         inputs = ColumnRecords(columns)
@@ -107,7 +108,7 @@ def build_app(
             return _error(404, "unknown entity keys", keys=found.unknown)
         routed = _route(service, "predict_by_key", rows=found.matrix, keys=list(found.keys))
         keys = [str(k) for k in found.keys]
-        body = {"predictions": dict(zip(keys, routed.predictions.tolist(), strict=True))}
+        body = answer_by_key(spec, keys, routed.predictions)
         if routed.canary:
             body["model_versions"] = dict(zip(keys, routed.versions(), strict=True))
         values = [{spec.entity_key: k} for k in found.keys]

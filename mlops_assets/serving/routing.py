@@ -160,7 +160,8 @@ def _canary(
     mask = canary_mask(keys, len(matrix), traffic.rollout.share)
     chosen = np.flatnonzero(mask)
     parts: list[Part] = []
-    predictions = np.empty(len(matrix), dtype=np.float64)
+    classes = len(champion.spec.classes)  # a multiclass answer is a row of probabilities
+    predictions = np.empty((len(matrix), classes) if classes else len(matrix), dtype=np.float64)
     if len(chosen):
         try:
             scored = _challenger_predict(challenger, own, columns, chosen)

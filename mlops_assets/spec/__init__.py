@@ -28,6 +28,7 @@ BREAST_CANCER_SPEC = SPECS_DIR / "breast_cancer.yaml"
 DIABETES_SPEC = SPECS_DIR / "diabetes.yaml"
 WINE_BINARY_SPEC = SPECS_DIR / "wine_binary.yaml"
 RETAIL_DEMAND_SPEC = SPECS_DIR / "retail_demand.yaml"
+WINE_SPEC = SPECS_DIR / "wine.yaml"
 
 __all__ = [
     "BREAST_CANCER_SPEC",
@@ -38,6 +39,7 @@ __all__ = [
     "HOUSE_PRICES_SPEC",
     "RETAIL_DEMAND_SPEC",
     "WINE_BINARY_SPEC",
+    "WINE_SPEC",
     "ColumnSpec",
     "DType",
     "DatasetSpec",

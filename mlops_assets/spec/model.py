@@ -31,6 +31,8 @@ DERIVED_ENTITY_KEY = "row_id"
 DERIVED_EVENT_TIMESTAMP = "ingested_at"
 FORBIDDEN_NAME_CHARS = ("<", "[", "]")  # XGBoost rejects these in feature names
 DEFAULT_THRESHOLD = 0.5
+MIN_CLASSES = 3  # a multiclass target; two classes are binary_classification
+DEFAULT_PRIMARY = {"multiclass_classification": "log_loss"}  # else Gates' own default
 
 
 class SpecError(ValueError):
@@ -79,6 +81,17 @@ class TaskType(StrEnum):
 
     REGRESSION = "regression"
     BINARY_CLASSIFICATION = "binary_classification"
+    MULTICLASS_CLASSIFICATION = "multiclass_classification"
+
+    @property
+    def is_classification(self) -> bool:
+        """Whether the model answers class probabilities (binary or multiclass)."""
+        return self != TaskType.REGRESSION
+
+    @property
+    def is_multiclass(self) -> bool:
+        """Whether the model answers one probability per class of three or more."""
+        return self == TaskType.MULTICLASS_CLASSIFICATION
 
 
 class _Strict(BaseModel):
@@ -563,6 +576,19 @@ class DatasetSpec(_Strict):
         description="Probability at or above which a row is labelled positive (default 0.5).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_default_primary(cls, data: object) -> object:
+        """A task's own default primary metric when the spec names none (log loss: multiclass)."""
+        if not isinstance(data, dict) or str(data.get("task")) not in DEFAULT_PRIMARY:
+            return data
+        gates = data.get("gates")
+        gates = dict(gates) if isinstance(gates, dict) else {} if gates is None else gates
+        if isinstance(gates, dict) and "primary_metric" not in gates:
+            gates["primary_metric"] = DEFAULT_PRIMARY[str(data["task"])]
+            return {**data, "gates": gates}
+        return data
+
     @model_validator(mode="after")
     def _roles_are_consistent(self) -> DatasetSpec:
         names = [c.name for c in self.columns] + [d.name for d in self.derived]
@@ -585,6 +611,7 @@ class DatasetSpec(_Strict):
             )
         if self.decision_threshold is not None and self.task != TaskType.BINARY_CLASSIFICATION:
             raise ValueError("decision_threshold applies to task binary_classification only")
+        self._target_fits_task()
         reserved = sorted({DERIVED_ENTITY_KEY, DERIVED_EVENT_TIMESTAMP, EVENT_YEAR} & set(names))
         if reserved:
             raise ValueError(f"column names {reserved} are reserved for derived keys")
@@ -633,6 +660,42 @@ class DatasetSpec(_Strict):
         clash = sorted(set(names) & set(self.window_features))
         if clash:
             raise ValueError(f"windows: feature names {clash} clash with columns of the spec")
+
+    def _target_fits_task(self) -> None:
+        """A multiclass target lists its classes; other tasks keep a numeric target."""
+        target = next(c for c in self.columns if c.role == Role.TARGET)
+        if self.task == TaskType.MULTICLASS_CLASSIFICATION:
+            if target.dtype != DType.CATEGORY:
+                raise ValueError(
+                    f"target {target.name!r} of a multiclass_classification needs dtype "
+                    f"'category' and its classes as categories (e.g. `dtype: category, "
+                    f"categories: [0, 1, 2]`), not dtype {str(target.dtype)!r}"
+                )
+            classes = len(target.categories or ())
+            if classes < MIN_CLASSES:
+                raise ValueError(
+                    f"target {target.name!r} lists {classes} classes; multiclass_classification "
+                    f"needs at least {MIN_CLASSES} (for two use task binary_classification)"
+                )
+            if self.positive_class is not None:
+                raise ValueError("positive_class applies to task binary_classification only")
+            if self.training.federated is not None:
+                raise ValueError(
+                    "federated training supports regression and binary_classification; "
+                    "remove training.federated or change the task"
+                )
+        elif target.dtype == DType.CATEGORY:
+            raise ValueError(
+                f"target {target.name!r} has dtype 'category', which only task "
+                f"multiclass_classification reads; {self.task} needs a numeric target"
+            )
+
+    @property
+    def classes(self) -> list[int | str]:
+        """The classes of a multiclass target in the spec's order (class i is code i), else []."""
+        if not self.task.is_multiclass:
+            return []
+        return list(self.column(self.target).categories or ())
 
     def column(self, name: str) -> ColumnSpec:
         """The column named `name`; a KeyError names it if the spec has none."""

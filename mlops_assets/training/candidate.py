@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from mlops_assets.core.candidates import Competition, Rows, compete
 from mlops_assets.core.families import MODEL_FILES, family_of
-from mlops_assets.core.features import feature_types, to_matrix
+from mlops_assets.core.features import feature_types, label_values, to_matrix
 from mlops_assets.core.protocols import (
     Folds,
     Plan,
@@ -96,7 +96,7 @@ def prepare(
     event_time = spec.event_timestamp_column
     try:
         plan = plan_for(len(table), settings, spec_path, event_time)
-        y = table[spec.target].to_numpy(dtype=np.float64)
+        y = label_values(table[spec.target], spec)
         times = as_event_times(table[spec.event_timestamp]) if event_time else None
         rows = Rows(to_matrix(table, spec), y, table[spec.entity_key].to_numpy(), times)
         check_labels(y, spec, plan)
@@ -230,7 +230,22 @@ def evaluation_frame(competition: Competition) -> pd.DataFrame:
         "y": competition.y,
     }
     for name, candidate in competition.candidates.items():
-        columns[CANDIDATE + name] = candidate.predictions
+        columns[CANDIDATE + name] = _column(candidate.predictions)
     for name, values in competition.baselines.items():
-        columns[BASELINE + name] = values
+        columns[BASELINE + name] = _column(values)
     return pd.DataFrame(columns)
+
+
+def _column(predictions: np.ndarray) -> Any:
+    """A column of values, or of a multiclass row's probabilities (a list per row in Parquet)."""
+    return list(predictions) if predictions.ndim == 2 else predictions
+
+
+def predictions_of(evaluation: pd.DataFrame, column: str) -> np.ndarray:
+    """A prediction column as written by `evaluation_frame`: values, or an (n, k) matrix."""
+    values = evaluation[column].to_numpy()
+    if values.dtype != object:
+        return values
+    if not len(values):
+        return np.empty((0, 0))
+    return np.stack([np.asarray(v, dtype=np.float64) for v in values])

@@ -52,7 +52,8 @@ def log_model(tracker: Any, model: Model, spec: DatasetSpec) -> str:
 
     signature = ModelSignature(
         inputs=Schema([ColSpec("double", name) for name in spec.model_features]),
-        outputs=Schema([ColSpec("double")]),
+        # One probability per class for a multiclass model, named as the spec's categories.
+        outputs=Schema([ColSpec("double", str(c)) for c in spec.classes] or [ColSpec("double")]),
     )
     info = mlflow.xgboost.log_model(
         model.booster,

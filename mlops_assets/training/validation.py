@@ -26,7 +26,7 @@ from mlops_assets.core.evaluation import (
     slice_metrics,
 )
 from mlops_assets.core.families import BoosterModel, Model, load_model_file
-from mlops_assets.core.features import to_matrix
+from mlops_assets.core.features import label_values, to_matrix
 from mlops_assets.core.protocols import Folds, Plan, as_event_times, backtest_folds
 from mlops_assets.core.report import ReportInputs, render_markdown, render_plots
 from mlops_assets.core.storage import write_json_atomic
@@ -36,7 +36,7 @@ from mlops_assets.model_registry.champion import ChampionInfo
 from mlops_assets.model_registry.model_store import ModelManifest, load_manifest, load_model
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.spec import DatasetSpec, Family, Protocol
-from mlops_assets.training.candidate import BASELINE, CANDIDATE
+from mlops_assets.training.candidate import BASELINE, CANDIDATE, predictions_of
 from mlops_assets.training.federated import FEDERATED
 
 Metrics = dict[str, dict[str, float]]  # row label -> metric -> value
@@ -75,7 +75,7 @@ def evaluate_candidate(
 ) -> Validation:
     """Metrics, estimate, champion comparison and decision of the candidate `manifest` names."""
     y, folds = evaluation["y"].to_numpy(), evaluation["fold"].to_numpy()
-    predicted = evaluation[CANDIDATE + manifest.family].to_numpy()
+    predicted = predictions_of(evaluation, CANDIDATE + manifest.family)
     metrics, baselines = candidate_metrics(evaluation, manifest.family, spec)
     estimate = estimate_of(y, predicted, folds, spec, manifest)
     comparison = None
@@ -156,7 +156,9 @@ def save_report(
     y, predicted = validation.y, validation.predicted
     held_here = len(y) > 0  # a federated model's rows stay at the sites: no plots, no slices
     folder.mkdir(parents=True, exist_ok=True)
-    plots = render_plots(folder, y, predicted, importance, spec.task) if held_here else []
+    plots = (
+        render_plots(folder, y, predicted, importance, spec.task, spec.classes) if held_here else []
+    )
     report = ReportInputs(
         spec=spec,
         model_id=manifest.model_id,
@@ -187,7 +189,7 @@ def candidate_metrics(
     y = evaluation["y"].to_numpy()
 
     def score(column: str) -> dict[str, float]:
-        return compute_metrics(y, evaluation[column].to_numpy(), spec.task, spec.threshold)
+        return compute_metrics(y, predictions_of(evaluation, column), spec.task, spec.threshold)
 
     metrics = {"model": score(CANDIDATE + family)}
     for column in evaluation.columns:
@@ -285,7 +287,7 @@ def compare_with_champion(
     """
     y = evaluation["y"].to_numpy()
     metrics = compute_metrics(y, predictions, spec.task, spec.threshold)
-    mine = evaluation[CANDIDATE + estimate["family"]].to_numpy()
+    mine = predictions_of(evaluation, CANDIDATE + estimate["family"])
     interval = paired_improvement(
         y,
         mine,
@@ -343,7 +345,7 @@ def _refit_out_of_fold(
     times = as_event_times(table[spec.event_timestamp]) if spec.has_event_time else None
     rows = Rows(
         to_matrix(table, spec),
-        table[spec.target].to_numpy(dtype=np.float64),
+        label_values(table[spec.target], spec),
         table[spec.entity_key].to_numpy(),
         times,
     )
