@@ -314,8 +314,7 @@ def test_holdout_competition_and_paired_gain_on_three_classes():
 
 def test_a_canary_split_answers_each_row_with_its_models_probabilities(wine):
     """Half the keys go to the challenger: every row keeps its own model's whole row."""
-    from mlops_assets.serving.rollout import Rollout
-
+    from mlops_assets.model_registry.rollout import Rollout
     from mlops_assets.serving.predictor import ModelBundle, Predictor
     from mlops_assets.serving.routing import route
     from mlops_assets.serving.traffic import Traffic, canary_mask
@@ -330,9 +329,12 @@ def test_a_canary_split_answers_each_row_with_its_models_probabilities(wine):
         for m, v in ((champion, "1"), (challenger, "2"))
     ]
     rollout = Rollout(mode="canary", challenger_tag="wine:v2", challenger_version="2", share=0.5)
-    traffic = Traffic(rollout, Predictor(bundles[1]), same_matrix=True)
+    traffic = Traffic(
+        rollout, Predictor(bundles[1]), same_matrix=True, champion=Predictor(bundles[0])
+    )
     keys = list(range(40))
-    routed = route(Predictor(bundles[0]), traffic, "predict_batch", matrix=x[:40], keys=keys)
+    columns = {name: cleaned[name].iloc[:40].tolist() for name in spec.feature_columns}
+    routed = route(traffic, "predict_batch", columns=columns, keys=keys)
     to_challenger = canary_mask(keys, 40, 0.5)
     assert 0 < to_challenger.sum() < 40
     expected = np.where(
