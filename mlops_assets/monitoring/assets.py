@@ -15,6 +15,7 @@ from mlops_assets.core.markdown_images import image_markdown
 from mlops_assets.core.quality import CheckOutcome, Severity
 from mlops_assets.handoff import upstream_metadata
 from mlops_assets.ingestion.assets import cleaned_data
+from mlops_assets.model_registry.audit import acting_as
 from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
 from mlops_assets.monitoring.decision import decide_live
 from mlops_assets.monitoring.inputs import (
@@ -273,7 +274,8 @@ def live_decision(
     spec, paths = dataset.load(), home.paths()
     registry = ChampionRegistry(mlflow_tracking.client(), spec.name, paths)
     evidence = upstream_metadata(context, "live_performance").get("challenger_evidence") or {}
-    outcome = decide_live(registry, paths, dataset.resolved_path(), spec, evidence)
+    with acting_as(f"dagster run {context.run_id} (live_decision)"):
+        outcome = decide_live(registry, paths, dataset.resolved_path(), spec, evidence)
     context.log.info(f"live decision: {outcome.action}: {outcome.reason}")
     return dg.MaterializeResult(
         metadata={
