@@ -4,7 +4,7 @@
 entry that was edited, removed or moved (exit 1); `audit acknowledge --by NAME --reason ...`
 lets promotions go on after a person looked at a break (the acknowledgement is itself an
 entry). `verify [VERSION]` checks the signature of a registered version's files (default: the
-champion) in its model folder and in BentoML's store.
+champion) in its model folder and in BentoML's store (exit 1 when either is refused).
 """
 
 from __future__ import annotations
@@ -74,12 +74,45 @@ def _acknowledge(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _verify_model(args: argparse.Namespace, paths: PlatformPaths) -> int:
-    from mlops_assets.model_registry.signing import verified_copies
+    """Check the signed copies of one registered version: its model folder, its export."""
+    from mlops_assets.deployment.bento_export import model_tag
+    from mlops_assets.signing import ModelSignatureError, key_id, state_keys, verify_folder
 
-    checked = verified_copies(paths, args.version)
-    for line in checked.lines:
-        _say(line)
-    return 0 if checked.ok else 1
+    registry = _registry(paths)
+    info = registry.version(args.version) if args.version else registry.champion()
+    if info is None:
+        _say("error: no champion yet: name a version, or run `mlops run` first")
+        return 1
+    key = state_keys(paths.root).public_key()
+    name, tag = model_tag(registry.name, info.version, info.run_id).split(":", 1)
+    copies = {
+        "model folder": paths.model(info.run_id),
+        "BentoML export": paths.bentoml_home / "models" / name / tag,
+    }
+    failed = False
+    for what, folder in copies.items():
+        if not folder.exists():
+            _say(f"v{info.version} {what}: not present ({folder})")
+            continue
+        try:
+            signed = verify_folder(folder, key)
+        except ModelSignatureError as error:
+            failed = True
+            _say(f"v{info.version} {what}: REFUSED: {error}")
+            continue
+        _say(f"v{info.version} {what}: verified ({', '.join(signed)}; key {key_id(key)})")
+    return 1 if failed else 0
+
+
+def _registry(paths: PlatformPaths):
+    from mlops_assets.model_registry.champion import ChampionRegistry
+    from mlops_assets.resources import MlopsHome, resolve_spec_path
+    from mlops_assets.spec import load_spec
+    from mlops_assets.training.tracking import MlflowTracking
+
+    spec = load_spec(resolve_spec_path(paths))
+    tracking = MlflowTracking(home=MlopsHome(path=str(paths.root)))
+    return ChampionRegistry(tracking.client(), spec.name, paths)
 
 
 def _say(message: str) -> None:
