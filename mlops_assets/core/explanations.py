@@ -61,6 +61,20 @@ def global_importance(explanation: Explanation) -> dict[str, float]:
     return {explanation.features[i]: float(means[i]) for i in order}
 
 
+def sampled_importance(
+    model: Model, matrix: np.ndarray, features: list[str], limit: int = 2_000
+) -> tuple[dict[str, float], int]:
+    """Global importance over at most `limit` rows (a fixed sample), and the rows used.
+
+    Tree SHAP costs a pass over every tree per row: a report on a million rows explains a
+    sample, the same one each time for the same rows.
+    """
+    if len(matrix) > limit:
+        picked = np.sort(np.random.default_rng(0).choice(len(matrix), limit, replace=False))
+        matrix = matrix[picked]
+    return global_importance(explain(model, matrix, features)), len(matrix)
+
+
 def _explain_tree(model: BoosterModel, matrix: np.ndarray, features: list[str]) -> Explanation:
     import xgboost as xgb
 

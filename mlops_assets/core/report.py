@@ -181,6 +181,7 @@ def render_plots(
     predicted: np.ndarray,
     importance: dict[str, float],
     task: TaskType,
+    importance_title: str = "Feature importance (total gain)",
 ) -> list[Path]:
     """The report's plots as PNG files beside it.
 
@@ -215,7 +216,7 @@ def render_plots(
     figure, axis = plt.subplots(figsize=(7, 0.35 * max(len(importance), 4) + 1))
     ordered = sorted(importance.items(), key=lambda item: item[1])
     axis.barh([k for k, _ in ordered], [v for _, v in ordered], color="#4c72b0")
-    axis.set_title("Feature importance (total gain)")
+    axis.set_title(importance_title)
     figure.tight_layout()
     written.append(_save(figure, folder / "feature_importance.png", plt))
     return written

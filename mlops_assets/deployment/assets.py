@@ -59,7 +59,7 @@ def promoted_model(
         "a complete model; re-run promoted_model (each step is idempotent) once it is back.",
     ):
         try:
-            with acting_as(f"dagster run {context.run_id} (promoted_model)"):
+            with acting_as(f"dagster run {context.run.run_id} (promoted_model)"):
                 version, outcome = register_and_promote(
                     registry,
                     manifest,

@@ -274,7 +274,7 @@ def live_decision(
     spec, paths = dataset.load(), home.paths()
     registry = ChampionRegistry(mlflow_tracking.client(), spec.name, paths)
     evidence = upstream_metadata(context, "live_performance").get("challenger_evidence") or {}
-    with acting_as(f"dagster run {context.run_id} (live_decision)"):
+    with acting_as(f"dagster run {context.run.run_id} (live_decision)"):
         outcome = decide_live(registry, paths, dataset.resolved_path(), spec, evidence)
     context.log.info(f"live decision: {outcome.action}: {outcome.reason}")
     return dg.MaterializeResult(

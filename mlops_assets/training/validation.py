@@ -146,6 +146,7 @@ def save_report(
     rows: pd.DataFrame,
     importance: dict[str, float],
     spec: DatasetSpec,
+    importance_title: str = "Feature importance (total gain)",
 ) -> tuple[str, list[Path]]:
     """Write the report (Markdown, plots, `decision.json`) into the model's report folder.
 
@@ -156,7 +157,11 @@ def save_report(
     y, predicted = validation.y, validation.predicted
     held_here = len(y) > 0  # a federated model's rows stay at the sites: no plots, no slices
     folder.mkdir(parents=True, exist_ok=True)
-    plots = render_plots(folder, y, predicted, importance, spec.task) if held_here else []
+    plots = (
+        render_plots(folder, y, predicted, importance, spec.task, importance_title)
+        if held_here
+        else []
+    )
     report = ReportInputs(
         spec=spec,
         model_id=manifest.model_id,

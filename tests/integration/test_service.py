@@ -730,3 +730,26 @@ def test_a_flipped_byte_in_the_champions_model_is_refused_by_the_scorer(
     finally:
         model_file.write_bytes(original)
     assert main(["verify", "1"]) == 0
+
+
+def test_explanations_add_up_to_the_served_prediction(served):
+    """`/v1/explain` and by key: base value + contributions = the prediction, to 1e-6."""
+    explained = _post(served, "/v1/explain", GOOD).json()
+    predicted = _post(served, "/v1/predict", GOOD).json()["prediction"]
+    assert explained["model_version"] == "1" and explained["scale"] == "value"
+    assert list(explained["contributions"]) == SPEC.model_features
+    total = explained["base_value"] + sum(explained["contributions"].values())
+    assert total == pytest.approx(predicted, rel=1e-6)
+    assert explained["prediction"] == pytest.approx(predicted, rel=1e-9)
+    bigger = _post(served, "/v1/explain", {**GOOD, "sqft": 3600.0}).json()
+    assert bigger["contributions"]["sqft"] > explained["contributions"]["sqft"]
+    by_key = _post(served, "/v1/explain_by_key", {"keys": [1, 2]}).json()
+    predictions = _post(served, "/v1/predict_by_key", {"keys": [1, 2]}).json()["predictions"]
+    assert set(by_key["explanations"]) == {"1", "2"}
+    for key, answer in by_key["explanations"].items():
+        total = answer["base_value"] + sum(answer["contributions"].values())
+        assert total == pytest.approx(predictions[key], rel=1e-6)
+    unknown = _post(served, "/v1/explain_by_key", {"keys": [10**9]})
+    assert unknown.status_code == 404 and unknown.json()["keys"] == [10**9]
+    refused = _post(served, "/v1/explain", {**GOOD, "sqft": "big"})
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid request: sqft"
