@@ -268,6 +268,7 @@ def validation_report(
             "estimate": dg.MetadataValue.json(validation.estimate),
             "estimate_metrics": dg.MetadataValue.json(metrics["model"]),
             "plots": dg.MetadataValue.json([str(p) for p in plots]),
+            "importance": dg.MetadataValue.json({k: round(v, 6) for k, v in importance.items()}),
             **{f"estimate_{k}": v for k, v in metrics["model"].items()},
         }
     )
