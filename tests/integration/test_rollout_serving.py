@@ -290,4 +290,4 @@ def test_a_flipped_byte_in_a_signed_model_is_refused_and_the_champion_keeps_serv
     assert {a["model_version"] for a in _post_each(served, _records(100))} == {"1"}
     after = _metric(httpx.get(f"{served['url']}/metrics").text, "mlops_model_refused_total")
     assert after >= before + 1
-    assert cli("rollout", "champion") == 0
+    assert cli("rollout", "off") == 0
