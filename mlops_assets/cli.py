@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_assets import quiet
+from mlops_assets import governance_cli, quiet
 from mlops_assets.paths import PlatformPaths, resolve_home
 from mlops_assets.progress import show_on_terminal
 
@@ -157,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     rollback.set_defaults(handler=_rollback)
 
     _rollout_commands(commands)
+    governance_cli.add_commands(commands)
 
     ui = commands.add_parser("ui", help="open the Dagster UI (dagster dev) on this state folder")
     _server_options(ui, port=3000)

@@ -47,6 +47,12 @@ def test_serving_deployment_is_hardened_and_probed():
     assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert container["resources"]["requests"] and container["resources"]["limits"]
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    # The service verifies models with the public key of the signing secret, and no more.
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert env["MLOPS_VERIFY_KEY_FILE"] == f"{mounts['model-verify-key']}/signing_key.pub"
+    [key] = [v for v in pod["volumes"] if v["name"] == "model-verify-key"]
+    assert key["secret"]["items"] == [{"key": "signing_key.pub", "path": "signing_key.pub"}]
 
 
 def _platform(kind: str) -> dict:
@@ -119,10 +125,17 @@ def test_helm_values_and_platform_config_make_a_production_profile():
         assert _pod("any", part, [])["spec"]["securityContext"]["runAsNonRoot"] is True
         assert part["envConfigMaps"] == [{"name": config["metadata"]["name"]}]
         assert part["envSecrets"] == [{"name": "mlops-secrets"}]
-        [volume] = part["volumes"]
-        assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
-        [mount] = part["volumeMounts"]
-        assert mount["mountPath"] == config["data"]["MLOPS_HOME"]
+        volumes = {v["name"]: v for v in part["volumes"]}
+        state = volumes["mlops-state"]["persistentVolumeClaim"]["claimName"]
+        assert state == claim["metadata"]["name"]
+        mounts = {m["name"]: m["mountPath"] for m in part["volumeMounts"]}
+        assert mounts["mlops-state"] == config["data"]["MLOPS_HOME"]
+    # Runs sign models with the private key of a secret mounted where the setting points.
+    signing = dict(e.split("=", 1) for e in launcher["envVars"])["MLOPS_SIGNING_KEY_FILE"]
+    volumes = {v["name"]: v for v in launcher["volumes"]}
+    assert volumes["model-signing"]["secret"]["secretName"] == "mlops-model-signing"
+    mounts = {m["name"]: m["mountPath"] for m in launcher["volumeMounts"]}
+    assert signing == f"{mounts['model-signing']}/signing_key.pem"
 
 
 def test_no_secret_is_kept_in_the_deployment_files():

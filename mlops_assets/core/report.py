@@ -232,6 +232,7 @@ def render_plots(
     importance: dict[str, float],
     task: TaskType,
     classes: list[Any] | None = None,
+    importance_title: str = "Feature importance (total gain)",
 ) -> list[Path]:
     """The report's plots as PNG files beside it.
 
@@ -248,7 +249,7 @@ def render_plots(
     written = []
     if task == TaskType.MULTICLASS_CLASSIFICATION:
         written += _multiclass_plots(folder, y, predicted, list(classes or ()), plt)
-        written.append(_importance(folder, importance, plt))
+        written.append(_importance(folder, importance, plt, importance_title))
         return written
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     if task == TaskType.REGRESSION:
@@ -268,15 +269,15 @@ def render_plots(
         _calibration(axes, y, predicted)
         figure.tight_layout()
         written.append(_save(figure, folder / "calibration.png", plt))
-    written.append(_importance(folder, importance, plt))
+    written.append(_importance(folder, importance, plt, importance_title))
     return written
 
 
-def _importance(folder: Path, importance: dict[str, float], plt: Any) -> Path:
+def _importance(folder: Path, importance: dict[str, float], plt: Any, title: str) -> Path:
     figure, axis = plt.subplots(figsize=(7, 0.35 * max(len(importance), 4) + 1))
     ordered = sorted(importance.items(), key=lambda item: item[1])
     axis.barh([k for k, _ in ordered], [v for _, v in ordered], color="#4c72b0")
-    axis.set_title("Feature importance (total gain)")
+    axis.set_title(title)
     figure.tight_layout()
     return _save(figure, folder / "feature_importance.png", plt)
 

@@ -19,6 +19,7 @@ from mlops_assets.deployment.promotion import (
 )
 from mlops_assets.errors import failing_clearly
 from mlops_assets.handoff import upstream_metadata
+from mlops_assets.model_registry.audit import AuditChainBroken, acting_as
 from mlops_assets.model_registry.champion import (
     CHALLENGER,
     ChampionInfo,
@@ -59,18 +60,19 @@ def promoted_model(
         "a complete model; re-run promoted_model (each step is idempotent) once it is back.",
     ):
         try:
-            version, outcome = register_and_promote(
-                registry,
-                manifest,
-                decision,
-                report["estimate_metrics"],
-                wait_for_live_evidence=spec.promotion.live,
-            )
-        except PromotionConflict as exc:
+            with acting_as(f"dagster run {context.run.run_id} (promoted_model)"):
+                version, outcome = register_and_promote(
+                    registry,
+                    manifest,
+                    decision,
+                    report["estimate_metrics"],
+                    wait_for_live_evidence=spec.promotion.live,
+                )
+                staging = {}
+                if outcome == "staged":
+                    staging = _stage(registry, version, decision, report, spec, paths, dataset)
+        except (PromotionConflict, AuditChainBroken) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        staging = {}
-        if outcome == "staged":
-            staging = _stage(registry, version, decision, report, spec, paths, dataset)
     champion = registry.champion()
     reason = f"{STAGED}: {decision['reason']}" if staging else decision["reason"]
     outcomes = promotion_outcomes(champion, version, decision["reason"], staging.get("mode", ""))

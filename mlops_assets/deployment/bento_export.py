@@ -27,6 +27,7 @@ from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
 from mlops_assets.model_registry.model_store import SPEC_FILE, load_manifest
 from mlops_assets.paths import PROJECT_ROOT, PlatformPaths
 from mlops_assets.serving.predictor import write_bundle
+from mlops_assets.signing import ModelSignatureError, state_keys, verify_folder
 
 BENTOFILE = PROJECT_ROOT / "bentos" / "bentofile.yaml"
 BUILD_TIMEOUT_S = 600
@@ -90,6 +91,10 @@ def export_champion(
         "feature_service": manifest.feature_service,
     }
     folder = paths.model(champion.run_id)
+    try:  # only the bytes that were trained and judged are exported
+        verify_folder(folder, state_keys(paths.root).public_key())
+    except ModelSignatureError as error:
+        raise ModelSignatureError(f"not exporting v{champion.version}: {error}") from None
     trained_with = folder / SPEC_FILE  # the spec this model was trained with, not today's
     return export_model(
         paths,
@@ -143,7 +148,8 @@ def export_model(
         with bentoml.models.create(
             tag, labels=labels, metadata=_flat(info), _model_store=store
         ) as ref:
-            write_bundle(Path(ref.path), model_path, spec_path, manifest, info)
+            key = state_keys(paths.root).private_key()
+            write_bundle(Path(ref.path), model_path, spec_path, manifest, info, key)
         created = bentoml.models.get(tag, _model_store=store)
         exported = ExportedModel(str(created.tag), str(created.path), created=True)
     if not pointer:

@@ -29,6 +29,7 @@ from typing import Any
 
 from mlops_assets.core.storage import read_json, write_json_atomic
 from mlops_assets.crash_points import crash_point
+from mlops_assets.model_registry.audit import AuditLog
 from mlops_assets.model_registry.locks import advisory_lock, file_lock
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.profile import active_profile
@@ -68,6 +69,7 @@ class ChampionRegistry:
         self.history_path = paths.promotion_history
         self.pointer_path = paths.champion_pointer
         self.lock_path = paths.promotion_lock
+        self.audit = AuditLog(paths.deployment)
 
     def alias(self, alias: str) -> ChampionInfo | None:
         """The version behind an alias, or None if the alias (or the model) does not exist."""
@@ -120,6 +122,7 @@ class ChampionRegistry:
                     f"champion is v{current_version}, but v{version} was evaluated against "
                     f"v{expected_champion}: re-run validation_report before promoting"
                 )
+            self.audit.require_intact()  # no promotion onto a trail someone rewrote
             crash_point("promotion:before_alias")
             self._move_champion_alias(version)
             crash_point("promotion:after_alias")
@@ -142,7 +145,10 @@ class ChampionRegistry:
         if action in _MOVE_TAGS:
             raise ValueError(f"{action!r} moves the champion alias: use promote or rollback")
         with self.locked():
-            if any(e["action"] == action and e["version"] == version for e in self.history()):
+            done = [e for e in self.history() if e["action"] == action and e["version"] == version]
+            if done:
+                if not self.audit.has(action, self.name, version, done[0]["at"]):
+                    self._audit(done[0])  # a run that stopped before the audit log
                 return
             entry = {
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -160,6 +166,7 @@ class ChampionRegistry:
                 handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())
+            self._audit(entry)
 
     def version(self, version: str) -> ChampionInfo:
         """A registered version by number (MLflow raises if there is none)."""
@@ -258,6 +265,8 @@ class ChampionRegistry:
     def _follow(self, entry: dict[str, Any], champion: ChampionInfo) -> None:
         """Write the version tag and `champion.json` of a recorded move, where missing."""
         tag = _MOVE_TAGS[entry["action"]]
+        if not self.audit.has(entry["action"], self.name, entry["version"], entry["at"]):
+            self._audit(entry)  # a run that stopped between the history and the audit log
         if champion.tags.get(tag) != entry["at"]:
             self.client.set_model_version_tag(self.name, champion.version, tag, entry["at"])
         if not self._pointer_names(champion):
@@ -316,10 +325,35 @@ class ChampionRegistry:
             handle.flush()
             os.fsync(handle.fileno())
         crash_point("promotion:after_history")
+        self._audit(entry)
         self.client.set_model_version_tag(self.name, version, _MOVE_TAGS[action], entry["at"])
         self._write_pointer(entry)
         crash_point("promotion:after_pointer")
         return entry
+
+    def _audit(self, entry: dict[str, Any]) -> None:
+        """Append a history entry's decision to the audit log, and tag it on the version."""
+        info = self.version(entry["version"])
+        tags = info.tags
+        evidence = {
+            "metrics": entry.get("metrics") or {},
+            "live_evidence": entry.get("evidence") or {},
+            "model_id": entry.get("model_id") or info.run_id,
+            **{k: tags.get(k, "") for k in ("data_hash", "code_version", "family")},
+            "gates_passed": tags.get("gates_passed", ""),
+        }
+        subject = {
+            "model": self.name,
+            "version": entry["version"],
+            "previous": entry.get("previous"),
+            "reason": entry.get("reason", ""),
+            "history_at": entry["at"],
+        }
+        written = self.audit.append(entry["action"], subject, evidence)
+        summary = f"entry {written['seq']} by {written['by']} at {written['at']}"
+        self.client.set_model_version_tag(
+            self.name, entry["version"], f"audit.{entry['action']}", f"{summary}; {written['hash']}"
+        )
 
     def _ends_with_newline(self) -> bool:
         with self.history_path.open("rb") as handle:

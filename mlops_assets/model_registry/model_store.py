@@ -23,6 +23,7 @@ import pandas as pd
 from mlops_assets.core.families import MODEL_FILES, Model, load_model_file, save_model_file
 from mlops_assets.core.storage import read_json, write_json_atomic
 from mlops_assets.paths import PROJECT_ROOT, PlatformPaths
+from mlops_assets.signing import sign_folder, state_keys, verify_folder
 from mlops_assets.spec import DatasetSpec, Family
 
 MANIFEST_FILE = "manifest.json"
@@ -85,6 +86,8 @@ def save_model(
         evaluation.to_parquet(staging / EVALUATION_FILE, index=False)
         for name, document in (documents or {}).items():
             write_json_atomic(document, staging / name)
+        signed = [MODEL_FILES[Family(manifest.family)], MANIFEST_FILE, SPEC_FILE]
+        sign_folder(staging, signed, state_keys(paths.root).private_key())
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
@@ -109,6 +112,16 @@ def load_model(paths: PlatformPaths, model_id: str) -> Model:
     """The saved model of any family (XGBoost's format or JSON coefficients; no pickle)."""
     manifest = load_manifest(paths, model_id)
     return load_model_file(paths.model(model_id), manifest.family)
+
+
+def load_verified_model(paths: PlatformPaths, model_id: str) -> Model:
+    """`load_model` after checking the folder's signature (raises `ModelSignatureError`).
+
+    For the paths that serve predictions: a model whose files changed since training is
+    refused before any of its bytes are parsed.
+    """
+    verify_folder(paths.model(model_id), state_keys(paths.root).public_key())
+    return load_model(paths, model_id)
 
 
 def load_json(paths: PlatformPaths, model_id: str, name: str) -> Any:

@@ -20,6 +20,7 @@ from mlops_assets.core.live_performance import join_labels, live_metrics, live_v
 from mlops_assets.core.markdown_images import image_markdown
 from mlops_assets.core.quality import CheckOutcome, Severity
 from mlops_assets.handoff import upstream_metadata
+from mlops_assets.model_registry.audit import acting_as
 from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
 from mlops_assets.model_registry.rollout import RolloutError, read_rollout
 from mlops_assets.model_registry.tracking import MlflowTracking
@@ -318,7 +319,8 @@ def live_decision(
     spec, paths = dataset.load(), home.paths()
     registry = ChampionRegistry(mlflow_tracking.client(), spec.name, paths)
     evidence = upstream_metadata(context, "live_performance").get("challenger_evidence") or {}
-    outcome = decide_live(registry, paths, dataset.resolved_path(), spec, evidence)
+    with acting_as(f"dagster run {context.run.run_id} (live_decision)"):
+        outcome = decide_live(registry, paths, dataset.resolved_path(), spec, evidence)
     context.log.info(f"live decision: {outcome.action}: {outcome.reason}")
     return dg.MaterializeResult(
         metadata={

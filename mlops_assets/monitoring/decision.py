@@ -21,6 +21,7 @@ from mlops_assets.deployment.live_rollout import (
     promote_on_evidence,
     reject_on_evidence,
 )
+from mlops_assets.model_registry.audit import AuditChainBroken
 from mlops_assets.model_registry.champion import ChampionRegistry, PromotionConflict
 from mlops_assets.model_registry.rollout import read_rollout
 from mlops_assets.paths import PlatformPaths
@@ -111,7 +112,7 @@ def _carry_out(
         return
     try:
         promote_on_evidence(registry, paths, spec_path, staged, champion, record)
-    except PromotionConflict as exc:
+    except (PromotionConflict, AuditChainBroken) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 

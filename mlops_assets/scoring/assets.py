@@ -15,10 +15,11 @@ from pydantic import Field
 from mlops_assets.core.scoring import ScoringError, check_columns, score_frame
 from mlops_assets.core.storage import write_parquet_atomic
 from mlops_assets.model_registry.champion import ChampionRegistry
-from mlops_assets.model_registry.model_store import load_manifest, load_model
+from mlops_assets.model_registry.model_store import load_manifest, load_verified_model
 from mlops_assets.model_registry.tracking import MlflowTracking
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
 from mlops_assets.scoring.partitions import scoring_batches
+from mlops_assets.signing import ModelSignatureError
 from mlops_assets.sources.base import SourceError
 from mlops_assets.sources.files import FileSource
 from mlops_assets.sources.landing import LandingSource
@@ -72,10 +73,19 @@ def batch_predictions(
         )
     manifest = load_manifest(paths, champion.run_id)
     try:
+        model = load_verified_model(paths, champion.run_id)
+    except ModelSignatureError as exc:
+        context.log.error(f"champion v{champion.version} refused: {exc}")
+        raise dg.Failure(
+            description=f"champion v{champion.version} not used to score: {exc}. Restore the "
+            "model folder (or roll back with `mlops rollback`); nothing was scored",
+            allow_retries=False,
+        ) from exc
+    try:
         result = score_frame(
             frame,
             spec,
-            load_model(paths, champion.run_id),
+            model,
             manifest.imputation,
             champion.version,
             datetime.now(UTC),

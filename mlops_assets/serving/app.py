@@ -31,6 +31,7 @@ from mlops_assets.core.features import MissingHistoryError
 from mlops_assets.profile import redact_url
 from mlops_assets.serving.answers import answer_by_key, answer_many, answer_one
 from mlops_assets.serving.batch import ColumnRecords, validate_batch
+from mlops_assets.serving.explain import add_explanations
 from mlops_assets.serving.metrics import labelled_metrics
 from mlops_assets.serving.routing import Routed, log_part, route
 from mlops_assets.serving.schema import MAX_BATCH, KeysRequest, batch_model, record_model
@@ -113,6 +114,8 @@ def build_app(
             body["model_versions"] = dict(zip(keys, routed.versions(), strict=True))
         values = [{spec.entity_key: k} for k in found.keys]
         return _answer(service, "predict_by_key", values, routed, body, started)
+
+    add_explanations(app, spec, state)
 
     @app.get("/model_info", summary="Which model answers, and where it came from")
     async def model_info() -> Response:

@@ -17,10 +17,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mlops_assets.core.families import Model, load_model_file
 from mlops_assets.core.features import arrays_to_matrix, engineer_arrays
 from mlops_assets.serving.feature_rows import FeatureRows
+from mlops_assets.serving.verification import verify_bundle
+from mlops_assets.signing import sign_folder
 from mlops_assets.spec import DatasetSpec, Family, load_spec
 
 SPEC_FILE = "dataset_spec.yaml"
@@ -44,7 +47,11 @@ class ModelBundle:
 
 
 def load_bundle(folder: Path) -> ModelBundle:
-    """Load a bundle written by `write_bundle`."""
+    """Load a bundle written by `write_bundle`, once its signature verified.
+
+    Raises `ModelSignatureError` for a bundle whose files changed after it was signed.
+    """
+    verify_bundle(folder)
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     family = manifest.get("family", Family.XGBOOST)
     return ModelBundle(
@@ -56,14 +63,21 @@ def load_bundle(folder: Path) -> ModelBundle:
 
 
 def write_bundle(
-    folder: Path, model_path: Path, spec_path: Path, manifest: dict, info: dict
+    folder: Path,
+    model_path: Path,
+    spec_path: Path,
+    manifest: dict,
+    info: dict,
+    signing_key: Ed25519PrivateKey,
 ) -> None:
-    """Lay out a bundle folder (used when exporting the champion to BentoML)."""
+    """Lay out a bundle folder and sign it (used when exporting the champion to BentoML)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / model_path.name).write_bytes(model_path.read_bytes())
     (folder / SPEC_FILE).write_text(spec_path.read_text())
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
     (folder / INFO_FILE).write_text(json.dumps(info, indent=2, default=str))
+    signed = [model_path.name, SPEC_FILE, MANIFEST_FILE, INFO_FILE]
+    sign_folder(folder, signed, signing_key)
 
 
 class Predictor:

@@ -11,6 +11,9 @@ import pandas as pd
 from pydantic import Field
 
 from mlops_assets.core.candidates import Competition
+from mlops_assets.core.explanations import sampled_importance
+from mlops_assets.core.families import Model
+from mlops_assets.core.features import to_matrix
 from mlops_assets.core.splits import ENTITY_HASH
 from mlops_assets.core.storage import read_json
 from mlops_assets.core.training import Hyperparameters, TrainParams
@@ -19,6 +22,7 @@ from mlops_assets.federated.coordinator import FederatedRunFailed, train_federat
 from mlops_assets.handoff import upstream_metadata
 from mlops_assets.model_registry.champion import ChampionRegistry
 from mlops_assets.model_registry.model_store import (
+    ModelManifest,
     code_version,
     load_evaluation,
     load_json,
@@ -254,8 +258,8 @@ def validation_report(
         raise dg.Failure(description=str(exc)) from exc
     metrics, decision = validation.metrics, validation.decision
     folder = paths.model_report(model_id)
-    importance = load_model(paths, model_id).importance()
-    markdown, plots = save_report(folder, validation, manifest, rows, importance, spec)
+    importance, title = _importance(load_model(paths, model_id), rows, manifest, spec)
+    markdown, plots = save_report(folder, validation, manifest, rows, importance, spec, title)
     log_report(client, manifest.mlflow_run_id, folder, metrics["model"])
     return dg.MaterializeResult(
         metadata={
@@ -269,9 +273,21 @@ def validation_report(
             "estimate": dg.MetadataValue.json(validation.estimate),
             "estimate_metrics": dg.MetadataValue.json(metrics["model"]),
             "plots": dg.MetadataValue.json([str(p) for p in plots]),
+            "importance": dg.MetadataValue.json({k: round(v, 6) for k, v in importance.items()}),
             **{f"estimate_{k}": v for k, v in metrics["model"].items()},
         }
     )
+
+
+def _importance(
+    model: Model, rows: pd.DataFrame, manifest: ModelManifest, spec: DatasetSpec
+) -> tuple[dict[str, float], str]:
+    """Mean |contribution| over the evaluation rows; gain when none are here (federated)."""
+    if rows.empty:
+        return model.importance(), "Feature importance (total gain)"
+    matrix = to_matrix(rows, spec, list(manifest.features))
+    importance, used = sampled_importance(model, matrix, list(manifest.features))
+    return importance, f"Global importance: mean |contribution| over {used:,} evaluation rows"
 
 
 def _train_tracked(

@@ -146,6 +146,7 @@ def save_report(
     rows: pd.DataFrame,
     importance: dict[str, float],
     spec: DatasetSpec,
+    importance_title: str = "Feature importance (total gain)",
 ) -> tuple[str, list[Path]]:
     """Write the report (Markdown, plots, `decision.json`) into the model's report folder.
 
@@ -157,7 +158,9 @@ def save_report(
     held_here = len(y) > 0  # a federated model's rows stay at the sites: no plots, no slices
     folder.mkdir(parents=True, exist_ok=True)
     plots = (
-        render_plots(folder, y, predicted, importance, spec.task, spec.classes) if held_here else []
+        render_plots(folder, y, predicted, importance, spec.task, spec.classes, importance_title)
+        if held_here
+        else []
     )
     report = ReportInputs(
         spec=spec,

@@ -153,6 +153,11 @@ def test_kill_at_each_promotion_instant_leaves_one_champion(home, instant, moved
     lines = (home / "deployment" / "promotions.jsonl").read_text().splitlines()
     versions = [json.loads(line)["version"] for line in lines]
     assert versions.count(champion) == 1, "each promotion is recorded once, never twice"
+    audit = (home / "deployment" / "audit.jsonl").read_text().splitlines()
+    promoted = [e["version"] for e in map(json.loads, audit) if e["action"] == "promote"]
+    assert promoted.count(champion) == 1, "the audit trail records it once, recovered or not"
+    verified = _mlops(home, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout
 
 
 def test_a_cli_run_killed_from_outside_is_marked_failed(home):

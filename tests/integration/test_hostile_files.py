@@ -20,8 +20,7 @@ def test_rollout_status_names_a_file_nested_beyond_the_stack(paths, capsys):
 
 
 def test_live_performance_counts_bad_lines_and_survives_a_bad_rollout_file(paths, tmp_path):
-    from mlops_assets.training.tracking import MlflowTracking
-
+    from mlops_assets.model_registry.tracking import MlflowTracking
     from mlops_assets.monitoring.assets import live_performance
     from mlops_assets.resources import DatasetSpecResource, MlopsHome
 

@@ -136,10 +136,9 @@ def test_the_service_answers_every_class_as_the_offline_model_does(wine):
 
 
 def _resources(home: Path) -> tuple[list, dict]:
-    from mlops_assets.training.tracking import MlflowTracking
-
     from mlops_assets.definitions import defs
     from mlops_assets.features.store_resource import FeatureStoreResource
+    from mlops_assets.model_registry.tracking import MlflowTracking
     from mlops_assets.resources import DatasetSpecResource, MetricsPush, MlopsHome
     from mlops_assets.training.engine import TrainingEngine
 

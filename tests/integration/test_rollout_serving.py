@@ -512,3 +512,29 @@ def _corrupt_model(served) -> str:
         model_file = Path(ref.path) / source.manifest["model_file"]
         model_file.write_bytes(b"not a model")
     return "house_prices:corrupt"
+
+
+def test_a_flipped_byte_in_a_signed_model_is_refused_and_the_champion_keeps_serving(served, cli):
+    """The challenger's bundle is the champion's, signed, with one byte of model.ubj flipped."""
+    import bentoml
+    from bentoml._internal.models.model import ModelStore
+
+    folder = served["home"] / "bentoml" / "models" / _champion_tag(served).replace(":", "/")
+    store = ModelStore(str(served["home"] / "bentoml" / "models"))
+    with bentoml.models.create("house_prices:flipped", _model_store=store) as ref:
+        shutil.copytree(folder, ref.path, dirs_exist_ok=True, ignore=lambda *_: ["model.yaml"])
+        model_file = Path(ref.path) / "model.ubj"
+        data = bytearray(model_file.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        model_file.write_bytes(bytes(data))
+    before = _metric(httpx.get(f"{served['url']}/metrics").text, "mlops_model_refused_total")
+    write_rollout(
+        served["home"] / "deployment" / "rollout.json",
+        Rollout(mode="canary", challenger_tag="house_prices:flipped", share=0.5),
+    )
+    seen = _wait_for(served, {"requested_mode": "canary", "mode": "champion"})
+    assert "model.ubj changed after it was signed: refusing to load it" in seen["error"]
+    assert {a["model_version"] for a in _post_each(served, _records(100))} == {"1"}
+    after = _metric(httpx.get(f"{served['url']}/metrics").text, "mlops_model_refused_total")
+    assert after >= before + 1
+    assert cli("rollout", "off") == 0

@@ -700,3 +700,76 @@ def _record(row: pd.Series) -> dict:
     values = {c: (v.item() if hasattr(v, "item") else v) for c, v in values.items()}
     values = {c: (None if isinstance(v, float) and v != v else v) for c, v in values.items()}
     return {**values, "event_timestamp": row["event_timestamp"].isoformat()}
+
+
+def test_a_flipped_byte_in_the_champions_model_is_refused_by_the_scorer(
+    served, tmp_path, monkeypatch
+):
+    """batch_predictions and `mlops verify` refuse a model folder changed after signing."""
+    import dagster as dg
+
+    from mlops_assets.cli import main
+    from mlops_assets.model_registry.tracking import MlflowTracking
+    from mlops_assets.resources import DatasetSpecResource, MlopsHome
+    from mlops_assets.scoring.assets import batch_predictions
+    from mlops_assets.sources import SyntheticConfig, generate_house_sales
+
+    run_id = json.loads((served["home"] / "deployment" / "champion.json").read_text())["run_id"]
+    model_file = served["home"] / "models" / run_id / "model.ubj"
+    original = model_file.read_bytes()
+    rows = generate_house_sales(SyntheticConfig(rows=20, seed=78)).drop(columns=["price"])
+    landing = served["home"] / "scoring" / "landing"
+    landing.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(landing / "flipped.csv", index=False)
+    home = MlopsHome(path=str(served["home"]))
+    flipped = bytearray(original)
+    flipped[len(flipped) // 3] ^= 0x01
+    model_file.write_bytes(bytes(flipped))
+    try:
+        with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+            instance.add_dynamic_partitions("scoring_batches", ["flipped"])
+            result = dg.materialize(
+                [batch_predictions],
+                instance=instance,
+                partition_key="flipped",
+                resources={
+                    "home": home,
+                    "dataset": DatasetSpecResource(home=home),
+                    "mlflow_tracking": MlflowTracking(home=home),
+                },
+                raise_on_error=False,
+            )
+        assert not result.success
+        [failure] = [e for e in result.all_events if e.is_step_failure]
+        said = failure.step_failure_data.error.message
+        assert "champion v1 not used to score:" in said
+        assert "model.ubj changed after it was signed" in said
+        assert not (served["home"] / "scoring" / "predictions" / "flipped.parquet").exists()
+        monkeypatch.setenv("MLOPS_HOME", str(served["home"]))
+        assert main(["verify"]) == 1
+    finally:
+        model_file.write_bytes(original)
+    assert main(["verify", "1"]) == 0
+
+
+def test_explanations_add_up_to_the_served_prediction(served):
+    """`/v1/explain` and by key: base value + contributions = the prediction, to 1e-6."""
+    explained = post_json(served, "/v1/explain", GOOD).json()
+    predicted = post_json(served, "/v1/predict", GOOD).json()["prediction"]
+    assert explained["model_version"] == "1" and explained["scale"] == "value"
+    assert list(explained["contributions"]) == SPEC.model_features
+    total = explained["base_value"] + sum(explained["contributions"].values())
+    assert total == pytest.approx(predicted, rel=1e-6)
+    assert explained["prediction"] == pytest.approx(predicted, rel=1e-9)
+    bigger = post_json(served, "/v1/explain", {**GOOD, "sqft": 3600.0}).json()
+    assert bigger["contributions"]["sqft"] > explained["contributions"]["sqft"]
+    by_key = post_json(served, "/v1/explain_by_key", {"keys": [1, 2]}).json()
+    predictions = post_json(served, "/v1/predict_by_key", {"keys": [1, 2]}).json()["predictions"]
+    assert set(by_key["explanations"]) == {"1", "2"}
+    for key, answer in by_key["explanations"].items():
+        total = answer["base_value"] + sum(answer["contributions"].values())
+        assert total == pytest.approx(predictions[key], rel=1e-6)
+    unknown = post_json(served, "/v1/explain_by_key", {"keys": [10**9]})
+    assert unknown.status_code == 404 and unknown.json()["keys"] == [10**9]
+    refused = post_json(served, "/v1/explain", {**GOOD, "sqft": "big"})
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid request: sqft"

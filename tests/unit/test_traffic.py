@@ -88,25 +88,21 @@ def _invalid_files() -> float:
     return REGISTRY.get_sample_value("mlops_rollout_invalid_total") or 0.0
 
 
-class _Model:
-    """Stands in for a loaded predictor: its version and the feature columns it reads."""
-
-    def __init__(self, version: str) -> None:
-        self.bundle = SimpleNamespace(version=version)
-        self.spec = SimpleNamespace(feature_columns=["sqft"])
-
-    def reads_matrix_of(self, champion: object) -> bool:
-        return True
+def _version(spec, version: str) -> Predictor:
+    """A predictor of the house spec at `version` (the watcher never predicts with it here)."""
+    return Predictor(ModelBundle(None, spec, {}, {"model_version": version}))
 
 
 def test_a_file_nested_beyond_the_stack_is_the_files_error_and_is_retried(
-    tmp_path: Path,
+    tmp_path: Path, house_spec
 ) -> None:
     """`[` x 100,000 exhausts the parser's stack: the canary stops, the champion answers alone."""
     path = tmp_path / "rollout.json"
     canary = Rollout(mode="canary", challenger_tag="m:v2", challenger_version="2", share=0.5)
     write_rollout(path, canary)
-    watcher = RolloutWatcher(path, _Model("1"), lambda tag: _Model("2"), interval_s=3600)
+    watcher = RolloutWatcher(
+        path, _version(house_spec, "1"), lambda tag: _version(house_spec, "2"), interval_s=3600
+    )
     assert watcher.traffic.mode == "canary"
     before = _invalid_files()
     path.write_text("[" * 100_000)
@@ -124,11 +120,15 @@ def test_a_file_nested_beyond_the_stack_is_the_files_error_and_is_retried(
     watcher.stop()
 
 
-def test_a_version_that_does_not_match_the_loaded_tag_is_refused(tmp_path: Path) -> None:
+def test_a_version_that_does_not_match_the_loaded_tag_is_refused(
+    tmp_path: Path, house_spec
+) -> None:
     """Version and tag must agree, also when the tag is already loaded."""
     path = tmp_path / "rollout.json"
     write_rollout(path, Rollout(mode="shadow", challenger_tag="m:v1", challenger_version="1"))
-    watcher = RolloutWatcher(path, _Model("0"), lambda tag: _Model("1"), interval_s=3600)
+    watcher = RolloutWatcher(
+        path, _version(house_spec, "0"), lambda tag: _version(house_spec, "1"), interval_s=3600
+    )
     assert watcher.traffic.describe()["challenger_version"] == "1"
     wrong = Rollout(mode="canary", challenger_tag="m:v1", challenger_version="77", share=0.5)
     write_rollout(path, wrong)
