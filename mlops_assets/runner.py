@@ -162,7 +162,11 @@ def _pipeline_outcome(result: Any) -> PipelineRun:
 
 
 def ingest_landed(
-    instance: dg.DagsterInstance, paths: PlatformPaths, *, replace: bool = False
+    instance: dg.DagsterInstance,
+    paths: PlatformPaths,
+    *,
+    replace: bool = False,
+    allow_repeat: bool = False,
 ) -> list[BatchRun]:
     """Ingest every ready landed file as its own batch, then archive it by outcome.
 
@@ -172,7 +176,7 @@ def ingest_landed(
     scan = scan_landing(paths.landing)
     runs = [_refuse_landed(path, reason) for path, reason in scan.refused]
     for path in scan.ready:
-        source = {"kind": "landing", "replace": replace}
+        source = {"kind": "landing", "replace": replace, "allow_repeat": allow_repeat}
         try:
             run = ingest_batch(instance, batch_key_for(path), source)
         except (ValueError, OSError) as exc:

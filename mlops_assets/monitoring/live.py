@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.json as pa_json
 
+from mlops_assets.core.entity_keys import key_array
 from mlops_assets.core.live_evidence import REQUEST, ROW
 from mlops_assets.core.live_performance import (
     KEY,
@@ -52,18 +53,19 @@ def keyed_predictions(paths: PlatformPaths, spec: DatasetSpec) -> LoggedPredicti
     frames, unreadable = [], 0
     for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
         try:
-            frames.append(_read_arrow(path, spec.entity_key))
+            frames.append(_read_arrow(path, spec.entity_key, spec.text_entity_key))
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            frame, bad = _read_lines(path, spec.entity_key)
+            frame, bad = _read_lines(path, spec.entity_key, spec.text_entity_key)
             frames.append(frame)
             unreadable += bad
-    frame = pd.concat(frames, ignore_index=True) if frames else _empty()
+    frame = pd.concat(frames, ignore_index=True) if frames else _empty(spec.text_entity_key)
     keyed = frame[KEY].notna()
-    frame = frame.loc[keyed].astype({KEY: "int64"}).reset_index(drop=True)
+    frame = frame.loc[keyed].reset_index(drop=True)
+    frame[KEY] = key_array(frame[KEY], spec.text_entity_key)
     return LoggedPredictions(frame, int((~keyed).sum()), unreadable)
 
 
-def _read_arrow(path: Path, key: str) -> pd.DataFrame:
+def _read_arrow(path: Path, key: str, text: bool) -> pd.DataFrame:
     schema = pa.schema(
         [
             ("timestamp", pa.timestamp("us", tz="UTC")),
@@ -71,7 +73,7 @@ def _read_arrow(path: Path, key: str) -> pd.DataFrame:
             ("output", pa.float64()),
             ("request_id", pa.string()),
             ("row", pa.int64()),
-            ("inputs", pa.struct([(key, pa.int64())])),
+            ("inputs", pa.struct([(key, pa.string() if text else pa.int64())])),
         ]
     )
     options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
@@ -90,10 +92,15 @@ def _read_arrow(path: Path, key: str) -> pd.DataFrame:
             REQUEST: table.column("request_id").to_pandas(types_mapper=pd.ArrowDtype),
             ROW: table.column("row").to_pandas(),
         }
-    ).astype({PREDICTED_AT: "datetime64[ns, UTC]", KEY: "Int64", ROW: "Int64"})
+    ).astype({PREDICTED_AT: "datetime64[ns, UTC]", KEY: _key_dtype(text), ROW: "Int64"})
 
 
-def _read_lines(path: Path, key: str) -> tuple[pd.DataFrame, int]:
+def _key_dtype(text: bool) -> str:
+    """Keys while some may be missing: nullable integers, or text."""
+    return "string" if text else "Int64"
+
+
+def _read_lines(path: Path, key: str, text: bool) -> tuple[pd.DataFrame, int]:
     """The slow, forgiving path: line by line, counting the lines that are not records."""
     rows, bad = [], 0
     for line in path.read_bytes().splitlines():
@@ -102,7 +109,7 @@ def _read_lines(path: Path, key: str) -> tuple[pd.DataFrame, int]:
             value = (entry.get("inputs") or {}).get(key)
             rows.append(
                 (
-                    None if value is None else int(value),
+                    None if value is None else (str if text else int)(value),
                     entry["timestamp"],
                     str(entry["model_version"]),
                     float(entry["output"]),
@@ -114,14 +121,19 @@ def _read_lines(path: Path, key: str) -> tuple[pd.DataFrame, int]:
             bad += line.strip() != b""
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame[PREDICTED_AT] = pd.to_datetime(frame[PREDICTED_AT], utc=True, format="ISO8601")
-    types = {KEY: "Int64", ROW: "Int64", PREDICTION: "float64", REQUEST: pd.ArrowDtype(pa.string())}
+    types = {
+        KEY: _key_dtype(text),
+        ROW: "Int64",
+        PREDICTION: "float64",
+        REQUEST: pd.ArrowDtype(pa.string()),
+    }
     return frame.astype(types), bad
 
 
-def _empty() -> pd.DataFrame:
+def _empty(text: bool) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            KEY: pd.Series([], dtype="Int64"),
+            KEY: pd.Series([], dtype=_key_dtype(text)),
             PREDICTED_AT: pd.to_datetime([], utc=True),
             VERSION: pd.Series([], dtype="object"),
             PREDICTION: pd.Series([], dtype="float64"),
@@ -140,7 +152,7 @@ def known_labels(paths: PlatformPaths, spec: DatasetSpec) -> pd.DataFrame:
         frames.append(
             pd.DataFrame(
                 {
-                    KEY: batch[spec.entity_key].astype("int64"),
+                    KEY: key_array(batch[spec.entity_key], spec.text_entity_key),
                     KNOWN_AT: pd.Timestamp(known).tz_convert("UTC"),
                     LABEL: batch[spec.target].astype("float64"),
                 }

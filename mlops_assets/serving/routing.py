@@ -101,7 +101,7 @@ def route(
     *,
     columns: Mapping[str, list[Any]] | None = None,
     matrix: np.ndarray | None = None,
-    keys: Sequence[int | None] | None = None,
+    keys: Sequence[int | str | None] | None = None,
 ) -> Routed:
     """Predictions for one request (`columns` of validated values, or a looked-up `matrix`)."""
     if matrix is None:
@@ -123,7 +123,7 @@ def _canary(
     traffic: Traffic,
     matrix: np.ndarray,
     columns: Mapping[str, list[Any]] | None,
-    keys: Sequence[int | None] | None,
+    keys: Sequence[int | str | None] | None,
 ) -> Routed:
     mask = canary_mask(keys, len(matrix), traffic.rollout.share)
     chosen = np.flatnonzero(mask)
