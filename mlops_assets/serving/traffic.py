@@ -15,7 +15,8 @@ says which rollout is in force.
 Canary routing is sticky by entity key: a key's point in [0, 1) is a fixed arithmetic hash of
 the key (SplitMix64 of an integer, a keyed SipHash of a text key's bytes), the same in every
 worker, on every machine and after every restart, and the key goes to the challenger when its
-point is below the share. Raising the share keeps the keys already on the challenger there. A request without a key is routed at random.
+point is below the share. Raising the share keeps the keys already on the challenger there. A
+request without a key is routed at random.
 """
 
 from __future__ import annotations
