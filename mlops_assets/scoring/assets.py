@@ -63,7 +63,12 @@ def batch_predictions(
             f"the champion v{champion.version} has no local copy under {paths.models}: "
             "run the pipeline on this state folder, or restore it"
         )
-    source = FileSource(config.path) if config.path else LandingSource(paths.scoring_landing, batch)
+    text_key = (spec.entity_key,) if spec.text_entity_key else ()  # read as written
+    source = (
+        FileSource(config.path, text_columns=text_key)
+        if config.path
+        else LandingSource(paths.scoring_landing, batch, text_key)
+    )
     manifest = load_manifest(paths, champion.run_id)
     try:
         frame = source.load()
