@@ -76,6 +76,20 @@ def _log_note(log: os.PathLike[str] | str | None, debug: bool) -> str:
     return f" (full log: {log}; add --debug to see it here)"
 
 
+ALLOW_REPEAT_HELP = (
+    "accept a delivery whose content equals another batch's (the same file again under a new "
+    "batch key; its rows are then counted again); refused naming that batch otherwise"
+)
+
+
+KEYLESS_NOTE = (
+    "Rows are identified by their content (the spec names no entity key): row_id is a hash of "
+    "each row's values, and a batch's rows take its first ingestion time. A row delivered again "
+    "in a later batch is a new event and counted again; a delivery equal to an earlier batch's "
+    "is refused (--allow-repeat accepts it)."
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
     parser.add_argument("--home", help="state folder (default: $MLOPS_HOME or ./.mlops_home)")
@@ -104,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace the data of an existing batch with a different delivery (recorded)",
     )
+    run.add_argument("--allow-repeat", action="store_true", help=ALLOW_REPEAT_HELP)
     run.add_argument(
         "--full-online-rewrite",
         action="store_true",
@@ -130,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a landed file may replace the data of an existing batch of the same key (recorded)",
     )
+    ingest.add_argument("--allow-repeat", action="store_true", help=ALLOW_REPEAT_HELP)
     ingest.set_defaults(handler=_ingest)
 
     status = commands.add_parser("status", help="show batches, tables and recent runs")
@@ -379,6 +395,7 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
         "path": args.path,
         "dataset": args.dataset,
         "replace": args.replace,
+        "allow_repeat": args.allow_repeat,
         **_synthetic_config(args),
         **({"days": args.days} if args.days else {}),
         **({"start": args.start} if args.start else {}),
@@ -479,7 +496,13 @@ def _ingest(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.runner import ingest_landed, open_instance
 
     instance = open_instance(paths)
-    runs = ingest_landed(instance, paths, replace=args.replace, log_level=_log_level(args))
+    runs = ingest_landed(
+        instance,
+        paths,
+        replace=args.replace,
+        allow_repeat=args.allow_repeat,
+        log_level=_log_level(args),
+    )
     if not runs:
         _say(f"Nothing waiting in {paths.landing}")
     for run in runs:
@@ -850,6 +873,28 @@ def _report(run: BatchRun, paths: PlatformPaths, instance: Any, debug: bool) -> 
     quarantined = table_rows(paths.quarantine(run.batch))
     counts = f"{_n(raw)} raw rows -> {_n(cleaned)} cleaned, {_n(quarantined)} quarantined"
     _say(f"Batch {run.batch!r}: {counts}")
+    for line in _delivery_notes(run.batch, paths):
+        _say(f"  {line}")
+
+
+def _delivery_notes(batch: str, paths: PlatformPaths) -> list[str]:
+    """How the batch's rows are identified when the spec has no key, and what it repeats."""
+    import json
+
+    from mlops_assets.resources import resolve_spec_path
+    from mlops_assets.spec import load_spec
+
+    notes = []
+    if load_spec(resolve_spec_path(paths)).entity_key_column is None:
+        notes.append(KEYLESS_NOTE)
+    manifest = paths.manifest(batch)
+    repeats = json.loads(manifest.read_text()).get("repeats_batch") if manifest.exists() else None
+    if repeats:
+        notes.append(
+            f"This delivery repeats batch {repeats!r} (accepted with --allow-repeat): "
+            "its rows are counted again."
+        )
+    return notes
 
 
 def _n(value: int | None) -> str:

@@ -167,6 +167,7 @@ def ingest_landed(
     *,
     replace: bool = False,
     log_level: str = "WARNING",
+    allow_repeat: bool = False,
 ) -> list[BatchRun]:
     """Ingest every ready landed file as its own batch, then archive it by outcome.
 
@@ -176,7 +177,7 @@ def ingest_landed(
     scan = scan_landing(paths.landing)
     runs = [_refuse_landed(path, reason) for path, reason in scan.refused]
     for path in scan.ready:
-        source = {"kind": "landing", "replace": replace}
+        source = {"kind": "landing", "replace": replace, "allow_repeat": allow_repeat}
         try:
             run = ingest_batch(instance, batch_key_for(path), source, log_level)
         except (ValueError, OSError) as exc:

@@ -17,6 +17,7 @@ def as_of_join(
     """Labels with the as-of feature values appended, in the labels' original order."""
     left = labels.assign(_row=np.arange(len(labels))).sort_values(timestamp, kind="stable")
     right = features.sort_values(timestamp, kind="stable")
+    right = right.astype({key: left[key].dtype})  # text keys: "string" and object alike
     joined = pd.merge_asof(
         left, right, on=timestamp, by=key, direction="backward", allow_exact_matches=True
     )

@@ -2,7 +2,8 @@
 
 Every row of an entity lands in the same split (a house sold twice is never in train and test
 at once), the assignment depends only on the key (so it is stable as batches arrive and
-reproducible without a seed), and the shares follow the configured fractions.
+reproducible without a seed), and the shares follow the configured fractions. Integer keys
+and text keys (hashed by their UTF-8 bytes) alike.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+
+from mlops_assets.core.entity_keys import is_text, text_hashes
 
 SPLITS = ("train", "validation", "test")
 SPLIT_COLUMN = "split"  # the training set's column naming each row's split
@@ -25,13 +28,20 @@ def entity_split(
     """`train` / `validation` / `test` for each key, by a salted hash of the key."""
     if not np.isclose(sum(fractions), 1.0) or min(fractions) < 0:
         raise ValueError(f"split fractions must be non-negative and sum to 1, got {fractions}")
-    # pandas ignores `hash_key` for integers, so the salt is mixed into the keys themselves.
-    salted = np.asarray(keys, dtype=np.int64).view(np.uint64) ^ SALT
-    hashed = pd.util.hash_array(salted)
+    hashed = _key_hashes(np.asarray(keys))
     position = (hashed % BUCKETS) / BUCKETS
     train_end, validation_end = fractions[0], fractions[0] + fractions[1]
     labels = np.where(position < train_end, 0, np.where(position < validation_end, 1, 2))
     return np.asarray(SPLITS, dtype=object)[labels]
+
+
+def _key_hashes(keys: np.ndarray) -> np.ndarray:
+    """A salted 64-bit hash of each key: integers as before, text by its UTF-8 bytes."""
+    if is_text(keys):
+        return text_hashes(keys, HASH_KEY)  # keyed by the salt itself
+    # pandas ignores `hash_key` for integers, so the salt is mixed into the keys themselves.
+    salted = np.asarray(keys, dtype=np.int64).view(np.uint64) ^ SALT
+    return pd.util.hash_array(salted)
 
 
 UNUSED = "unused"  # a row in the horizon's gap, or of an entity judged later (unseen_entities)

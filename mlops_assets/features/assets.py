@@ -365,6 +365,7 @@ def _align_to_labels(labels: pd.DataFrame, joined: pd.DataFrame, spec: DatasetSp
     keys = [spec.entity_key, spec.event_timestamp]
     joined = joined.copy()
     joined[spec.event_timestamp] = pd.to_datetime(joined[spec.event_timestamp], utc=True)
+    joined[spec.entity_key] = joined[spec.entity_key].astype(labels[spec.entity_key].dtype)
     features = joined[keys + spec.model_features].drop_duplicates(keys)
     table = labels.merge(features, on=keys, how="left", validate="one_to_one")
     table = categories_from_text(table, spec)

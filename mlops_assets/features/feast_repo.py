@@ -79,7 +79,7 @@ def build_definitions(spec: DatasetSpec, paths: PlatformPaths) -> FeastDefinitio
     entity = Entity(
         name=names.entity,
         join_keys=[spec.entity_key],
-        value_type=ValueType.INT64,
+        value_type=ValueType.STRING if spec.text_entity_key else ValueType.INT64,
         description=_entity_description(spec),
     )
     source = FileSource(

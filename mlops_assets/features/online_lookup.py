@@ -34,9 +34,9 @@ class UnknownEntityError(KeyError):
 class LookupResult:
     """Model-ordered features of the known keys, and the keys that were not found."""
 
-    keys: list[int]
+    keys: list[int] | list[str]
     matrix: np.ndarray
-    unknown: list[int]
+    unknown: list[int] | list[str]
 
     def require_all(self) -> LookupResult:
         """Raise `UnknownEntityError` naming the keys that were not found."""
@@ -54,6 +54,8 @@ class OnlineFeatureLookup:
 
         self._entity_key_proto, self._value_proto = EntityKey, Value
         self._store, self._spec = store, spec
+        self._key_type = str if spec.text_entity_key else int
+        self._value_field = "string_val" if spec.text_entity_key else "int64_val"
         self._view = store.get_feature_view(FeastNames.for_spec(spec).view)
         self._provider = feast_internals.provider(store)
         self._features = list(spec.model_features)
@@ -70,9 +72,13 @@ class OnlineFeatureLookup:
         """Column order of the returned matrices (the model's input order)."""
         return list(self._features)
 
-    def lookup(self, keys: Sequence[int]) -> LookupResult:
-        """Features of `keys` as a float matrix in model order (categories as spec codes)."""
-        entity_keys = [self._entity_key(int(k)) for k in keys]
+    def lookup(self, keys: Sequence[int] | Sequence[str]) -> LookupResult:
+        """Features of `keys` as a float matrix in model order (categories as spec codes).
+
+        Keys are integers or text, as the spec's entity key is.
+        """
+        keys = [self._key_type(k) for k in keys]
+        entity_keys = [self._entity_key(k) for k in keys]
         rows = self._provider.online_read(
             config=self._store.config,
             table=self._view,
@@ -82,17 +88,16 @@ class OnlineFeatureLookup:
         found, matrix_rows, unknown = [], [], []
         for key, (_, values) in zip(keys, rows, strict=True):
             if not _has_values(values):  # SQLite answers None, Redis a row of unset values
-                unknown.append(int(key))
+                unknown.append(key)
                 continue
-            found.append(int(key))
+            found.append(key)
             matrix_rows.append([self._as_float(name, values.get(name)) for name in self._features])
         matrix = np.asarray(matrix_rows, dtype=np.float32).reshape(len(found), len(self._features))
         return LookupResult(keys=found, matrix=matrix, unknown=unknown)
 
-    def _entity_key(self, key: int) -> Any:
-        return self._entity_key_proto(
-            join_keys=[self._spec.entity_key], entity_values=[self._value_proto(int64_val=key)]
-        )
+    def _entity_key(self, key: int | str) -> Any:
+        value = self._value_proto(**{self._value_field: key})
+        return self._entity_key_proto(join_keys=[self._spec.entity_key], entity_values=[value])
 
     def _as_float(self, name: str, value: Any) -> float:
         if value is None:

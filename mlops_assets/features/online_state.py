@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mlops_assets.core.entity_keys import column_keys
 from mlops_assets.core.storage import write_parquet_atomic
 
 if TYPE_CHECKING:
@@ -64,8 +65,11 @@ def new_token() -> str:
     return uuid.uuid4().hex
 
 
-def fingerprint(store: FeatureStore, view: FeatureView) -> str:
-    """Identity of what an online row means: project, view, its typed features, the store."""
+def fingerprint(store: FeatureStore, view: FeatureView, *, text_keys: bool = False) -> str:
+    """Identity of what an online row means: project, view, its typed features, the store.
+
+    Text keys are named only when used, so integer-keyed states written before keep matching.
+    """
     config = store.config
     document = {
         "format": STATE_FORMAT,
@@ -76,6 +80,8 @@ def fingerprint(store: FeatureStore, view: FeatureView) -> str:
         "online_store": config.online_store.type,
         "entity_key_serialization": config.entity_key_serialization_version,
     }
+    if text_keys:
+        document["join_key_type"] = "string"
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
@@ -96,7 +102,7 @@ def load_state(path: Path) -> OnlineState | None:
     try:
         frame = pd.read_parquet(path)
         return OnlineState(
-            keys=frame[KEY].to_numpy(dtype=np.int64),
+            keys=column_keys(frame[KEY]),
             hashes=frame[HASH].to_numpy(dtype=np.uint64),
             token=str(frame.attrs["token"]),
             fingerprint=str(frame.attrs["fingerprint"]),
@@ -126,7 +132,7 @@ def plan_changes(
     Entities the state lists and the offline table lacks are removed in every mode, so a full
     rewrite and an incremental write end in the same online state.
     """
-    deleted = np.empty(0, dtype=np.int64)
+    deleted = np.empty(0, dtype=keys.dtype)
     if previous is not None:
         deleted = previous.keys[~np.isin(previous.keys, keys, assume_unique=True)]
     reason = _full_rewrite_reason(previous, store_token, current_fingerprint, full)

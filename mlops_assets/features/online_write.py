@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 # Modules, not functions: the fault tests replace a writer on its module to inject failures.
+from mlops_assets.core.entity_keys import column_keys, is_text
 from mlops_assets.features import online_state, redis_write, sqlite_write
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ class OnlineWrite:
 def newest_per_entity(frame: pd.DataFrame, key: str, timestamp: str) -> pd.DataFrame:
     """The newest row of every entity, sorted by key (ties: the later row wins), vectorised."""
     times = frame[timestamp].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    order = np.lexsort((np.arange(len(frame)), times, frame[key].to_numpy()))
+    codes, _ = pd.factorize(frame[key], sort=True)  # text keys too: lexsort needs numbers
+    order = np.lexsort((np.arange(len(frame)), times, codes))
     ordered = frame.iloc[order]
     keys = ordered[key].to_numpy()
     last = np.r_[keys[1:] != keys[:-1], True]
@@ -92,7 +94,7 @@ def materialize_newest(
         kind = store.config.online_store.type
         changes = online_state.Changes(
             np.ones(len(newest), dtype=bool),
-            np.empty(0, dtype=np.int64),
+            np.empty(0, dtype=object),
             "full",
             f"the {kind} online store is always rewritten in full",
         )
@@ -126,10 +128,10 @@ def _write_changes(
     full: bool,
 ) -> online_state.Changes:
     """Write what changed since the recorded state, then record the new state."""
-    keys = newest[key].to_numpy(dtype=np.int64)
+    keys = column_keys(newest[key])
     hashes = online_state.row_hashes(newest, [timestamp, *(f.name for f in view.features)])
     path = online_state.state_path(state_dir, store, view)
-    fingerprint = online_state.fingerprint(store, view)
+    fingerprint = online_state.fingerprint(store, view, text_keys=is_text(keys))
     changes = online_state.plan_changes(
         keys,
         hashes,

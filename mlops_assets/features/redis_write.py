@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mlops_assets.core.entity_keys import column_keys
 from mlops_assets.features import feast_internals
 from mlops_assets.features.value_encoding import (
     serialize_doubles,
-    serialize_int64_keys,
+    serialize_keys,
     serialize_strings,
     timestamps,
 )
@@ -70,7 +71,7 @@ def write(
     redis_upsert(store, view, rows, key, timestamp)
     client = feast_internals.redis_client(store)
     if len(deleted):
-        _remove(store, view, client, key, np.asarray(deleted, dtype=np.int64))
+        _remove(store, view, client, key, deleted)
     client.set(_token_key(store, view), token.encode())
 
 
@@ -88,7 +89,7 @@ def _remove(store: FeatureStore, view: FeatureView, client, key: str, keys: np.n
     for start in range(0, len(keys), ENTITIES_PER_PIPELINE):
         block = keys[start : start + ENTITIES_PER_PIPELINE]
         with client.pipeline(transaction=False) as pipe:
-            for entity in serialize_int64_keys(key, block):
+            for entity in serialize_keys(key, block):
                 pipe.hdel(entity + project, *fields)
             pipe.execute()
 
@@ -105,7 +106,7 @@ def redis_upsert(
     client = feast_internals.redis_client(store)
     name = feast_internals.redis_view_name(view, config)
     project = config.project.encode()
-    keys = [k + project for k in serialize_int64_keys(key, newest[key].to_numpy(dtype=np.int64))]
+    keys = [k + project for k in serialize_keys(key, column_keys(newest[key]))]
     fields: list[tuple[bytes, list[bytes]]] = [
         (f"_ts:{name}".encode(), timestamps(newest[timestamp]))
     ]

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mlops_assets.core.entity_keys import column_keys, is_text
 from mlops_assets.features import feast_internals
 from mlops_assets.features.value_encoding import (
     epoch_seconds,
     serialize_doubles,
-    serialize_int64_keys,
+    serialize_keys,
     serialize_strings,
 )
 
@@ -90,7 +91,7 @@ def write(
         if replace_all:
             connection.execute(f"DELETE FROM {table}")
         elif len(deleted):
-            gone = serialize_int64_keys(key, np.asarray(deleted, dtype=np.int64))
+            gone = serialize_keys(key, deleted)
             delete = f"DELETE FROM {table} WHERE entity_key = ?"
             connection.executemany(delete, ((k,) for k in gone))
         _upsert(connection, table, view, rows, key, timestamp, plain_insert=replace_all)
@@ -126,19 +127,30 @@ def _upsert(
 ) -> None:
     if rows.empty:
         return
-    values = rows[key].to_numpy(dtype=np.int64)
-    # Rows in primary-key order (entity key bytes, then feature name) turn SQLite's B-tree
-    # inserts into appends; random order is several times slower on large tables. The key's
-    # bytes end with its little-endian value, so byte order is the byte-swapped value's order.
-    order = np.argsort(values.astype("<i8").view("<u8").byteswap(), kind="stable")
-    rows = rows.iloc[order]
-    keys = np.array(serialize_int64_keys(key, values[order]), dtype=object)
+    rows, keys = _in_key_order(rows, key)
     features = sorted(view.features, key=lambda f: f.name)
     sql = _statement(table, ROWS_PER_STATEMENT, plain_insert)
     for start in range(0, len(rows), ENTITIES_PER_BLOCK):
         block = slice(start, start + ENTITIES_PER_BLOCK)
         parameters = _block_parameters(rows.iloc[block], keys[block], features, timestamp)
         _execute_multirow(connection, table, sql, parameters, plain_insert)
+
+
+def _in_key_order(rows: pd.DataFrame, key: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows in primary-key order (entity key bytes), with their serialised keys.
+
+    Rows in primary-key order (then feature name) turn SQLite's B-tree inserts into appends;
+    random order is several times slower on large tables. An integer key's bytes end with its
+    little-endian value, so byte order is the byte-swapped value's order; text keys are sorted
+    by their bytes.
+    """
+    values = column_keys(rows[key])
+    if not is_text(values):
+        order = np.argsort(values.astype("<i8").view("<u8").byteswap(), kind="stable")
+        return rows.iloc[order], np.array(serialize_keys(key, values[order]), dtype=object)
+    keys = np.array(serialize_keys(key, values), dtype=object)
+    order = np.argsort(keys, kind="stable")
+    return rows.iloc[order], keys[order]
 
 
 def _block_parameters(

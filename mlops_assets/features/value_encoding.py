@@ -14,6 +14,8 @@ import time
 import numpy as np
 import pandas as pd
 
+from mlops_assets.core.entity_keys import is_text
+
 DOUBLE_TAG = b"\x29"  # Value.double_val: field 5, wire type 1 (64-bit)
 STRING_TAG = b"\x12"  # Value.string_val: field 2, wire type 2 (length-delimited)
 VALUE_TYPE_STRING = 2
@@ -31,6 +33,22 @@ def serialize_int64_keys(join_key: str, values: np.ndarray) -> list[bytes]:
     buffer[:, : len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
     buffer[:, len(prefix) :] = values.astype("<i8").view(np.uint8).reshape(-1, 8)
     return _split(buffer)
+
+
+def serialize_string_keys(join_key: str, values: np.ndarray) -> list[bytes]:
+    """Feast's entity-key serialisation v3 for one STRING join key (UTF-8 text, length first)."""
+    name = join_key.encode()
+    prefix = struct.pack("<II", 1, VALUE_TYPE_STRING) + struct.pack("<I", len(name)) + name
+    head = prefix + struct.pack("<I", VALUE_TYPE_STRING)
+    encoded = [str(value).encode() for value in values]
+    return [head + struct.pack("<I", len(data)) + data for data in encoded]
+
+
+def serialize_keys(join_key: str, values: np.ndarray) -> list[bytes]:
+    """Serialised entity keys of an `int64` array, or of an object array of text keys."""
+    if is_text(values):
+        return serialize_string_keys(join_key, values)
+    return serialize_int64_keys(join_key, np.asarray(values, dtype=np.int64))
 
 
 def serialize_doubles(values: np.ndarray) -> tuple[list[bytes], list[str | None]]:

@@ -36,9 +36,10 @@ def site_files(location: str) -> list[Path]:
 def load_site_rows(spec: DatasetSpec, site: str, location: str) -> pd.DataFrame:
     """The site's cleaned rows; refuses with the site and the failed check named."""
     frames = []
+    text_key = (spec.entity_key,) if spec.text_entity_key else ()
     for path in site_files(location):
         try:
-            frames.append(FileSource(str(path)).load())
+            frames.append(FileSource(str(path), text_columns=text_key).load())
         except Exception as exc:  # a missing or unreadable file: say which site it belongs to
             raise SiteDataError(f"site '{site}': {exc}") from exc
     if not frames:

@@ -28,6 +28,7 @@ from mlops_assets.ingestion.delivery import (
     DeliveryRefused,
     judge_delivery,
     manifest_history,
+    repeated_delivery,
     unreadable_source,
 )
 from mlops_assets.ingestion.partitions import batches
@@ -73,13 +74,19 @@ def raw_data(
     recover(paths, batch)
     sweep_stale_staging(paths, batch, keep=run)
     published = _published_manifest(paths, batch)
-    chosen, source, delivered = _read_delivery(config, paths, batch, published)
+    chosen, source, delivered = _read_delivery(config, paths, batch, published, spec)
     say = reporter(context)
     say(f"raw_data: {len(delivered):,} rows read from {truncate(source.describe())}")
     delivered_hash = content_hash(delivered)
     delivery = _refusing(
         lambda: judge_delivery(
-            batch, published, delivered_hash, source.describe(), replace=config.replace
+            batch,
+            published,
+            delivered_hash,
+            source.describe(),
+            replace=config.replace,
+            same_elsewhere=repeated_delivery(_other_manifests(paths, batch), batch, delivered_hash),
+            allow_repeat=config.allow_repeat,
         )
     )
     what = f"raw_data for batch {batch!r} ({truncate(source.describe())})"
@@ -102,10 +109,13 @@ def raw_data(
         "spec": f"{spec.name} v{spec.version}",
     }
     manifest["replacements"] = manifest_history(published, delivery, manifest)
+    if delivery.repeats is not None:
+        manifest["repeats_batch"] = delivery.repeats
     write_json_atomic(manifest, staged.manifest)
     metadata = _raw_metadata(prepared, spec, manifest, str(paths.raw(batch)))
     metadata["staged_at"] = dg.MetadataValue.path(str(staged.raw))
     metadata["replaces"] = dg.MetadataValue.json(delivery.replaces or {})
+    metadata["repeats_batch"] = delivery.repeats or "-"
     yield dg.MaterializeResult(
         metadata=metadata,
         check_results=[to_check_result(o) for o in outcomes],
@@ -186,6 +196,18 @@ def _published_manifest(paths: PlatformPaths, batch: str) -> dict | None:
     return read_json(path) if path.exists() else None
 
 
+def _other_manifests(paths: PlatformPaths, batch: str) -> Iterator[dict]:
+    """The published manifests of the other batches (an unreadable one is skipped)."""
+    folder = paths.batch_manifests
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if path.name.startswith(".") or path == paths.manifest(batch):
+            continue
+        try:
+            yield read_json(path)
+        except (OSError, ValueError):
+            continue  # a manifest being replaced, or damaged: it names no delivery to compare
+
+
 def _raw_to_clean(paths: PlatformPaths, batch: str, staged: StagedSet) -> tuple[pd.DataFrame, dict]:
     """The delivery staged by this run, else (cleaned_data run alone) the published one."""
     if staged.raw.exists():
@@ -218,11 +240,16 @@ def _refusing(decide):
 
 
 def _read_delivery(
-    config: SourceConfig, paths: PlatformPaths, batch: str, published: dict | None
+    config: SourceConfig,
+    paths: PlatformPaths,
+    batch: str,
+    published: dict | None,
+    spec: DatasetSpec,
 ) -> tuple[SourceConfig, DataSource, pd.DataFrame]:
     """Read this run's delivery; a re-run whose recorded source is gone is refused, not fed."""
     chosen = _refusing(lambda: resolve_source(config, paths, batch, published))
-    source = build_source(chosen, paths, batch)
+    text_key = (spec.entity_key,) if spec.text_entity_key else ()
+    source = build_source(chosen, paths, batch, text_key)
     try:
         return chosen, source, source.load()
     except SourceError as exc:

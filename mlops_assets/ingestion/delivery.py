@@ -4,10 +4,15 @@ The manifest of a batch records the content hash of what was delivered. The same
 delivered again is a re-run: it keeps the first ingestion time, so every derived value stays
 the same. Different content under the same key is refused unless the run asks to `replace`,
 and then the new manifest records the replacement with both deliveries' hashes.
+
+A delivery is counted once: content equal to what another batch already holds (the same
+file landed again under a new name) is refused naming that batch, unless the run says
+`allow_repeat`, and then the manifest records which batch it repeats.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +26,13 @@ HOW_TO_REPLACE = (
 )
 
 
+HOW_TO_REPEAT = (
+    "If you truly mean to add the same rows again, run with allow_repeat: "
+    "`mlops run --allow-repeat`, `mlops ingest --allow-repeat`, or `allow_repeat: true` in "
+    "raw_data's config in the launchpad."
+)
+
+
 class DeliveryRefused(ValueError):
     """A run that would silently replace, or cannot re-read, a batch's delivery."""
 
@@ -31,6 +43,7 @@ class Delivery:
 
     ingested_at: datetime
     replaces: dict[str, Any] | None = None
+    repeats: str | None = None  # the batch whose delivery this one repeats (allowed)
 
 
 def judge_delivery(
@@ -40,13 +53,20 @@ def judge_delivery(
     source: str,
     *,
     replace: bool,
+    same_elsewhere: dict[str, Any] | None = None,
+    allow_repeat: bool = False,
 ) -> Delivery:
-    """Accept a first delivery or the same one again; a different one only with `replace`."""
+    """Accept a first delivery or the same one again; a different one only with `replace`.
+
+    `same_elsewhere` is the manifest of another batch that holds this very delivery: a new
+    delivery equal to it is accepted only with `allow_repeat`.
+    """
     now = datetime.now(UTC).replace(microsecond=0)
-    if published is None:
-        return Delivery(now)
-    if published.get("delivered_hash") == delivered_hash:
+    if published is not None and published.get("delivered_hash") == delivered_hash:
         return Delivery(datetime.fromisoformat(published["ingested_at"]))
+    repeats = _repeat_of(batch, same_elsewhere, delivered_hash, source, allow_repeat)
+    if published is None:
+        return Delivery(now, repeats=repeats)
     if not replace:
         raise DeliveryRefused(
             f"batch {batch!r} already holds a different delivery: its manifest records "
@@ -60,7 +80,39 @@ def judge_delivery(
         "delivered_hash": published.get("delivered_hash"),
         "content_hash": published.get("content_hash"),
     }
-    return Delivery(now, previous)
+    return Delivery(now, previous, repeats)
+
+
+def repeated_delivery(
+    manifests: Iterable[dict[str, Any]], batch: str, delivered_hash: str
+) -> dict[str, Any] | None:
+    """The manifest of another batch whose delivery has this content hash (None: none has)."""
+    for manifest in manifests:
+        if manifest.get("batch") != batch and manifest.get("delivered_hash") == delivered_hash:
+            return manifest
+    return None
+
+
+def _repeat_of(
+    batch: str,
+    same_elsewhere: dict[str, Any] | None,
+    delivered_hash: str,
+    source: str,
+    allow_repeat: bool,
+) -> str | None:
+    """The batch this delivery repeats, if allowed; refused naming that batch otherwise."""
+    if same_elsewhere is None:
+        return None
+    earlier = str(same_elsewhere.get("batch"))
+    if not allow_repeat:
+        raise DeliveryRefused(
+            f"batch {batch!r} repeats batch {earlier!r}: this run read {source}, whose content "
+            f"(delivered hash {_short(delivered_hash)}) equals what batch {earlier!r} already "
+            f"holds (from {same_elsewhere.get('source')}, ingested "
+            f"{same_elsewhere.get('ingested_at')}), so its rows would be counted twice. "
+            f"Nothing was changed. {HOW_TO_REPEAT}"
+        )
+    return earlier
 
 
 def unreadable_source(batch: str, source: str, reason: str) -> DeliveryRefused:

@@ -58,6 +58,13 @@ class SourceConfig(dg.Config):
         "different delivery (the manifest records both content hashes). Without it, a "
         "different delivery under an existing key is refused and nothing changes.",
     )
+    allow_repeat: bool = Field(
+        default=False,
+        description="Accept a delivery whose content equals what another batch already holds "
+        "(the same file delivered again under a new batch key); its rows are then counted "
+        "again, and the manifest names the batch it repeats. Without it, such a delivery is "
+        "refused naming that batch and nothing changes.",
+    )
     path: str = Field(default="", description="file: a path, a glob or an http(s) URL.")
     file_format: str = Field(default="auto", description="file: auto, csv or parquet.")
     dataset: str = Field(default="breast_cancer", description="sklearn: bundled dataset name.")
@@ -92,7 +99,8 @@ def resolve_source(
     if any(getattr(config, name) != getattr(defaults, name) for name in SYNTHETIC_FIELDS):
         return config.model_copy(update={"kind": SourceKind.SYNTHETIC.value})  # settings given
     if manifest is not None:
-        return recorded_source(manifest).model_copy(update={"replace": config.replace})
+        kept = {"replace": config.replace, "allow_repeat": config.allow_repeat}
+        return recorded_source(manifest).model_copy(update=kept)
     if LandingSource(paths.landing, batch).has_file():
         return config.model_copy(update={"kind": SourceKind.LANDING.value})
     return config.model_copy(update={"kind": SourceKind.SYNTHETIC.value})
@@ -135,16 +143,21 @@ def recorded_source(manifest: dict) -> SourceConfig:
     raise ValueError(f"the manifest of this batch records no readable source: {manifest!r}")
 
 
-def build_source(config: SourceConfig, paths: PlatformPaths, batch: str) -> DataSource:
-    """Turn a resolved source config into a `DataSource` for one batch."""
+def build_source(
+    config: SourceConfig, paths: PlatformPaths, batch: str, text_columns: tuple[str, ...] = ()
+) -> DataSource:
+    """Turn a resolved source config into a `DataSource` for one batch.
+
+    `text_columns` are read from a CSV as the text written there (the spec's text key).
+    """
     if config.kind not in set(SourceKind) or config.kind == SourceKind.AUTO:
         raise ValueError(f"source kind {config.kind!r} must be resolved first")
     if config.kind == SourceKind.FILE:
         if not config.path:
             raise ValueError("source kind 'file' needs a path")
-        return FileSource(config.path, config.file_format)  # type: ignore[arg-type]
+        return FileSource(config.path, config.file_format, text_columns)  # type: ignore[arg-type]
     if config.kind == SourceKind.LANDING:
-        return LandingSource(paths.landing, batch)
+        return LandingSource(paths.landing, batch, text_columns)
     if config.kind == SourceKind.SKLEARN:
         return SklearnSource(config.dataset)
     if config.kind == SourceKind.RETAIL:

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.json as pa_json
 
+from mlops_assets.core.entity_keys import key_array
 from mlops_assets.core.features import label_values
 from mlops_assets.core.live_evidence import REQUEST, ROW
 from mlops_assets.core.live_performance import (
@@ -61,14 +62,15 @@ def keyed_predictions(paths: PlatformPaths, spec: DatasetSpec) -> LoggedPredicti
             frame, bad = _read_lines(path, spec)
             frames.append(frame)
             unreadable += bad
-    frame = pd.concat(frames, ignore_index=True) if frames else _empty()
+    frame = pd.concat(frames, ignore_index=True) if frames else _empty(spec.text_entity_key)
     keyed = frame[KEY].notna()
-    frame = frame.loc[keyed].astype({KEY: "int64"}).reset_index(drop=True)
+    frame = frame.loc[keyed].reset_index(drop=True)
+    frame[KEY] = key_array(frame[KEY], spec.text_entity_key)
     return LoggedPredictions(frame, int((~keyed).sum()), unreadable)
 
 
 def _read_arrow(path: Path, spec: DatasetSpec) -> pd.DataFrame:
-    key = spec.entity_key
+    key, text = spec.entity_key, spec.text_entity_key
     # A multiclass model logs each row's probabilities as a list.
     output = pa.list_(pa.float64()) if spec.task.is_multiclass else pa.float64()
     schema = pa.schema(
@@ -78,7 +80,7 @@ def _read_arrow(path: Path, spec: DatasetSpec) -> pd.DataFrame:
             ("output", output),
             ("request_id", pa.string()),
             ("row", pa.int64()),
-            ("inputs", pa.struct([(key, pa.int64())])),
+            ("inputs", pa.struct([(key, pa.string() if text else pa.int64())])),
         ]
     )
     options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
@@ -97,7 +99,12 @@ def _read_arrow(path: Path, spec: DatasetSpec) -> pd.DataFrame:
             REQUEST: table.column("request_id").to_pandas(types_mapper=pd.ArrowDtype),
             ROW: table.column("row").to_pandas(),
         }
-    ).astype({PREDICTED_AT: "datetime64[ns, UTC]", KEY: "Int64", ROW: "Int64"})
+    ).astype({PREDICTED_AT: "datetime64[ns, UTC]", KEY: _key_dtype(text), ROW: "Int64"})
+
+
+def _key_dtype(text: bool) -> str:
+    """Keys while some may be missing: nullable integers, or text."""
+    return "string" if text else "Int64"
 
 
 def _read_lines(path: Path, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:
@@ -105,18 +112,18 @@ def _read_lines(path: Path, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:
 
     A line is unreadable when it is not a record (cut short by a killed worker) or when one of
     its values cannot be what it names: a time that is not an ISO 8601 instant within pandas'
-    range (`yesterday`, `9999-12-31`, a number), a key that is not an int64, a row number
-    that is not an integer, an output that is not a number (or, multiclass, a list of them).
-    Each line is judged alone, so one never fails the report.
+    range (`yesterday`, `9999-12-31`, a number), a key that is not an int64 (or, for a text
+    key, not text), a row number that is not an integer, an output that is not a number (or,
+    multiclass, a list of them). Each line is judged alone, so one never fails the report.
     """
-    key, multiclass = spec.entity_key, spec.task.is_multiclass
+    key, multiclass, text = spec.entity_key, spec.task.is_multiclass, spec.text_entity_key
     rows, bad = [], 0
     for line in path.read_bytes().splitlines():
         try:
             entry = orjson.loads(line)
             rows.append(
                 (
-                    _int64((entry.get("inputs") or {}).get(key)),
+                    _key((entry.get("inputs") or {}).get(key), text),
                     _instant(entry["timestamp"]),
                     str(entry["model_version"]),
                     _output(entry["output"], multiclass),
@@ -128,10 +135,24 @@ def _read_lines(path: Path, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:
             bad += line.strip() != b""
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame[PREDICTED_AT] = pd.to_datetime(frame[PREDICTED_AT], utc=True)
-    types = {KEY: "Int64", ROW: "Int64", PREDICTION: "float64", REQUEST: pd.ArrowDtype(pa.string())}
+    types = {
+        KEY: _key_dtype(text),
+        ROW: "Int64",
+        PREDICTION: "float64",
+        REQUEST: pd.ArrowDtype(pa.string()),
+    }
     if multiclass:
         del types[PREDICTION]
     return frame.astype(types), bad
+
+
+def _key(value: object, text: bool) -> int | str | None:
+    """A logged key: text as written for a text key, else an int64."""
+    if text:
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"a text key must be a string, got {value!r}")
+        return value
+    return _int64(value)
 
 
 def _instant(value: object) -> pd.Timestamp:
@@ -166,10 +187,10 @@ def _output(value: object, multiclass: bool) -> object:
     return float(value)  # type: ignore[arg-type]
 
 
-def _empty() -> pd.DataFrame:
+def _empty(text: bool) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            KEY: pd.Series([], dtype="Int64"),
+            KEY: pd.Series([], dtype=_key_dtype(text)),
             PREDICTED_AT: pd.to_datetime([], utc=True),
             VERSION: pd.Series([], dtype="object"),
             PREDICTION: pd.Series([], dtype="float64"),
@@ -188,7 +209,7 @@ def known_labels(paths: PlatformPaths, spec: DatasetSpec) -> pd.DataFrame:
         frames.append(
             pd.DataFrame(
                 {
-                    KEY: batch[spec.entity_key].astype("int64"),
+                    KEY: key_array(batch[spec.entity_key], spec.text_entity_key),
                     KNOWN_AT: pd.Timestamp(known).tz_convert("UTC"),
                     LABEL: label_values(batch[spec.target], spec),
                 }

@@ -57,7 +57,12 @@ def batch_predictions(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Score a file of unlabelled rows with the champion; reject bad rows with reasons."""
     spec, paths, batch = dataset.load(), home.paths(), context.partition_key
-    source = FileSource(config.path) if config.path else LandingSource(paths.scoring_landing, batch)
+    text_key = (spec.entity_key,) if spec.text_entity_key else ()  # read as written
+    source = (
+        FileSource(config.path, text_columns=text_key)
+        if config.path
+        else LandingSource(paths.scoring_landing, batch, text_key)
+    )
     try:  # the file's own faults first: they are named whatever the registry holds
         frame = source.load()
         check_columns(frame, spec)

@@ -34,7 +34,7 @@ from mlops_assets.serving.batch import ColumnRecords, validate_batch
 from mlops_assets.serving.explain import add_explanations
 from mlops_assets.serving.metrics import labelled_metrics
 from mlops_assets.serving.routing import Routed, log_part, route
-from mlops_assets.serving.schema import MAX_BATCH, KeysRequest, batch_model, record_model
+from mlops_assets.serving.schema import MAX_BATCH, batch_model, keys_model, record_model
 from mlops_assets.serving.traffic import Traffic
 from mlops_assets.spec import DatasetSpec
 
@@ -50,7 +50,7 @@ def build_app(
 
     A request body must arrive whole within `body_timeout_s` of the request's start.
     """
-    record, batch = record_model(spec), batch_model(spec)
+    record, batch, keys_request = record_model(spec), batch_model(spec), keys_model(spec)
     # The docs page's scripts and styles come from a package, not a CDN: it renders offline.
     app = FastAPIOffline(
         title=f"{spec.name} predictions",
@@ -95,7 +95,7 @@ def build_app(
         return _answer(service, "predict_batch", inputs, routed, body, started)
 
     @app.post("/predict_by_key", summary="Predict from the online feature store", responses=_ERRORS)
-    async def predict_by_key(payload: KeysRequest) -> Response:
+    async def predict_by_key(payload: keys_request) -> Response:  # type: ignore[valid-type]
         started = time.perf_counter()
         service = state()
         if service.lookup is None:

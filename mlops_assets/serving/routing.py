@@ -110,7 +110,7 @@ def route(
     *,
     columns: Mapping[str, list[Any]] | None = None,
     rows: np.ndarray | None = None,
-    keys: Sequence[int | None] | None = None,
+    keys: Sequence[int | str | None] | None = None,
 ) -> Routed:
     """Predictions for one request: `columns` of validated values, or online feature `rows`."""
     champion = traffic.champion
@@ -154,7 +154,7 @@ def _canary(
     matrix: np.ndarray,
     own: np.ndarray | None,
     columns: Mapping[str, list[Any]] | None,
-    keys: Sequence[int | None] | None,
+    keys: Sequence[int | str | None] | None,
     endpoint: str,
 ) -> Routed:
     mask = canary_mask(keys, len(matrix), traffic.rollout.share)

@@ -24,6 +24,7 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    StrictStr,
     create_model,
 )
 
@@ -31,6 +32,7 @@ from mlops_assets.spec import DatasetSpec, DType
 
 MAX_BATCH = 1_000
 MAX_KEYS = 1_000
+MAX_KEY_LENGTH = 200  # characters of a text entity key
 EARLIEST, LATEST = datetime(1800, 1, 1), datetime(2200, 1, 1)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # entity keys and integer features are int64
 
@@ -62,7 +64,7 @@ def record_model(spec: DatasetSpec) -> type[BaseModel]:
     )
     if spec.entity_key_column:
         fields[spec.entity_key] = (
-            Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)] | None,
+            key_type(spec) | None,
             Field(
                 default=None,
                 description="The entity the prediction is for (optional, not a model input): "
@@ -86,12 +88,23 @@ def batch_model(spec: DatasetSpec) -> type[BaseModel]:
     )
 
 
-class KeysRequest(BaseModel):
-    """Entity keys whose features the online store holds."""
+def key_type(spec: DatasetSpec) -> Any:
+    """An entity key as a request holds it: a JSON integer, or a JSON string for text keys.
 
-    model_config = ConfigDict(extra="forbid")
-    keys: list[Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]] = Field(
-        min_length=1, max_length=MAX_KEYS
+    Strict either way: `"7"` is not the integer key 7, and `7` is not the text key "7".
+    """
+    if spec.text_entity_key:
+        return Annotated[StrictStr, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
+    return Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+
+
+@functools.lru_cache(maxsize=8)
+def keys_model(spec: DatasetSpec) -> type[BaseModel]:
+    """Entity keys whose features the online store holds, typed as the spec's key."""
+    return create_model(
+        f"{_camel(spec.name)}Keys",
+        __config__=ConfigDict(extra="forbid"),
+        keys=(list[key_type(spec)], Field(min_length=1, max_length=MAX_KEYS)),
     )
 
 

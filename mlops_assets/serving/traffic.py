@@ -17,9 +17,10 @@ answering alone: the service stays ready, the reason goes to the log and to
 says which rollout is in force.
 
 Canary routing is sticky by entity key: a key's point in [0, 1) is a fixed arithmetic hash of
-the key (SplitMix64), the same in every worker, on every machine and after every restart, and
-the key goes to the challenger when its point is below the share. Raising the share keeps the
-keys already on the challenger there. A request without a key is routed at random.
+the key (SplitMix64 of an integer, a keyed SipHash of a text key's bytes), the same in every
+worker, on every machine and after every restart, and the key goes to the challenger when its
+point is below the share. Raising the share keeps the keys already on the challenger there. A
+request without a key is routed at random.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from mlops_assets.core.entity_keys import is_text, text_hashes
 from mlops_assets.model_registry.rollout import CHAMPION_ONLY, Rollout, RolloutError, read_rollout
 from mlops_assets.serving.champion_follow import ChampionFollower, file_identity
 from mlops_assets.serving.feature_rows import FeatureRows
@@ -50,6 +52,7 @@ LOG = logging.getLogger(__name__)
 CHECK_INTERVAL_S = 1.0
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+TEXT_HASH_KEY = "mlops-canary-v01"  # 16 characters; another key moves text keys' canary share
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,12 @@ class Traffic:
 
 
 def sticky_points(keys: np.ndarray) -> np.ndarray:
-    """Each int64 key's fixed point in [0, 1): SplitMix64's finaliser, top 53 bits."""
+    """Each key's fixed point in [0, 1): the top 53 bits of a hash of the key.
+
+    SplitMix64's finaliser for an int64 key, a keyed SipHash of a text key's UTF-8 bytes.
+    """
+    if is_text(keys):
+        return (text_hashes(keys, TEXT_HASH_KEY) >> np.uint64(11)).astype(np.float64) / 2.0**53
     with np.errstate(over="ignore"):
         z = np.asarray(keys, dtype=np.int64).view(np.uint64) + _GOLDEN
         z = (z ^ (z >> np.uint64(30))) * _MIX1
@@ -96,15 +104,17 @@ def sticky_points(keys: np.ndarray) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
-def canary_mask(keys: Sequence[int | None] | None, size: int, share: float) -> np.ndarray:
+def canary_mask(keys: Sequence[int | str | None] | None, size: int, share: float) -> np.ndarray:
     """Which of `size` rows the challenger answers: sticky where a key is given, else random."""
     if keys is None:
         return np.random.random(size) < share
     given = np.fromiter((k is not None for k in keys), dtype=bool, count=size)
     points = np.random.random(size)
     if given.any():
-        values = np.fromiter((0 if k is None else k for k in keys), dtype=np.int64, count=size)
-        points = np.where(given, sticky_points(values), points)
+        positions = np.flatnonzero(given)
+        present = [keys[i] for i in positions]
+        text = isinstance(present[0], str)
+        points[positions] = sticky_points(np.asarray(present, dtype=object if text else np.int64))
     return points < share
 
 

@@ -25,6 +25,7 @@ class FileSource:
 
     location: str
     file_format: FileFormat = "auto"
+    text_columns: tuple[str, ...] = ()  # read from CSV as written: "007" stays "007"
 
     def describe(self) -> str:
         """Name the location so metadata and errors point at it."""
@@ -33,9 +34,10 @@ class FileSource:
     def load(self) -> pd.DataFrame:
         """Read every matching file; a missing, empty or unreadable one names itself."""
         if self.location.startswith(("http://", "https://")):
-            return read_frame(_download(self.location), self.location, self._format(self.location))
+            content, fmt = _download(self.location), self._format(self.location)
+            return read_frame(content, self.location, fmt, self.text_columns)
         paths = self._paths()
-        frames = [_read_path(p, self._format(str(p))) for p in paths]
+        frames = [_read_path(p, self._format(str(p)), self.text_columns) for p in paths]
         if len(frames) == 1:
             return frames[0]
         _require_same_columns(frames, paths)
@@ -74,19 +76,28 @@ def _download(url: str) -> bytes:
         raise SourceError(f"{url}: cannot be downloaded ({exc})") from exc
 
 
-def _read_path(path: Path, fmt: str) -> pd.DataFrame:
+def _read_path(path: Path, fmt: str, text_columns: tuple[str, ...]) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise SourceError(f"source file {path} is empty")
-    return read_frame(path, str(path), fmt)
+    return read_frame(path, str(path), fmt, text_columns)
 
 
-def read_frame(content: bytes | Path | BinaryIO, name: str, fmt: str) -> pd.DataFrame:
-    """Parse CSV or Parquet from bytes, a path or an open binary file; errors name `name`."""
+def read_frame(
+    content: bytes | Path | BinaryIO, name: str, fmt: str, text_columns: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Parse CSV or Parquet from bytes, a path or an open binary file; errors name `name`.
+
+    `text_columns` of a CSV are read as the text they hold, not as numbers guessed from it
+    (a text key `007` stays `007`; Parquet columns carry their own types).
+    """
     handle = io.BytesIO(content) if isinstance(content, bytes) else content
     if isinstance(content, bytes) and not content:
         raise SourceError(f"source {name} is empty")
     try:
-        frame = pd.read_csv(handle) if fmt == "csv" else pd.read_parquet(handle)
+        if fmt == "csv":
+            frame = pd.read_csv(handle, dtype=dict.fromkeys(text_columns, str))
+        else:
+            frame = pd.read_parquet(handle)
     except pd.errors.EmptyDataError as exc:
         raise SourceError(f"source {name} is empty") from exc
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:

@@ -123,6 +123,7 @@ class LandingSource:
 
     landing_dir: Path
     batch_key: str
+    text_columns: tuple[str, ...] = ()  # read from CSV as written (see `read_frame`)
 
     def describe(self) -> str:
         """Name the landed file for metadata and errors."""
@@ -151,7 +152,7 @@ class LandingSource:
         path = self.path()
         fmt = "csv" if path.suffix == ".csv" else "parquet"
         with open_regular_file(path) as handle:
-            return read_frame(handle, str(path), fmt)
+            return read_frame(handle, str(path), fmt, self.text_columns)
 
     def _entries(self, folder: Path) -> list[Path]:
         candidates = [folder / f"{self.batch_key}{s}" for s in LANDING_SUFFIXES]

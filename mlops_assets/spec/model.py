@@ -66,6 +66,9 @@ class DType(StrEnum):
     BOOL = "bool"
 
 
+KEY_DTYPES = (DType.INT, DType.STRING)  # what Feast joins on: INT64 or STRING values
+
+
 class Imputation(StrEnum):
     """How a null may be filled; `none` means the row is quarantined instead."""
 
@@ -161,6 +164,11 @@ class ColumnSpec(_Strict):
             raise ValueError(f"column {self.name!r}: a {self.role} column cannot be nullable")
         if self.role == Role.EVENT_TIMESTAMP and self.dtype != DType.DATETIME:
             raise ValueError(f"column {self.name!r}: the event timestamp needs dtype 'datetime'")
+        if self.role == Role.ENTITY_KEY and self.dtype not in KEY_DTYPES:
+            raise ValueError(
+                f"column {self.name!r}: an entity key needs dtype 'int' or 'string', not "
+                f"{str(self.dtype)!r}; use 'string' for names and codes, 'int' for numbers"
+            )
         return self
 
     def _categories_are_consistent(self) -> None:
@@ -728,6 +736,15 @@ class DatasetSpec(_Strict):
     def entity_key(self) -> str:
         """The entity key as stored after ingestion (delivered or derived)."""
         return self.entity_key_column or DERIVED_ENTITY_KEY
+
+    @property
+    def text_entity_key(self) -> bool:
+        """Whether entities are named by text (`dtype: string`) rather than by integers.
+
+        A derived key (`row_id`) is an integer.
+        """
+        column = self._role(Role.ENTITY_KEY)
+        return column is not None and column.dtype == DType.STRING
 
     @property
     def event_timestamp(self) -> str:

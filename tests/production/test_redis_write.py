@@ -97,3 +97,41 @@ def test_incremental_write_touches_only_changed_entities_and_removes_gone_ones(
     expected = newest_per_entity(updated, key, ts)
     result = lookup.lookup(expected[key].tolist())
     np.testing.assert_array_equal(result.matrix, to_matrix(expected, house_spec))
+
+
+def test_fast_write_of_text_keys_matches_feast_byte_for_byte(
+    servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Companies keyed by name: Feast's STRING entity keys, written and removed by name."""
+    from tests.integration.test_text_keys import COMPANIES, _spec, company_panel
+
+    spec = _spec(tmp_path)
+    store, definitions = _redis_store(servers, tmp_path, spec, monkeypatch)
+    panel = company_panel(range(2015, 2019))
+    panel["year_end"] = pd.to_datetime(panel["year_end"], utc=True)
+    features = engineer(panel, spec).astype({"sector": "string"})
+    features.loc[features.index[:5], "revenue"] = np.nan
+    newest = newest_per_entity(features, "company", "year_end")
+    client = servers.redis.client()
+
+    store.write_to_online_store(definitions.view.name, newest)  # Feast's own path
+    feast_wrote = _snapshot(client)
+    client.flushall()
+    state = tmp_path / "state"
+    written = materialize_newest(
+        store, definitions.view, features, "company", "year_end", state_dir=state
+    )
+    ours = _snapshot(client)
+    ours.pop(f"mlops:online_state:{store.project}:{definitions.view.name}".encode())
+    assert written.mode == "full" and ours == feast_wrote
+    assert len(feast_wrote) == len(COMPANIES)
+
+    gone = COMPANIES[:3]
+    kept = features[~features["company"].isin(gone)]
+    second = materialize_newest(
+        store, definitions.view, kept, "company", "year_end", state_dir=state
+    )
+    assert (second.mode, second.written, second.deleted) == ("incremental", 0, 3)
+    lookup = OnlineFeatureLookup(store, spec)
+    assert lookup.lookup(gone).unknown == gone
+    assert lookup.lookup(COMPANIES[3:]).keys == COMPANIES[3:]
