@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from mlops_assets.core.explanations import Explanation, explain
-from mlops_assets.serving.schema import KeysRequest, record_model
+from mlops_assets.serving.schema import keys_model, record_model
 from mlops_assets.spec import DatasetSpec
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -31,7 +31,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def add_explanations(app: FastAPI, spec: DatasetSpec, state: Callable[[], Any]) -> None:
     """Add the two explanation endpoints to the prediction API of `spec`."""
-    record = record_model(spec)
+    record, keys_request = record_model(spec), keys_model(spec)
 
     @app.post("/explain", summary="Each feature's contribution to a prediction", responses=_ERRORS)
     async def explain_record(payload: record) -> JSONResponse:  # type: ignore[valid-type]
@@ -45,7 +45,7 @@ def add_explanations(app: FastAPI, spec: DatasetSpec, state: Callable[[], Any]) 
         summary="Each feature's contribution, for entities in the online store",
         responses=_ERRORS,
     )
-    async def explain_by_key(payload: KeysRequest) -> JSONResponse:
+    async def explain_by_key(payload: keys_request) -> JSONResponse:  # type: ignore[valid-type]
         service = state()
         if service.lookup is None:
             return _error(503, "the online feature store is not configured for this service")
