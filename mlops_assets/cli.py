@@ -615,8 +615,9 @@ def _report_pipeline(run: PipelineRun) -> None:
         _say(f"Model {report.get('model_id', '')[:12]} ({report.get('family', '')}): {shown}")
         _say(f"Estimate: {_describe_estimate(report.get('estimate', {}))}")
         verdict = "promoted" if promotion.get("promoted") else "not promoted"
+        reason = promotion.get("reason") or report.get("reason", "")
         _say(
-            f"Promotion: {verdict} ({report.get('reason', '')}); champion is "
+            f"Promotion: {verdict} ({reason}); champion is "
             f"v{promotion.get('champion_version', '-')} "
             f"of '{promotion.get('registered_model', '')}'"
         )

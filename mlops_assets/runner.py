@@ -26,6 +26,7 @@ from mlops_assets.sources import (
     scan_landing,
     validate_batch_key,
 )
+from mlops_assets.state_setup import setup_lock
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,10 @@ def open_instance(paths: PlatformPaths) -> dg.DagsterInstance:
     """
     os.environ[HOME_ENV] = str(paths.root)
     os.environ["DAGSTER_HOME"] = str(paths.ensure_dagster_home())
-    instance = dg.DagsterInstance.from_config(str(paths.dagster_home))
+    with setup_lock(paths, "dagster"):  # one process creates the SQLite storages
+        instance = dg.DagsterInstance.from_config(str(paths.dagster_home))
+        instance.get_run_records(limit=1)
+        instance.all_instigator_state()
     fail_dead_runs(instance)
     return instance
 

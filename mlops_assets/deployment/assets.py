@@ -12,8 +12,10 @@ from mlops_assets.deployment.bento_export import build_bento, reconcile_export
 from mlops_assets.deployment.live_rollout import STAGED, stage_challenger
 from mlops_assets.deployment.promotion import (
     PROMOTION_CHECKS,
+    SUPERSEDED,
     promotion_outcomes,
     register_and_promote,
+    superseded_reason,
 )
 from mlops_assets.errors import failing_clearly
 from mlops_assets.features.assets import online_features
@@ -21,7 +23,6 @@ from mlops_assets.handoff import upstream_metadata
 from mlops_assets.model_registry.champion import (
     CHALLENGER,
     ChampionRegistry,
-    PromotionConflict,
 )
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.progress import reporter
@@ -57,22 +58,21 @@ def promoted_model(
         "The champion alias moves last and only under the promotion lock, so it still names "
         "a complete model; re-run promoted_model (each step is idempotent) once it is back.",
     ):
-        try:
-            version, outcome = register_and_promote(
-                registry,
-                manifest,
-                decision,
-                report["estimate_metrics"],
-                wait_for_live_evidence=spec.promotion.live,
-            )
-        except PromotionConflict as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        version, outcome = register_and_promote(
+            registry,
+            manifest,
+            decision,
+            report["estimate_metrics"],
+            wait_for_live_evidence=spec.promotion.live,
+        )
         staging = {}
         if outcome == "staged":
             staging = _stage(registry, version, decision, report, spec, paths, dataset)
     champion = registry.champion()
     reason = f"{STAGED}: {decision['reason']}" if staging else decision["reason"]
-    outcomes = promotion_outcomes(champion, version, decision["reason"], staging.get("mode", ""))
+    if outcome == SUPERSEDED and champion is not None:
+        reason = superseded_reason(version, decision["champion_version"], champion.version)
+    outcomes = promotion_outcomes(champion, version, reason, staging.get("mode", ""))
     yield dg.MaterializeResult(
         metadata={
             "promoted": champion is not None and champion.version == version,
