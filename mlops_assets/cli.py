@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlops_assets import quiet
+from mlops_assets.disk_space import disk_full_sentence, is_disk_full
 from mlops_assets.paths import PlatformPaths, resolve_home
 from mlops_assets.progress import show_on_terminal
 from mlops_assets.runner import (
     BatchRun,
     PipelineRun,
+    fail_own_runs,
     ingest_batch,
     ingest_landed,
     open_instance,
@@ -45,6 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         _say(f"error: {exc}")
         return 2
+    except Exception as exc:
+        if not is_disk_full(exc, paths.root):
+            raise
+        reason = disk_full_sentence(paths.root)
+        fail_own_runs(paths, reason)  # not left `STARTED`, to be called killed later
+        _say(f"error: {reason}")
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
