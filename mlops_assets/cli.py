@@ -7,22 +7,15 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_assets import quiet
 from mlops_assets.disk_space import disk_full_sentence, is_disk_full
 from mlops_assets.paths import PlatformPaths, resolve_home
 from mlops_assets.progress import show_on_terminal
-from mlops_assets.runner import (
-    BatchRun,
-    PipelineRun,
-    fail_own_runs,
-    ingest_batch,
-    ingest_landed,
-    open_instance,
-    run_pipeline,
-    table_rows,
-)
+
+if TYPE_CHECKING:
+    from mlops_assets.runner import BatchRun, PipelineRun
 
 FAULT_CHOICES = ("nulls", "out_of_range", "unparseable", "duplicates")
 SCENARIOS = ("none", "covariate_shift", "market_jump")
@@ -50,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if not is_disk_full(exc, paths.root):
             raise
+        from mlops_assets.runner import fail_own_runs
+
         reason = disk_full_sentence(paths.root)
         fail_own_runs(paths, reason)  # not left `STARTED`, to be called killed later
         _say(f"error: {reason}")
@@ -250,6 +245,7 @@ def _first_house_id(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.resources import resolve_spec_path
+    from mlops_assets.runner import ingest_batch, open_instance, run_pipeline
     from mlops_assets.spec import load_spec
 
     if args.spec:
@@ -289,6 +285,8 @@ def _run(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 def _run_federated(args: argparse.Namespace, instance: Any, paths: PlatformPaths) -> int:
     """A spec naming sites trains at the sites (`federated_job`): no central batch to ingest."""
+    from mlops_assets.runner import run_pipeline
+
     if args.parallel:
         _say("--parallel applies to the central graph; a federated spec runs federated_job")
         return 2
@@ -349,6 +347,8 @@ def _land(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _ingest(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    from mlops_assets.runner import ingest_landed, open_instance
+
     runs = ingest_landed(open_instance(paths), paths, replace=args.replace)
     if not runs:
         _say(f"Nothing waiting in {paths.landing}")
@@ -361,6 +361,7 @@ def _status(args: argparse.Namespace, paths: PlatformPaths) -> int:
     import dagster as dg
 
     from mlops_assets.ingestion.publication import recover
+    from mlops_assets.runner import open_instance, table_rows
 
     instance = open_instance(paths)
     recover(paths)
@@ -398,6 +399,7 @@ def _failure_reason(instance, run_id: str) -> str:
 def _feast(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.features.feast_repo import FEATURE_REPO, config_file
     from mlops_assets.profile import active_profile
+    from mlops_assets.runner import open_instance
 
     feast_args = feast_arguments(list(args.feast_args))
     open_instance(paths)  # exports MLOPS_HOME for feature_store.yaml and definitions.py
@@ -503,6 +505,7 @@ def _history(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 def _rollback(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.model_registry.champion import NothingToRollBack
+    from mlops_assets.runner import open_instance, run_pipeline
 
     try:
         entry = _registry(paths).rollback(args.reason)
@@ -548,6 +551,7 @@ def _rollout(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 def _serve(args: argparse.Namespace, paths: PlatformPaths) -> int:
     from mlops_assets.paths import PROJECT_ROOT
+    from mlops_assets.runner import open_instance
 
     open_instance(paths)
     _reconciled_champion(paths)  # bento.json must name the registry's champion
@@ -577,6 +581,8 @@ def _mlflow(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _ui(args: argparse.Namespace, paths: PlatformPaths) -> int:
+    from mlops_assets.runner import open_instance
+
     open_instance(paths)
     workspace = os.path.join(os.path.dirname(os.path.dirname(__file__)), "workspace.yaml")
     command = [
@@ -648,6 +654,8 @@ def _describe_estimate(estimate: dict) -> str:
 
 
 def _report(run: BatchRun, paths: PlatformPaths) -> None:
+    from mlops_assets.runner import table_rows
+
     if not run.run_id:
         _say(f"Landed {run.batch!r} REFUSED (moved to {paths.landing_failed}): {run.error}")
         return

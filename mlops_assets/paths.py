@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_assets.profile import active_profile, write_dagster_yaml
-from mlops_assets.sources.landing import validate_batch_key
 
 HOME_ENV = "MLOPS_HOME"
 DEFAULT_HOME_NAME = ".mlops_home"
@@ -27,6 +26,17 @@ def resolve_home(explicit: str | Path | None = None) -> Path:
         return Path(from_env).expanduser().resolve()
     base = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd()
     return (base / DEFAULT_HOME_NAME).resolve()
+
+
+def validate_batch_key(batch: str) -> str:
+    """The batch key, checked (`sources.landing`; imported here only when a path needs it).
+
+    Importing the sources package brings pandas; naming the state folder's parts must not,
+    or every `mlops` command, `--help` included, pays for it.
+    """
+    from mlops_assets.sources.landing import validate_batch_key as validate
+
+    return validate(batch)
 
 
 @dataclass(frozen=True)
