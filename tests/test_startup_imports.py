@@ -36,3 +36,16 @@ def test_loading_a_model_file_module_does_not_import_xgboost():
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+def test_loading_the_code_location_imports_no_training_or_serving_library():
+    """Dagster's code server loads this module before it can answer: it must stay small."""
+    heavy = ("feast", "mlflow", "bentoml", "xgboost", "sklearn")
+    probe = (
+        "import sys, mlops_assets.definitions\n"
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1:] in ([], [""]), done.stdout

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
 
 from mlops_assets.spec import DatasetSpec, TaskType
 from mlops_assets.spec.model import DEFAULT_THRESHOLD
@@ -34,23 +33,23 @@ def compute_metrics(
     if task == TaskType.REGRESSION:
         nonzero = np.abs(y) > 0
         return {
-            "rmse": float(np.sqrt(skm.mean_squared_error(y, predicted))),
-            "mae": float(skm.mean_absolute_error(y, predicted)),
-            "r2": float(skm.r2_score(y, predicted)),
+            "rmse": float(np.sqrt(_skm().mean_squared_error(y, predicted))),
+            "mae": float(_skm().mean_absolute_error(y, predicted)),
+            "r2": float(_skm().r2_score(y, predicted)),
             "mape": float(np.mean(np.abs((y[nonzero] - predicted[nonzero]) / y[nonzero]))),
         }
     labels = (predicted >= threshold).astype(int)
     probabilities = np.clip(predicted, 1e-7, 1 - 1e-7)
     two_classes = np.unique(y).size == 2
     return {
-        "roc_auc": float(skm.roc_auc_score(y, probabilities)) if two_classes else float("nan"),
-        "pr_auc": float(skm.average_precision_score(y, probabilities))
+        "roc_auc": float(_skm().roc_auc_score(y, probabilities)) if two_classes else float("nan"),
+        "pr_auc": float(_skm().average_precision_score(y, probabilities))
         if two_classes
         else float("nan"),
-        "log_loss": float(skm.log_loss(y, probabilities, labels=[0, 1])),
-        "brier": float(skm.brier_score_loss(y, predicted, labels=[0, 1])),
-        "accuracy": float(skm.accuracy_score(y, labels)),
-        "f1": float(skm.f1_score(y, labels, zero_division=0)),
+        "log_loss": float(_skm().log_loss(y, probabilities, labels=[0, 1])),
+        "brier": float(_skm().brier_score_loss(y, predicted, labels=[0, 1])),
+        "accuracy": float(_skm().accuracy_score(y, labels)),
+        "f1": float(_skm().f1_score(y, labels, zero_division=0)),
     }
 
 
@@ -231,3 +230,10 @@ def _describe_gate(gate: GateResult) -> str:
     if gate.max is not None:
         bounds.append(f"<= {gate.max:g}")
     return f"{gate.metric} = {gate.value:.6g} (needs {' and '.join(bounds)})"
+
+
+def _skm() -> Any:
+    """scikit-learn's metrics, imported when a metric needs them (it takes seconds)."""
+    from sklearn import metrics
+
+    return metrics
