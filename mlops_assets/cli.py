@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_assets import governance_cli, quiet
+from mlops_assets.disk_space import disk_full_sentence, is_disk_full
 from mlops_assets.paths import PlatformPaths, resolve_home
 from mlops_assets.progress import show_on_terminal
 
@@ -43,6 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"error: {exc}")
         return 2
     except Exception as exc:  # any other error: its sentence here, its traceback in a log
+        if is_disk_full(exc, paths.root):
+            from mlops_assets.runner import fail_own_runs
+
+            reason = disk_full_sentence(paths.root)
+            fail_own_runs(paths, reason)  # not left `STARTED`, to be called killed later
+            _say(f"error: {reason}")
+            return 1
         return _failed_command(exc, paths, args, argv)
 
 
@@ -813,8 +821,9 @@ def _report_pipeline(run: PipelineRun, paths: PlatformPaths, instance: Any, debu
         _say(f"Estimate: {_describe_estimate(report.get('estimate', {}))}")
     if report and promotion:
         verdict = "promoted" if promotion.get("promoted") else "not promoted"
+        reason = promotion.get("reason") or report.get("reason", "")
         _say(
-            f"Promotion: {verdict} ({report.get('reason', '')}); champion is "
+            f"Promotion: {verdict} ({reason}); champion is "
             f"v{promotion.get('champion_version', '-')} "
             f"of '{promotion.get('registered_model', '')}'"
         )

@@ -28,6 +28,17 @@ def resolve_home(explicit: str | Path | None = None) -> Path:
     return (base / DEFAULT_HOME_NAME).resolve()
 
 
+def validate_batch_key(batch: str) -> str:
+    """The batch key, checked (`sources.landing`; imported here only when a path needs it).
+
+    Importing the sources package brings pandas; naming the state folder's parts must not,
+    or every `mlops` command, `--help` included, pays for it.
+    """
+    from mlops_assets.sources.landing import validate_batch_key as validate
+
+    return validate(batch)
+
+
 @dataclass(frozen=True)
 class PlatformPaths:
     """Named locations under one `MLOPS_HOME`."""
@@ -250,14 +261,3 @@ class PlatformPaths:
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         write_dagster_yaml(self.dagster_home, active_profile())
         return self.dagster_home
-
-
-def validate_batch_key(batch: str) -> str:
-    """The batch key, checked (`sources.landing`, imported here only when a batch is named).
-
-    Importing the sources package loads pandas, which commands that only read a spec or
-    start a server do not need.
-    """
-    from mlops_assets.sources.landing import validate_batch_key as validate
-
-    return validate(batch)

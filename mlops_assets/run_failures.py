@@ -10,8 +10,9 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_assets.disk_space import disk_full_sentence, names_full_disk
 from mlops_assets.known_errors import explain
-from mlops_assets.paths import HOME_ENV
+from mlops_assets.paths import HOME_ENV, resolve_home
 
 
 def failure_message(result: Any) -> str:
@@ -32,10 +33,16 @@ def _step_failures(events: Any) -> str:
             continue
         data = event.step_failure_data
         if data.user_failure_data and data.user_failure_data.description:
-            messages.append(f"{event.step_key}: {data.user_failure_data.description}")
+            messages.append(f"{event.step_key}: {_named(data.user_failure_data.description)}")
         elif data.error:
-            messages.append(f"{event.step_key}: {_root_cause(data.error)}")
+            messages.append(f"{event.step_key}: {_named(_root_cause(data.error))}")
     return "\n".join(messages) or "run failed"
+
+
+def _named(message: str) -> str:
+    """A full disk said as such, whatever library's words reported it."""
+    home = resolve_home()
+    return disk_full_sentence(home) if names_full_disk(message, home) else message
 
 
 def _root_cause(error: Any) -> str:

@@ -15,7 +15,9 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from mlops_assets.automation.sensors import REASON_TAG
-from mlops_assets.dead_runs import fail_dead_runs, process_tags
+from mlops_assets.dead_runs import IN_FLIGHT, fail_dead_runs, process_tags
+from mlops_assets.disk_space import keep_reserve, release_reserve
+from mlops_assets.model_registry.state_setup import setup_lock
 from mlops_assets.paths import HOME_ENV, PlatformPaths
 from mlops_assets.profile import active_profile
 from mlops_assets.run_failures import failure_message
@@ -57,9 +59,32 @@ def open_instance(paths: PlatformPaths) -> dg.DagsterInstance:
     """
     os.environ[HOME_ENV] = str(paths.root)
     os.environ["DAGSTER_HOME"] = str(paths.ensure_dagster_home())
-    instance = dg.DagsterInstance.from_config(str(paths.dagster_home))
+    keep_reserve(paths.root)  # room to record a stop on a full disk (`disk_space.py`)
+    with setup_lock(paths, "dagster"):  # one process creates the SQLite storages
+        instance = dg.DagsterInstance.from_config(str(paths.dagster_home))
+        instance.get_run_records(limit=1)
+        instance.all_instigator_state()
     fail_dead_runs(instance)
     return instance
+
+
+def fail_own_runs(paths: PlatformPaths, reason: str) -> list[str]:
+    """Mark failed the runs this process leaves in flight, saying why; their ids.
+
+    A process that stops on an error Dagster could not record (a full disk) would otherwise
+    leave its runs `STARTED`, and the next command would call them killed. Best effort: when
+    not even that fits on the disk, the runs stay as they are.
+    """
+    release_reserve(paths.root)
+    try:
+        instance = dg.DagsterInstance.from_config(str(paths.dagster_home))
+        mine = dg.RunsFilter(statuses=IN_FLIGHT, tags=process_tags())
+        runs = [record.dagster_run for record in instance.get_run_records(filters=mine)]
+        for run in runs:
+            instance.report_run_failed(run, message=reason)
+    except Exception:
+        return []
+    return [run.run_id for run in runs]
 
 
 def ingest_batch(

@@ -4,6 +4,7 @@
 # serving image and check /readyz and one prediction (scripts/container.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# runc beside podman's own crun: runc is the runtime seen working here with container.sh's flags.
 if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc debootstrap curl

@@ -2,7 +2,8 @@
 # Builds the serving image with podman and checks it: its size, /readyz, then one prediction.
 # Needs a state folder with an exported champion ($MLOPS_HOME, default .mlops_home; run
 # ./scripts/quickstart.sh first). With no registry reachable, BASE_IMAGE may be a local image,
-# e.g. one made by `scripts/base_image.sh`.
+# e.g. one made by `scripts/base_image.sh`. Runs the image with runc or crun, whichever is
+# installed (CONTAINER_RUNTIME chooses; see scripts/container_runtime.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOME_DIR="${MLOPS_HOME:-$(pwd)/.mlops_home}"
@@ -30,9 +31,12 @@ SIZE_MB="$(( $(podman image inspect --format '{{.Size}}' "$IMAGE") / 1000000 ))"
 echo "image $IMAGE: $SIZE_MB MB (limit ${MAX_IMAGE_MB} MB)"
 [ "$SIZE_MB" -le "$MAX_IMAGE_MB" ] || { echo "the serving image is larger than ${MAX_IMAGE_MB} MB" >&2; exit 1; }
 
+source scripts/container_runtime.sh
+RUNTIME="$(choose_runtime)"
+echo "running it with the OCI runtime $RUNTIME"
 CONTAINER="mlops-serving-check-$$"
 # Read-only root filesystem with writable scratch space, as deploy/kubernetes/serving.yaml runs it.
-podman --cgroup-manager=cgroupfs run -d --rm --name "$CONTAINER" --runtime runc --network host \
+podman --cgroup-manager=cgroupfs run -d --rm --name "$CONTAINER" --runtime "$RUNTIME" --network host \
   --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 -e "PORT=$PORT" \
   --read-only --tmpfs /tmp --tmpfs /home/mlops/bentoml/tmp --tmpfs /var/log/mlops \
   -e MLOPS_PREDICTION_LOG_DIR=/var/log/mlops/predictions "$IMAGE" >/dev/null

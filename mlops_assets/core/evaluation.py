@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
 
 from mlops_assets.spec import DatasetSpec, TaskType
 from mlops_assets.spec.model import DEFAULT_THRESHOLD
@@ -40,9 +39,9 @@ def compute_metrics(
         errors = np.abs(y - predicted)
         scale = np.abs(y) + np.abs(predicted)
         return {
-            "rmse": float(np.sqrt(skm.mean_squared_error(y, predicted))),
-            "mae": float(skm.mean_absolute_error(y, predicted)),
-            "r2": float(skm.r2_score(y, predicted)),
+            "rmse": float(np.sqrt(_skm().mean_squared_error(y, predicted))),
+            "mae": float(_skm().mean_absolute_error(y, predicted)),
+            "r2": float(_skm().r2_score(y, predicted)),
             "mape": float(np.mean(np.abs((y[nonzero] - predicted[nonzero]) / y[nonzero]))),
             # Forecasting's usual pair: WAPE weighs errors by volume (zero sales are fine);
             # sMAPE counts a row where both are zero as a perfect one.
@@ -53,14 +52,14 @@ def compute_metrics(
     probabilities = np.clip(predicted, 1e-7, 1 - 1e-7)
     two_classes = np.unique(y).size == 2
     return {
-        "roc_auc": float(skm.roc_auc_score(y, probabilities)) if two_classes else float("nan"),
-        "pr_auc": float(skm.average_precision_score(y, probabilities))
+        "roc_auc": float(_skm().roc_auc_score(y, probabilities)) if two_classes else float("nan"),
+        "pr_auc": float(_skm().average_precision_score(y, probabilities))
         if two_classes
         else float("nan"),
-        "log_loss": float(skm.log_loss(y, probabilities, labels=[0, 1])),
-        "brier": float(skm.brier_score_loss(y, predicted, labels=[0, 1])),
-        "accuracy": float(skm.accuracy_score(y, labels)),
-        "f1": float(skm.f1_score(y, labels, zero_division=0)),
+        "log_loss": float(_skm().log_loss(y, probabilities, labels=[0, 1])),
+        "brier": float(_skm().brier_score_loss(y, predicted, labels=[0, 1])),
+        "accuracy": float(_skm().accuracy_score(y, labels)),
+        "f1": float(_skm().f1_score(y, labels, zero_division=0)),
     }
 
 
@@ -77,16 +76,16 @@ def multiclass_metrics(y: np.ndarray, probabilities: np.ndarray) -> dict[str, fl
     labels = p.argmax(axis=1)
     result = {
         "log_loss": multiclass_log_loss(codes, p),
-        "accuracy": float(skm.accuracy_score(codes, labels)),
+        "accuracy": float(_skm().accuracy_score(codes, labels)),
         "f1_macro": float(
-            skm.f1_score(codes, labels, labels=classes, average="macro", zero_division=0)
+            _skm().f1_score(codes, labels, labels=classes, average="macro", zero_division=0)
         ),
         "f1_weighted": float(
-            skm.f1_score(codes, labels, labels=classes, average="weighted", zero_division=0)
+            _skm().f1_score(codes, labels, labels=classes, average="weighted", zero_division=0)
         ),
         "roc_auc_ovr": ovr_roc_auc(codes, p),
     }
-    precision, recall, _, _ = skm.precision_recall_fscore_support(
+    precision, recall, _, _ = _skm().precision_recall_fscore_support(
         codes, labels, labels=classes, zero_division=0
     )
     for k in classes:
@@ -107,7 +106,7 @@ def ovr_roc_auc(codes: np.ndarray, probabilities: np.ndarray) -> float:
     for k in range(probabilities.shape[1]):
         positive = codes == k
         if 0 < positive.sum() < len(codes):
-            values.append(skm.roc_auc_score(positive, probabilities[:, k]))
+            values.append(_skm().roc_auc_score(positive, probabilities[:, k]))
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -288,3 +287,10 @@ def _describe_gate(gate: GateResult) -> str:
     if gate.max is not None:
         bounds.append(f"<= {gate.max:g}")
     return f"{gate.metric} = {gate.value:.6g} (needs {' and '.join(bounds)})"
+
+
+def _skm() -> Any:
+    """scikit-learn's metrics, imported when a metric needs them (it takes seconds)."""
+    from sklearn import metrics
+
+    return metrics

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Protocol as TypingProtocol
 
 import numpy as np
-import xgboost as xgb
 
 from mlops_assets.core.linear_model import LinearModel, SoftmaxModel, linear_from_dict
 from mlops_assets.spec import DatasetSpec, Family
+
+if TYPE_CHECKING:  # XGBoost takes seconds to import: only loading a booster needs it
+    import xgboost as xgb
 
 MODEL_FILES = {Family.XGBOOST: "model.ubj", Family.LINEAR: "linear_model.json"}
 
@@ -79,6 +82,8 @@ def load_model_file(folder: Path, family: Family | str, threads: int | None = No
     path = folder / MODEL_FILES[family]
     if family == Family.LINEAR:
         return linear_from_dict(json.loads(path.read_text()))
+    import xgboost as xgb
+
     booster = xgb.Booster()
     booster.load_model(str(path))
     if threads is not None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xgboost as xgb
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_assets.core.features import feature_types
 from mlops_assets.progress import Progress, silent
 from mlops_assets.spec import DatasetSpec, TaskType
+
+if TYPE_CHECKING:  # XGBoost takes seconds to import: loading the code location must not pay it
+    import xgboost as xgb
 
 # Boosting rounds are reported every this many rounds (a few lines per fit, not one per round).
 ROUND_INTERVAL = 250
@@ -124,7 +126,7 @@ def train(
     best: TrainedModel | None = None
     for number, candidate in enumerate(candidates, start=1):
         label = f"xgboost trial {number}/{len(candidates)}" if search_trials else "xgboost"
-        rounds = RoundsProgress(progress, label, candidate.max_rounds)
+        rounds = _rounds_progress_class()(progress, label, candidate.max_rounds)
         model = fit(x_train, y_train, x_validation, y_validation, spec, candidate, [rounds])
         progress(
             f"{label}: {model.best_iteration + 1:,} trees, "
@@ -151,6 +153,8 @@ def fit_rounds(
     The refit of cross-validation: the number of rounds was chosen inside the folds.
     """
     matrix = _matrix(x, y, spec)
+    import xgboost as xgb
+
     return xgb.train(
         params.booster_params(spec.task, len(spec.classes)), matrix, num_boost_round=max(rounds, 1)
     )
@@ -179,6 +183,8 @@ def fit_in_process(
     train_matrix = _matrix(x_train, y_train, spec)
     valid_matrix = _matrix(x_validation, y_validation, spec)
     evals_result: dict[str, Any] = {}
+    import xgboost as xgb
+
     booster = xgb.train(
         params.booster_params(spec.task, len(spec.classes)),
         train_matrix,
@@ -206,6 +212,8 @@ def trimmed_model(
 
 
 def _matrix(x: np.ndarray, y: np.ndarray, spec: DatasetSpec) -> xgb.DMatrix:
+    import xgboost as xgb
+
     return xgb.DMatrix(
         x,
         y,
@@ -234,7 +242,7 @@ def model_dmatrix(x: np.ndarray, y: np.ndarray, spec: DatasetSpec) -> xgb.DMatri
     return _matrix(x, y, spec)
 
 
-class RoundsProgress(xgb.callback.TrainingCallback):
+class _RoundsProgressLines:
     """Says the boosting round and the latest validation score every `every` rounds."""
 
     def __init__(self, say: Progress, label: str, total: int, every: int = ROUND_INTERVAL):
@@ -257,3 +265,25 @@ class RoundsProgress(xgb.callback.TrainingCallback):
         scores = [(m, v[-1]) for data in evals_log.values() for m, v in data.items() if v]
         shown = f", validation {scores[0][0]} {scores[0][1]:.4g}" if scores else ""
         return f"{label}: round {done:,} of at most {total:,}{shown}"
+
+
+def _rounds_progress_class() -> type:
+    """`RoundsProgress`: an XGBoost callback, so defined once XGBoost is imported."""
+    global _ROUNDS_PROGRESS
+    if _ROUNDS_PROGRESS is None:
+        import xgboost as xgb
+
+        _ROUNDS_PROGRESS = type(
+            "RoundsProgress", (_RoundsProgressLines, xgb.callback.TrainingCallback), {}
+        )
+    return _ROUNDS_PROGRESS
+
+
+_ROUNDS_PROGRESS: type | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """`RoundsProgress` is made on first use (`from mlops_assets.core.training import ...`)."""
+    if name == "RoundsProgress":
+        return _rounds_progress_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 from mlops_assets.core.evaluation import (
     LOWER_IS_BETTER,
@@ -38,8 +38,8 @@ FAST: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "log_loss": lambda y, p: float(-np.mean(y * np.log(_clip(p)) + (1 - y) * np.log(1 - _clip(p)))),
     "brier": lambda y, p: float(np.mean((p - y) ** 2)),
     "wape": lambda y, p: float(np.sum(np.abs(y - p)) / max(np.sum(np.abs(y)), 1e-12)),
-    "roc_auc": lambda y, p: float(skm.roc_auc_score(y, p)) if 0 < y.sum() < len(y) else np.nan,
-    "pr_auc": lambda y, p: float(skm.average_precision_score(y, p)) if y.sum() > 0 else np.nan,
+    "roc_auc": lambda y, p: float(_skm().roc_auc_score(y, p)) if 0 < y.sum() < len(y) else np.nan,
+    "pr_auc": lambda y, p: float(_skm().average_precision_score(y, p)) if y.sum() > 0 else np.nan,
 }
 
 
@@ -159,3 +159,10 @@ def _interval(point: float, values: np.ndarray, level: float) -> Interval:
         return Interval(point, np.nan, np.nan, level)
     low, high = np.percentile(values, [tail, 100 - tail])
     return Interval(float(point) + 0.0, float(low) + 0.0, float(high) + 0.0, level)  # no -0
+
+
+def _skm() -> Any:
+    """scikit-learn's metrics, imported when a metric needs them (it takes seconds)."""
+    from sklearn import metrics
+
+    return metrics

@@ -13,9 +13,11 @@ from mlops_assets.deployment.bento_export import build_bento, reconcile_export
 from mlops_assets.deployment.live_rollout import STAGED, stage_challenger
 from mlops_assets.deployment.promotion import (
     PROMOTION_CHECKS,
+    SUPERSEDED,
     no_gated_champion,
     promotion_outcomes,
     register_and_promote,
+    superseded_reason,
 )
 from mlops_assets.errors import failing_clearly
 from mlops_assets.handoff import upstream_metadata
@@ -75,7 +77,9 @@ def promoted_model(
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
     champion = registry.champion()
     reason = f"{STAGED}: {decision['reason']}" if staging else decision["reason"]
-    outcomes = promotion_outcomes(champion, version, decision["reason"], staging.get("mode", ""))
+    if outcome == SUPERSEDED and champion is not None:
+        reason = superseded_reason(version, decision["champion_version"], champion.version)
+    outcomes = promotion_outcomes(champion, version, reason, staging.get("mode", ""))
     if blocking_failures(outcomes):  # the run ends with the reason, not the check's name
         yield from reject_promotion(outcomes, champion, version, decision, paths, model_id)
     yield dg.MaterializeResult(

@@ -25,6 +25,7 @@ from mlops_assets.core.storage import read_json, write_json_atomic
 from mlops_assets.crash_points import crash_point
 from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
 from mlops_assets.model_registry.model_store import SPEC_FILE, load_manifest
+from mlops_assets.model_registry.state_setup import setup_lock
 from mlops_assets.paths import PROJECT_ROOT, PlatformPaths
 from mlops_assets.serving.predictor import write_bundle
 from mlops_assets.signing import ModelSignatureError, state_keys, verify_folder
@@ -174,11 +175,17 @@ def build_bento(paths: PlatformPaths, tag: str) -> BuiltBento:
     bentofile and the files it includes), so the same champion with the same code is built
     once, and a change of either builds a new bento.
     """
-    env = {**os.environ, "BENTOML_HOME": str(paths.bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
     version = f"{tag.split(':', 1)[1]}-{build_inputs_hash()[:8]}"
-    existing = paths.bentoml_home / "bentos" / BENTO_NAME / version
-    if (existing / "bento.yaml").exists():
-        return BuiltBento(f"{BENTO_NAME}:{version}", built=False)
+    # Two runs that export the same champion build the same version: one builds, one waits.
+    with setup_lock(paths, "bentoml"):
+        existing = paths.bentoml_home / "bentos" / BENTO_NAME / version
+        if (existing / "bento.yaml").exists():
+            return BuiltBento(f"{BENTO_NAME}:{version}", built=False)
+        return _build(paths, tag, version)
+
+
+def _build(paths: PlatformPaths, tag: str, version: str) -> BuiltBento:
+    env = {**os.environ, "BENTOML_HOME": str(paths.bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
     command = [
         sys.executable,
         "-m",

@@ -10,9 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_assets.core.quality import CheckOutcome, Severity
-from mlops_assets.model_registry.champion import ChampionInfo, ChampionRegistry
+from mlops_assets.model_registry.champion import (
+    ChampionInfo,
+    ChampionRegistry,
+    PromotionConflict,
+)
 from mlops_assets.model_registry.model_store import ModelManifest
 
+SUPERSEDED = "superseded"
 PROMOTION_CHECKS = {
     "champion_passed_gates": "The model serving as champion passed every gate when it was "
     "promoted; blocks deployment when there is no such model.",
@@ -43,10 +48,12 @@ def register_and_promote(
 ) -> tuple[str, str]:
     """Register the candidate, point `challenger` at it, and promote it if it won.
 
-    Returns (version, outcome): `promoted`, `kept`, or `staged` when it won but
+    Returns (version, outcome): `promoted`, `kept`, `staged` when it won but
     `wait_for_live_evidence` holds and there is a champion to be compared with live (the
-    caller stages it; see `live_rollout.py`). Raises `PromotionConflict` when the champion
-    moved since the report judged against it.
+    caller stages it; see `live_rollout.py`), or `superseded` when another run moved the
+    champion after the report judged against it: the registry refuses the move, the refusal
+    is recorded in the history, and the next run compares this version with the new champion.
+    Two runs started together on one folder then both end, and exactly one of them promotes.
     """
     tags = version_tags(manifest, decision)
     version = registry.register(manifest.mlflow_model_uri, manifest.mlflow_run_id, tags)
@@ -57,8 +64,22 @@ def register_and_promote(
     if wait_for_live_evidence and decision["champion_version"] is not None:
         return version, "staged"
     record = {"model_id": manifest.model_id, "reason": decision["reason"], "metrics": metrics}
-    registry.promote(version, decision["champion_version"], record)
+    try:
+        registry.promote(version, decision["champion_version"], record)
+    except PromotionConflict as exc:
+        champion = registry.champion()
+        registry.record_kept(version, champion.version if champion else None, {"reason": str(exc)})
+        return version, SUPERSEDED
     return version, "promoted"
+
+
+def superseded_reason(version: str, evaluated_against: str | None, champion: str) -> str:
+    """Why a winning candidate was not promoted: another run moved the champion first."""
+    judged = f"v{evaluated_against}" if evaluated_against else "no champion"
+    return (
+        f"another run made v{champion} champion while v{version} was judged against {judged}; "
+        f"a re-run judges its model against v{champion}"
+    )
 
 
 def promotion_outcomes(

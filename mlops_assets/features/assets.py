@@ -44,6 +44,7 @@ from mlops_assets.features.feast_repo import (
 )
 from mlops_assets.features.inputs import NoCleanedDataError, load_cleaned
 from mlops_assets.features.store_resource import FeatureStoreResource
+from mlops_assets.model_registry.state_setup import setup_lock
 from mlops_assets.profile import redact_url
 from mlops_assets.progress import reporter
 from mlops_assets.resources import DatasetSpecResource, MlopsHome
@@ -120,13 +121,14 @@ def feast_registry(
     from mlops_assets.features import registry_sync
 
     spec = dataset.load()
-    store = feature_store.store()
     definitions = build_definitions(spec, home.paths())
     digest = registry_sync.definitions_hash(definitions)
     registry_sync.tag_view(definitions, digest)
-    unchanged = registry_sync.already_applied(store, definitions, digest)
-    if not unchanged:
-        _apply(store, definitions)
+    with setup_lock(home.paths(), "feast"):  # two applies at once: the last write loses one
+        store = feature_store.store()  # opened under the lock: reads the registry as it is now
+        unchanged = registry_sync.already_applied(store, definitions, digest)
+        if not unchanged:
+            _apply(store, definitions)
     names = FeastNames.for_spec(spec)
     return dg.MaterializeResult(
         metadata={

@@ -22,14 +22,19 @@ POLL_S = 0.05
 
 
 class LockTimeout(TimeoutError):
-    """Another promotion held the lock for longer than the timeout."""
+    """Another process held the lock for longer than the timeout."""
 
 
 @contextmanager
-def file_lock(path: Path, timeout_s: float) -> Iterator[None]:
-    """Hold an exclusive `flock` on `path`."""
+def file_lock(
+    path: Path,
+    timeout_s: float,
+    holder: str = "another promotion",
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[None]:
+    """Hold an exclusive `flock` on `path`; `on_wait` is called once if it must wait."""
     with path.open("a+") as handle:
-        _wait_for(lambda: _try_flock(handle.fileno()), timeout_s, f"another promotion holds {path}")
+        _wait_for(lambda: _try_flock(handle.fileno()), timeout_s, f"{holder} holds {path}", on_wait)
         try:
             yield
         finally:
@@ -37,7 +42,13 @@ def file_lock(path: Path, timeout_s: float) -> Iterator[None]:
 
 
 @contextmanager
-def advisory_lock(settings: PostgresSettings, name: str, timeout_s: float) -> Iterator[None]:
+def advisory_lock(
+    settings: PostgresSettings,
+    name: str,
+    timeout_s: float,
+    holder: str = "another promotion",
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[None]:
     """Hold a session-level PostgreSQL advisory lock keyed by `name`."""
     import psycopg2
 
@@ -63,7 +74,7 @@ def advisory_lock(settings: PostgresSettings, name: str, timeout_s: float) -> It
                 cursor.execute("SELECT pg_try_advisory_lock(%s)", (key,))
                 return bool(cursor.fetchone()[0])
 
-            _wait_for(attempt, timeout_s, f"another promotion holds the lock {name!r}")
+            _wait_for(attempt, timeout_s, f"{holder} holds the lock {name!r}", on_wait)
             try:
                 yield
             finally:
@@ -82,8 +93,17 @@ def _try_flock(fd: int) -> bool:
     return True
 
 
-def _wait_for(attempt: Callable[[], bool], timeout_s: float, message: str) -> None:
+def _wait_for(
+    attempt: Callable[[], bool],
+    timeout_s: float,
+    message: str,
+    on_wait: Callable[[], None] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout_s
+    if attempt():
+        return
+    if on_wait is not None:
+        on_wait()
     while not attempt():
         if time.monotonic() > deadline:
             raise LockTimeout(message)

@@ -25,6 +25,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.model_registry.state_setup import StateSetupError, ensure_mlflow_store
 from mlops_assets.profile import active_profile, redact_url
 from mlops_assets.resources import MlopsHome
 
@@ -76,9 +77,13 @@ class MlflowTracking(dg.ConfigurableResource):
         uri = self.resolved_uri()
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
-        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
         try:
+            # Created or migrated once, under the state folder's lock (`state_setup.py`).
+            ensure_mlflow_store(self.home.paths(), uri, self.resolved_artifact_root())
+            client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
             client.search_experiments(max_results=1)
+        except StateSetupError:
+            raise  # its sentence says what to do; retrying would not help
         except Exception as exc:  # MLflow raises transport and store errors of many types
             reason = str(exc).replace(uri, self.redacted_uri()).splitlines()[0][:300]
             raise dg.Failure(

@@ -18,7 +18,6 @@ from mlops_assets.core.splits import ENTITY_HASH
 from mlops_assets.core.storage import read_json
 from mlops_assets.core.training import Hyperparameters, TrainParams
 from mlops_assets.features.feast_repo import FeastNames
-from mlops_assets.federated.coordinator import FederatedRunFailed, train_federated
 from mlops_assets.handoff import upstream_metadata
 from mlops_assets.model_registry.champion import ChampionRegistry
 from mlops_assets.model_registry.model_store import (
@@ -176,6 +175,8 @@ def _federated_model(
     The current champion goes to the sites too, so they score both on the same test rows; if
     any site refuses its data or fails, the step fails naming it and nothing is saved.
     """
+    from mlops_assets.federated.coordinator import FederatedRunFailed, train_federated
+
     spec = dataset.load()
     settings = spec.training.federated
     assert settings is not None

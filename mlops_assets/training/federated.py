@@ -10,15 +10,12 @@ serving and drift monitoring take a federated model unchanged.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import xgboost as xgb
 
 from mlops_assets.core.candidates import CONSTANT
 from mlops_assets.core.families import MODEL_FILES, BoosterModel
-from mlops_assets.federated.coordinator import FederatedResult
-from mlops_assets.federated.site_worker import ChampionModel
 from mlops_assets.model_registry.champion import ChampionInfo
 from mlops_assets.model_registry.model_store import (
     STATISTICS_FILE,
@@ -28,6 +25,10 @@ from mlops_assets.model_registry.model_store import (
 from mlops_assets.paths import PlatformPaths
 from mlops_assets.spec import DatasetSpec, Family
 from mlops_assets.training.candidate import TrainingFacts, TrainingRefused, lineage_fields
+
+if TYPE_CHECKING:  # the sites' code brings XGBoost: imported when a federated run needs it
+    from mlops_assets.federated.coordinator import FederatedResult
+    from mlops_assets.federated.site_worker import ChampionModel
 
 FEDERATED = "federated"  # the evaluation protocol a federated model's manifest records
 SITES_FILE = "federated_evaluation.json"  # the sites' metrics, saved with the model
@@ -44,6 +45,8 @@ def champion_for_sites(champion: ChampionInfo | None, paths: PlatformPaths) -> C
             "the sites score it on their own rows from that folder; restore it (or roll back "
             "to a version that has one) before training federated"
         )
+    from mlops_assets.federated.site_worker import ChampionModel
+
     manifest = load_manifest(paths, champion.run_id)
     return ChampionModel(
         folder=str(folder),
@@ -57,6 +60,8 @@ def champion_for_sites(champion: ChampionInfo | None, paths: PlatformPaths) -> C
 
 def federated_booster(result: FederatedResult) -> BoosterModel:
     """The model every site ended with, as central training would have saved it."""
+    import xgboost as xgb
+
     booster = xgb.Booster()
     booster.load_model(bytearray(result.model))
     return BoosterModel(booster)
