@@ -12,9 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from mlops_assets.model_registry.audit import AuditLog
 from mlops_assets.paths import PlatformPaths
+
+if TYPE_CHECKING:
+    from mlops_assets.model_registry.audit import AuditLog
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -39,7 +42,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _show(args: argparse.Namespace, paths: PlatformPaths) -> int:
-    entries = AuditLog(paths.deployment).entries()
+    entries = _audit(paths).entries()
     if not entries:
         _say("No decision recorded yet.")
     for entry in entries:
@@ -57,7 +60,7 @@ def _show(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _verify_audit(args: argparse.Namespace, paths: PlatformPaths) -> int:
-    found = AuditLog(paths.deployment).verify()
+    found = _audit(paths).verify()
     for note in found.acknowledged:
         _say(f"acknowledged: {note}")
     if not found.intact:
@@ -68,7 +71,7 @@ def _verify_audit(args: argparse.Namespace, paths: PlatformPaths) -> int:
 
 
 def _acknowledge(args: argparse.Namespace, paths: PlatformPaths) -> int:
-    entry = AuditLog(paths.deployment).acknowledge(args.by, args.reason)
+    entry = _audit(paths).acknowledge(args.by, args.reason)
     _say(f"Acknowledged as entry {entry['seq']} by {entry['by']}: {entry['evidence']['problem']}")
     return 0
 
@@ -117,3 +120,10 @@ def _registry(paths: PlatformPaths):
 
 def _say(message: str) -> None:
     sys.stdout.write(message + "\n")
+
+
+def _audit(paths: PlatformPaths) -> AuditLog:
+    """The state folder's audit trail (imported when a command reads it: it brings pandas)."""
+    from mlops_assets.model_registry.audit import AuditLog
+
+    return AuditLog(paths.deployment)
