@@ -20,6 +20,7 @@ import yaml
 from mlops_assets.paths import PROJECT_ROOT, PlatformPaths
 from mlops_assets.profile import EMBEDDED, PRODUCTION, Profile, active_profile
 from mlops_assets.spec import DatasetSpec, DType
+from mlops_assets.spec.durations import parse_duration
 
 if TYPE_CHECKING:
     from feast import Entity, FeatureService, FeatureStore, FeatureView, FileSource
@@ -91,7 +92,7 @@ def build_definitions(spec: DatasetSpec, paths: PlatformPaths) -> FeastDefinitio
     view = FeatureView(
         name=names.view,
         entities=[entity],
-        ttl=timedelta(0),  # 0 = never expires: a house's last known attributes stay valid
+        ttl=_ttl(spec),
         schema=[
             Field(name=n, dtype=_feast_type(spec, n), description=_describe(spec, n))
             for n in spec.model_features
@@ -187,6 +188,17 @@ def _feast_type(spec: DatasetSpec, name: str) -> Any:
     if name in spec.feature_columns and spec.column(name).dtype == DType.STRING:
         return String
     return Float64
+
+
+def _ttl(spec: DatasetSpec) -> timedelta:
+    """How long an entity's features stay valid in a point-in-time join.
+
+    0 (never expires) by default: a house's last known attributes stay valid. With features
+    of an entity's past, `windows.ttl`: a week-old lag means nothing a year later.
+    """
+    if spec.windows.history_features:
+        return parse_duration(spec.windows.ttl)
+    return timedelta(0)
 
 
 def _describe(spec: DatasetSpec, name: str) -> str:

@@ -251,14 +251,18 @@ class WindowSettings(_Strict):
     A value at time t reads only the entity's rows strictly before t minus
     `training.horizon` (a lag must therefore be longer than the horizon, and so must a
     window, or it would hold no row). They are computed over the whole table at once and
-    stored in their own Feast feature view with its own `ttl`.
+    stored as columns of the dataset's Feast feature view, whose TTL becomes `ttl`.
     """
 
     lags: tuple[Lag, ...] = ()
     rolling: tuple[Rolling, ...] = ()
     calendar: tuple[CalendarFeature, ...] = ()
     holidays: tuple[date, ...] = ()
-    ttl: str = Field(default="400d", description="How long an entity's window values stay valid.")
+    ttl: str = Field(
+        default="400d",
+        description="The feature view's TTL when it holds window features: how long an "
+        "entity's values stay valid in a point-in-time join.",
+    )
 
     @field_validator("ttl")
     @classmethod
