@@ -855,8 +855,9 @@ def _describe_estimate(estimate: dict) -> str:
         periods = {p.get("part"): p for p in estimate.get("periods", [])}
         train, test = periods.get("train", {}), periods.get("test", {})
         how = (
-            f"latest period: trained on {train.get('from')} to {train.get('to')}, judged on "
-            f"{judged} test rows from {test.get('from')} to {test.get('to')}"
+            f"latest period: trained on {_day(train.get('from'))} to {_day(train.get('to'))}, "
+            f"judged on {judged} test rows from {_day(test.get('from'))} to "
+            f"{_day(test.get('to'))}"
         )
     else:
         how = f"holdout, {judged} test rows"
@@ -904,6 +905,11 @@ def _delivery_notes(batch: str, paths: PlatformPaths) -> list[str]:
             "its rows are counted again."
         )
     return notes
+
+
+def _day(moment: str | None) -> str:
+    """The date of an ISO time (`2024-12-31T08:41:13` -> `2024-12-31`)."""
+    return str(moment)[:10]
 
 
 def _n(value: int | None) -> str:

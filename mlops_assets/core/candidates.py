@@ -114,7 +114,7 @@ def compete(
         candidates = {}
         for number, family in enumerate(families, start=1):
             progress(
-                f"candidate {number}/{len(families)}: {family}, holdout "
+                f"candidate {number}/{len(families)}: {family}, {plan.protocol.replace('_', ' ')} "
                 f"({int(np.sum(split == 'train')):,} train rows)"
             )
             candidates[str(family)] = _holdout(
