@@ -47,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if is_disk_full(exc, paths.root):
             from mlops_assets.runner import fail_own_runs
 
+            if args.debug:
+                import traceback
+
+                traceback.print_exception(exc)
             reason = disk_full_sentence(paths.root)
             fail_own_runs(paths, reason)  # not left `STARTED`, to be called killed later
             _say(f"error: {reason}")

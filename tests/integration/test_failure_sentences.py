@@ -176,9 +176,9 @@ def test_a_full_disk_ends_in_its_sentence_and_debug_shows_the_traceback(tmp_path
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert_no_traceback(completed)
     assert re.search(
-        rf"^error: the disk holding the state folder {home} is full \(0\.\d MiB free\): free "
-        r"some space or point --home \(MLOPS_HOME\) at a disk with room, then run the command "
-        r"again \(the log could not be written; add --debug to see the traceback\)$",
+        rf"^error: The disk holding the state folder {home} is full \([^)]* free of 256\.0 KiB\): "
+        r"free some space there or point MLOPS_HOME at a larger disk, then run the command "
+        r"again; what was published before is kept as it was\.$",
         completed.stdout,
         re.M,
     ), completed.stdout
@@ -186,4 +186,4 @@ def test_a_full_disk_ends_in_its_sentence_and_debug_shows_the_traceback(tmp_path
     debug = run_on_full_disk("--debug")
     assert debug.returncode == 1
     assert "Traceback" in debug.stderr and "OperationalError" in debug.stderr
-    assert f"error: the disk holding the state folder {home} is full" in debug.stdout
+    assert f"error: The disk holding the state folder {home} is full" in debug.stdout
