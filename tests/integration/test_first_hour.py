@@ -67,9 +67,9 @@ def test_the_quick_start_terminal_is_clean_and_tells_the_progress(quick_start):
         "  features: 1,500 rows written for Feast",
         "  online store: 1,275 entities written in ",
         "  training set: point-in-time join of 1,500 labels through Feast",
-        "  candidate 1/2: xgboost, 5-fold cross-validation on 1,500 rows",
+        "  candidate 1/2: xgboost, 5-fold rolling-origin backtest on 1,500 rows",
         "  xgboost: fold 5/5, ",
-        "  candidate 2/2: linear, 5-fold cross-validation on 1,500 rows",
+        "  candidate 2/2: linear, 5-fold rolling-origin backtest on 1,500 rows",
         "  bento: bentoml build of the service with model ",
     ):
         assert line in out, f"{line!r} missing from:\n{out}"
