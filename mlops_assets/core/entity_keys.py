@@ -16,6 +16,8 @@ import pandas as pd
 def key_array(values: Iterable[object] | pd.Series | np.ndarray, text: bool) -> np.ndarray:
     """`int64` keys, or an object array of `str` keys when `text`."""
     if not text:
+        if isinstance(values, pd.Series):  # nullable Int64: exact, never through float64
+            return values.to_numpy(dtype=np.int64)
         return np.asarray(values, dtype=np.int64)
     series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype="object")
     return series.astype("string").to_numpy(dtype=object)

@@ -69,6 +69,9 @@ def keyed_predictions(paths: PlatformPaths, spec: DatasetSpec) -> LoggedPredicti
     return LoggedPredictions(frame, int((~keyed).sum()), unreadable)
 
 
+NULLABLE = {pa.int64(): pd.Int64Dtype()}
+
+
 def _read_arrow(path: Path, spec: DatasetSpec) -> pd.DataFrame:
     key, text = spec.entity_key, spec.text_entity_key
     # A multiclass model logs each row's probabilities as a list.
@@ -91,13 +94,14 @@ def _read_arrow(path: Path, spec: DatasetSpec) -> pd.DataFrame:
     inputs = table.column("inputs").combine_chunks()
     return pd.DataFrame(
         {
-            KEY: inputs.field(key).to_pandas(),
+            # Nullable integers straight from Arrow: through float64 a 19-digit key would round.
+            KEY: inputs.field(key).to_pandas(types_mapper=NULLABLE.get),
             PREDICTED_AT: table.column("timestamp").to_pandas(),
             VERSION: table.column("model_version").to_pandas(),
             PREDICTION: table.column("output").to_pandas(),
             # Kept in Arrow's memory: a million Python strings cost most of a second.
             REQUEST: table.column("request_id").to_pandas(types_mapper=pd.ArrowDtype),
-            ROW: table.column("row").to_pandas(),
+            ROW: table.column("row").to_pandas(types_mapper=NULLABLE.get),
         }
     ).astype({PREDICTED_AT: "datetime64[ns, UTC]", KEY: _key_dtype(text), ROW: "Int64"})
 

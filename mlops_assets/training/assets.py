@@ -283,9 +283,13 @@ def validation_report(
 def _importance(
     model: Model, rows: pd.DataFrame, manifest: ModelManifest, spec: DatasetSpec
 ) -> tuple[dict[str, float], str]:
-    """Mean |contribution| over the evaluation rows; gain when none are here (federated)."""
-    if rows.empty:
-        return model.importance(), "Feature importance (total gain)"
+    """Mean |contribution| over the evaluation rows, else the model's own measure.
+
+    The model's own measure (gain, or coefficient size) when no rows are here (federated) or
+    the contributions would be per class (multiclass).
+    """
+    if rows.empty or spec.task.is_multiclass:
+        return model.importance(), "Feature importance (the model's own measure)"
     matrix = to_matrix(rows, spec, list(manifest.features))
     importance, used = sampled_importance(model, matrix, list(manifest.features))
     return importance, f"Global importance: mean |contribution| over {used:,} evaluation rows"
