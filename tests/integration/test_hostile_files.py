@@ -13,6 +13,7 @@ def test_rollout_status_names_a_file_nested_beyond_the_stack(paths, capsys):
     assert main(["rollout", "status"]) == 1
     assert capsys.readouterr().out.splitlines() == [
         "Champion: none (no model trained yet)",
+        "Service: no running `mlops serve` worker reports to this state folder",
         f"Rollout: the service serves the champion alone: {paths.rollout} is not a valid "
         "rollout setting (nested too deeply to read); fix it with `mlops rollout ...` or delete "
         "it to serve the champion alone",
