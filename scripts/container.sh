@@ -12,7 +12,11 @@ IMAGE="${IMAGE:-localhost/mlops-serving:latest-build}"
 PORT="${PORT:-38080}"
 MAX_IMAGE_MB="${MAX_IMAGE_MB:-800}"   # the service needs no more; a bigger image means a leak
 POINTER="$HOME_DIR/deployment/bento.json"
+# The service verifies the model's signature before loading it: it gets the public key the
+# model was signed with, read-only, as deploy/kubernetes/serving.yaml mounts it from a secret.
+PUBLIC_KEY="$HOME_DIR/keys/signing_key.pub"
 [ -f "$POINTER" ] || { echo "no exported champion in $HOME_DIR: run ./scripts/quickstart.sh first" >&2; exit 1; }
+[ -f "$PUBLIC_KEY" ] || { echo "no public key at $PUBLIC_KEY to verify the champion with: train it in this state folder" >&2; exit 1; }
 MODEL_TAG="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model_tag"])' "$POINTER")"
 NAME="${MODEL_TAG%%:*}"; VERSION="${MODEL_TAG#*:}"
 
@@ -39,6 +43,8 @@ CONTAINER="mlops-serving-check-$$"
 podman --cgroup-manager=cgroupfs run -d --rm --name "$CONTAINER" --runtime "$RUNTIME" --network host \
   --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 -e "PORT=$PORT" \
   --read-only --tmpfs /tmp --tmpfs /home/mlops/bentoml/tmp --tmpfs /var/log/mlops \
+  -v "$PUBLIC_KEY:/run/secrets/mlops-signing/signing_key.pub:ro" \
+  -e MLOPS_VERIFY_KEY_FILE=/run/secrets/mlops-signing/signing_key.pub \
   -e MLOPS_PREDICTION_LOG_DIR=/var/log/mlops/predictions "$IMAGE" >/dev/null
 trap 'podman --cgroup-manager=cgroupfs rm -f "$CONTAINER" >/dev/null 2>&1 || true' EXIT
 for _ in $(seq 1 120); do
