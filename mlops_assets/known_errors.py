@@ -9,12 +9,11 @@ run recorded (`run_failures.py`). No Dagster here: the CLI uses it before anythi
 
 from __future__ import annotations
 
-import errno
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-DISK_FULL = ("no space left on device", "database or disk is full", "disk quota exceeded")
+from mlops_assets.disk_space import disk_full_sentence, is_disk_full, names_full_disk
+
 DISK_IO = ("disk i/o error",)
 LOCKED = ("database is locked", "database table is locked")
 READ_ONLY = ("attempt to write a readonly database", "read-only file system", "permission denied")
@@ -24,7 +23,6 @@ UNREACHABLE = (
     "name or service not known",
     "timed out",
 )
-LOW_SPACE_BYTES = 64 * 1024 * 1024  # below this, an I/O error on the state folder is a full disk
 
 
 def explain(text: str, state_folder: Path | None = None) -> str | None:
@@ -32,13 +30,9 @@ def explain(text: str, state_folder: Path | None = None) -> str | None:
     lowered = text.lower()
     first = text.strip().splitlines()[0][:200] if text.strip() else ""
     folder = f"the state folder {state_folder}" if state_folder else "the state folder"
-    if any(s in lowered for s in DISK_FULL) or (
-        any(s in lowered for s in DISK_IO) and _low_on_space(state_folder)
-    ):
-        return (
-            f"the disk holding {folder} is full{_free(state_folder)}: free some space or point "
-            "--home (MLOPS_HOME) at a disk with room, then run the command again"
-        )
+    home = state_folder or Path.cwd()
+    if names_full_disk(text, home):  # one rule and one sentence for a full disk: disk_space
+        return disk_full_sentence(home)
     if any(s in lowered for s in DISK_IO):
         return (
             f"a write to {folder} failed ({first}): check that its disk is healthy and has "
@@ -64,9 +58,10 @@ def explain(text: str, state_folder: Path | None = None) -> str | None:
 
 def explain_exception(exc: BaseException, state_folder: Path | None = None) -> str | None:
     """`explain` for an exception or any exception it was raised from (innermost first)."""
+    home = state_folder or Path.cwd()
+    if is_disk_full(exc, home):
+        return disk_full_sentence(home)
     for error in reversed(list(_chain(exc))):
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-            return explain("No space left on device", state_folder)
         sentence = explain(f"{type(error).__name__}: {error}", state_folder)
         if sentence:
             return sentence
@@ -80,26 +75,3 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(error))
         yield error
         error = error.__cause__ or error.__context__
-
-
-def _free_bytes(folder: Path | None) -> int | None:
-    """Free space on the disk holding `folder` (or its nearest existing parent)."""
-    if folder is None:
-        return None
-    for candidate in (folder, *folder.parents):
-        if candidate.exists():
-            try:
-                return shutil.disk_usage(candidate).free
-            except OSError:
-                return None
-    return None
-
-
-def _low_on_space(folder: Path | None) -> bool:
-    free = _free_bytes(folder)
-    return free is not None and free < LOW_SPACE_BYTES
-
-
-def _free(folder: Path | None) -> str:
-    free = _free_bytes(folder)
-    return "" if free is None else f" ({free / 1024**2:.1f} MiB free)"

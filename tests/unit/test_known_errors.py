@@ -24,10 +24,10 @@ def test_a_full_disk_is_found_inside_the_error_chain(tmp_path):
     except RuntimeError as outer:
         sentence = explain_exception(outer, tmp_path)
     assert sentence is not None
-    assert sentence.startswith(f"the disk holding the state folder {tmp_path} is full (")
+    assert sentence.startswith(f"The disk holding the state folder {tmp_path} is full (")
     assert sentence.endswith(
-        "MiB free): free some space or point --home (MLOPS_HOME) at a disk with room, then run "
-        "the command again"
+        "): free some space there or point MLOPS_HOME at a larger disk, then run the "
+        "command again; what was published before is kept as it was."
     )
 
 
