@@ -149,7 +149,10 @@ def _can_mount_a_small_disk() -> bool:
     return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
 
-@pytest.mark.skipif(not _can_mount_a_small_disk(), reason="needs user and mount namespaces")
+@pytest.mark.skipif(
+    not _can_mount_a_small_disk() and os.environ.get("MLOPS_REQUIRE_SERVERS") != "1",
+    reason="needs user and mount namespaces (required, and so run, in CI)",
+)
 def test_a_full_disk_ends_in_its_sentence_and_debug_shows_the_traceback(tmp_path):
     """A real full disk: a 256 KiB tmpfs in a private mount namespace holds the state folder."""
     disk = tmp_path / "disk"
