@@ -257,7 +257,7 @@ def _fit(
     design: np.ndarray, y: np.ndarray, task: TaskType, seed: int
 ) -> tuple[np.ndarray, float, float]:
     """Coefficients, intercept and the regularisation chosen on these rows only."""
-    from sklearn.linear_model import LogisticRegressionCV, RidgeCV
+    from sklearn.linear_model import RidgeCV
 
     if task == TaskType.REGRESSION:
         ridge = RidgeCV(alphas=RIDGE_ALPHAS).fit(design, y)
@@ -266,12 +266,23 @@ def _fit(
             float(ridge.intercept_),
             float(ridge.alpha_),
         )
-    folds = int(min(3, np.bincount(y.astype(np.int64)).min()))
-    if folds < 2:  # too few of one class to choose C: sklearn's default strength
-        from sklearn.linear_model import LogisticRegression
+    model, strength = _fit_logistic(design, y.astype(np.int64), 2, seed)
+    return model.coef_[0].astype(np.float64), float(model.intercept_[0]), strength
 
-        model = LogisticRegression(max_iter=5_000).fit(design, y)
-        return model.coef_[0].astype(np.float64), float(model.intercept_[0]), 1.0
+
+def _fit_logistic(
+    design: np.ndarray, codes: np.ndarray, classes: int, seed: int
+) -> tuple[Any, float]:
+    """Logistic regression with its strength chosen by log loss in up to 3 stratified folds.
+
+    With fewer than two rows of some class there is nothing to choose with: sklearn's
+    default strength (C = 1).
+    """
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+
+    folds = int(min(3, np.bincount(codes, minlength=classes).min()))
+    if folds < 2:
+        return LogisticRegression(max_iter=5_000).fit(design, codes), 1.0
     model = LogisticRegressionCV(
         Cs=list(LOGISTIC_CS),
         l1_ratios=(0.0,),
@@ -280,32 +291,16 @@ def _fit(
         max_iter=5_000,
         random_state=seed,
         use_legacy_attributes=False,
-    ).fit(design, y)
-    return model.coef_[0].astype(np.float64), float(model.intercept_[0]), float(model.C_)
+    ).fit(design, codes)
+    return model, float(model.C_)
 
 
 def _fit_multinomial(
     design: np.ndarray, y: np.ndarray, classes: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """(k, p) coefficients, k intercepts and the strength chosen by log loss on these rows."""
-    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-
     codes = y.astype(np.int64)
-    folds = int(min(3, np.bincount(codes, minlength=classes).min()))
-    if folds < 2:  # too few of one class to choose C: sklearn's default strength
-        model: Any = LogisticRegression(max_iter=5_000).fit(design, codes)
-        strength = 1.0
-    else:
-        model = LogisticRegressionCV(
-            Cs=list(LOGISTIC_CS),
-            l1_ratios=(0.0,),
-            cv=folds,
-            scoring="neg_log_loss",
-            max_iter=5_000,
-            random_state=seed,
-            use_legacy_attributes=False,
-        ).fit(design, codes)
-        strength = float(model.C_)
+    model, strength = _fit_logistic(design, codes, classes, seed)
     coefficients = np.zeros((classes, design.shape[1]))
     intercepts = np.full(classes, ABSENT)  # a class absent from these rows: never predicted
     present = np.asarray(model.classes_, dtype=np.int64)
